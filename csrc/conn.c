@@ -1,0 +1,905 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * conn.c -- one WebSocket connection on libev: handshake, frames in, the send
+ * queue out, the close handshake (RFC 6455 §4, §5, §7) and the timers.
+ *
+ * What it does not do: parse bytes itself (http.c, handshake.c and frame.c do),
+ * decide app policy (routes, origins, subprotocols: the owner's on_request), or
+ * free memory it does not own (the struct belongs to the owner; see conn.h).
+ *
+ * Closing, in one place (RFC 6455 §7):
+ *   - the peer closes: we echo its code (an empty close if it sent none), shut
+ *     our write side once the queue is out, and finish at the peer's EOF or
+ *     after close_timeout;
+ *   - we close (ws:close, shutdown): our close frame goes out; data that
+ *     arrives after it is dropped; the peer's close completes it as above;
+ *   - the peer breaks the protocol or a limit: we send the close code (1002,
+ *     1007, 1009, 1008), stop reading frames and then finish as above. We
+ *     never close the socket with unread input while our last bytes are in
+ *     flight, because the peer's kernel would answer with a reset that can
+ *     destroy them: the write side is shut first (a "lingering close").
+ *   - timeouts and socket errors finish at once (1006).
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handshake.h"
+#include "loop.h"
+#include "server.h"
+
+#define CONN_OF(ptr, member) ((struct conn *)((char *)(ptr) - offsetof(struct conn, member)))
+
+/* Reads per readable event before giving other connections their turn. */
+#define CONN_READS_PER_EVENT 16
+
+/* Timer slack: a deadline this close is treated as reached, so a timer that
+ * fires a hair early does not re-arm itself for a microsecond. */
+#define CONN_TIMER_SLACK 1e-3
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void conn_flush(struct conn *c);
+static void conn_frames(struct conn *c, uint8_t *buf, size_t n);
+
+/*
+** Remember the code and reason that on_close will report. The first one set
+** wins, so a later EOF does not overwrite the peer's close code.
+*/
+static void conn_set_reason(struct conn *c, unsigned code, const char *reason, size_t len)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    if (len > sizeof c->close_reason)
+        len = sizeof c->close_reason;
+    if (reason && len)
+        memcpy(c->close_reason, reason, len);
+    c->close_reason_len = (uint8_t)len;
+}
+
+/*
+** Make the io watcher wait for what the connection needs now: reading unless
+** paused or finishing, writing while the queue waits or connect() runs.
+*/
+static void conn_update_events(struct conn *c)
+{
+    struct ev_loop *loop = loop_get();
+    int ev = 0;
+    if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+        return;
+    if (!(c->flags & CF_PAUSED))
+        ev |= EV_READ;
+    if (c->flags & (CF_WANT_WRITE | CF_CONNECTING))
+        ev |= EV_WRITE;
+    if (ev == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
+        return;
+    ev_io_stop(loop, &c->io);
+    ev_io_modify(&c->io, ev);
+    if (ev)
+        ev_io_start(loop, &c->io);
+}
+
+/*
+** Work out the next deadline of the connection's one timer and arm it (see
+** conn.h). Returns nothing: a state without deadlines leaves the timer off.
+*/
+static void conn_rearm(struct conn *c)
+{
+    struct ev_loop *loop = loop_get();
+    const struct conn_options *o = c->opt;
+    ev_tstamp now = ev_now(loop), next = 0;
+
+#define CONSIDER(at) do { ev_tstamp at_ = (at); if (next == 0 || at_ < next) next = at_; } while (0)
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        if (o->handshake_timeout > 0)
+            CONSIDER(c->since + o->handshake_timeout);
+        break;
+    case CONN_OPEN:
+        if (o->idle_timeout > 0)
+            CONSIDER(c->last_rx + o->idle_timeout);
+        if (o->keep_alive_interval > 0)
+            CONSIDER(c->ping_at + o->keep_alive_interval);
+        if ((c->flags & CF_PING_OUT) && o->keep_alive_timeout > 0)
+            CONSIDER(c->ping_at + o->keep_alive_timeout);
+        break;
+    case CONN_CLOSING:
+        if (o->close_timeout > 0)
+            CONSIDER(c->since + o->close_timeout);
+        break;
+    default:
+        break;
+    }
+#undef CONSIDER
+    ev_timer_stop(loop, &c->timer);
+    if (next > 0) {
+        ev_tstamp after = next - now;
+        ev_timer_set(&c->timer, after > CONN_TIMER_SLACK ? after : CONN_TIMER_SLACK, 0.);
+        ev_timer_start(loop, &c->timer);
+    }
+}
+
+/* Enter a state and restart its clock. */
+static void conn_enter(struct conn *c, int state)
+{
+    c->state = (uint8_t)state;
+    c->since = ev_now(loop_get());
+    conn_rearm(c);
+}
+
+void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hooks *hooks,
+               const struct conn_options *opt, unsigned flags)
+{
+    struct ev_loop *loop = loop_get();
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->srv = srv;
+    c->hooks = hooks;
+    c->opt = opt;
+    c->flags = (uint16_t)flags;
+    ws_reader_init(&c->rd, !(flags & CF_CLIENT), opt->max_message_size);
+    ev_io_init(&c->io, conn_io_cb, fd, 0);
+    ev_init(&c->timer, conn_timer_cb);
+    c->last_rx = ev_now(loop);
+    loop_live_conns++;
+    if (srv)
+        server_conn_add(srv, c);
+    conn_enter(c, CONN_HANDSHAKE);
+    conn_update_events(c);
+}
+
+const char *conn_state_name(const struct conn *c)
+{
+    static const char *const names[] = { "handshake", "open", "closing", "closed" };
+    return names[c->state <= CONN_CLOSED ? c->state : CONN_CLOSED];
+}
+
+/* ---------------------------------------------------------------- finishing */
+
+void conn_finish(struct conn *c)
+{
+    struct ev_loop *loop = loop_get();
+    if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+        return;
+    c->flags |= CF_PENDING;
+    /* Stop the watchers now: an fd at EOF stays readable, and the finish runs
+     * only before the loop next blocks. */
+    ev_io_stop(loop, &c->io);
+    ev_timer_stop(loop, &c->timer);
+    loop_pending_add(c);
+}
+
+void conn_abort(struct conn *c, const char *reason)
+{
+    conn_set_reason(c, 1006, reason, reason ? strlen(reason) : 0);
+    conn_finish(c);
+}
+
+void conn_finish_now(struct conn *c)
+{
+    struct ev_loop *loop = loop_get();
+    int opened;
+    if (c->state == CONN_CLOSED)
+        return;
+    ev_io_stop(loop, &c->io);
+    ev_timer_stop(loop, &c->timer);
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    /* Did on_open run? Then on_close must, and the server counts it open. */
+    opened = c->state != CONN_HANDSHAKE && !(c->flags & CF_HTTP_ONLY);
+    c->state = CONN_CLOSED;
+    c->flags &= (uint16_t)~CF_PENDING;
+    ws_buf_free(&c->in);
+    ws_buf_free(&c->msg);
+    ws_buf_free(&c->out);
+    if (c->srv) {
+        if (opened)
+            c->srv->nopen--;
+        server_conn_remove(c->srv, c);
+    }
+    loop_live_conns--;
+    conn_set_reason(c, 1006, NULL, 0);
+    if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
+        c->hooks->on_close(c, c->close_code, c->close_reason, c->close_reason_len);
+    c->hooks->release(c);
+}
+
+/* ------------------------------------------------------------------ sending */
+
+/*
+** Write what the queue holds until the socket pushes back. On a full socket
+** wait for EV_WRITE; on an error drop the connection. When the queue empties,
+** tell the owner (drain) and, once the close exchange or an HTTP answer is out,
+** shut the write side.
+*/
+static void conn_flush(struct conn *c)
+{
+    if (c->state == CONN_CLOSED || (c->flags & (CF_PENDING | CF_CONNECTING)))
+        return;
+    while (c->out.len > 0) {
+        ssize_t n = write(c->fd, ws_buf_head(&c->out), c->out.len);
+        if (n > 0) {
+            ws_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!(c->flags & CF_WANT_WRITE)) {
+                c->flags |= CF_WANT_WRITE;
+                conn_update_events(c);
+            }
+            return;
+        }
+        conn_abort(c, n < 0 ? strerror(errno) : "write failed");
+        return;
+    }
+    if (c->flags & CF_WANT_WRITE) {
+        c->flags &= (uint16_t)~CF_WANT_WRITE;
+        conn_update_events(c);
+        if ((c->flags & CF_DRAIN_WANTED) && c->state == CONN_OPEN && c->hooks->on_drain)
+            c->hooks->on_drain(c);
+    }
+    if (!(c->flags & CF_SHUT_WR) && c->out.len == 0 &&
+        ((c->flags & (CF_HTTP_ONLY | CF_FAILED)) ||
+         (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD))) {
+        c->flags |= CF_SHUT_WR;
+        /* RFC 6455 §7.1.1: the server closes the TCP connection first. A
+         * client waits for the server's FIN (or close_timeout). */
+        if (!(c->flags & CF_CLIENT) || (c->flags & (CF_FAILED | CF_HTTP_ONLY)))
+            shutdown(c->fd, SHUT_WR);
+    }
+}
+
+/*
+** Queue header + payload. Whole frames go straight to the socket with one
+** writev when nothing waits before them and we are not inside the read path
+** (where sends are batched); only what the socket does not take is copied.
+** A client's payload is masked into the queue (RFC 6455 §5.3).
+*/
+static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const void *data,
+                      size_t len, const uint8_t *mask)
+{
+    size_t done = 0;
+    int err = WS_OK;
+
+    if (!mask && c->out.len == 0 && !(c->flags & (CF_CORKED | CF_CONNECTING)) &&
+        c->state != CONN_HANDSHAKE) {
+        struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
+        ssize_t n;
+        do
+            n = writev(c->fd, iov, len ? 2 : 1);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_abort(c, strerror(errno));
+            return WS_ECLOSED;
+        }
+        if (n > 0)
+            done = (size_t)n;
+        if (done == hlen + len)
+            return WS_OK;
+    }
+    if (done < hlen)
+        err = ws_buf_append(&c->out, hdr + done, hlen - done, 0);
+    if (err == WS_OK && len) {
+        size_t from = done > hlen ? done - hlen : 0;
+        uint8_t *p = ws_buf_reserve(&c->out, len - from, 0, &err);
+        if (p) {
+            memcpy(p, (const uint8_t *)data + from, len - from);
+            if (mask)
+                ws_mask(p, len - from, mask, from);
+            ws_buf_commit(&c->out, len - from);
+        }
+    }
+    if (err != WS_OK) {
+        conn_abort(c, "out of memory");
+        return err;
+    }
+    if (!(c->flags & CF_CORKED))
+        conn_flush(c);
+    return WS_OK;
+}
+
+/*
+** Encode one frame (with a fresh masking key for a client) and queue it.
+*/
+static int conn_queue_frame(struct conn *c, int opcode, const void *data, size_t len)
+{
+    uint8_t hdr[WS_MAX_HEADER], key[4];
+    const uint8_t *mask = NULL;
+    size_t hlen;
+    if (c->flags & CF_CLIENT) {
+        /* RFC 6455 §5.3: an unpredictable key per frame. rand() is not; the
+         * key only has to defeat cache poisoning by scripts, so a cheap
+         * generator seeded from OpenSSL is enough. */
+        static uint64_t x;
+        if (!x) {
+            char seed[WS_KEY_LEN + 1];
+            ws_client_key(seed);
+            memcpy(&x, seed, sizeof x);
+            x |= 1;
+        }
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        memcpy(key, &x, 4);
+        mask = key;
+    }
+    hlen = ws_frame_header_encode(hdr, 1, opcode, len, mask);
+    return conn_queue(c, hdr, hlen, data, len, mask);
+}
+
+/*
+** Fail the connection: send close code (unless a close went out already),
+** report it, stop reading frames and finish once the peer has gone or
+** close_timeout passed.
+*/
+static void conn_fail(struct conn *c, unsigned code, const char *reason)
+{
+    size_t rlen = reason ? strlen(reason) : 0;
+    conn_set_reason(c, code, reason, rlen);
+    if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+        return;
+    c->flags |= CF_FAILED;
+    if (c->state == CONN_OPEN && !(c->flags & CF_CLOSE_SENT)) {
+        uint8_t p[2 + 123];
+        if (rlen > 123)
+            rlen = 123;
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        memcpy(p + 2, reason, rlen);
+        c->flags |= CF_CLOSE_SENT;
+        /* Past the backpressure cap the close frame still goes in: it is
+         * small, and close_timeout bounds how long it may wait. */
+        conn_queue_frame(c, WS_OP_CLOSE, p, 2 + rlen);
+    }
+    if (c->state != CONN_CLOSED && !(c->flags & CF_PENDING)) {
+        conn_enter(c, CONN_CLOSING);
+        conn_flush(c);
+    }
+}
+
+int conn_send(struct conn *c, int opcode, const void *data, size_t len)
+{
+    int rc;
+    if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING)))
+        return WS_ECLOSED;
+    if (opcode >= WS_OP_CLOSE && len > WS_MAX_CONTROL_PAYLOAD)
+        return WS_EPROTO;
+    if (c->opt->max_backpressure && c->out.len + len > c->opt->max_backpressure) {
+        /* The peer does not read: stop queueing for it (DESIGN: 1008). */
+        conn_fail(c, 1008, "backpressure");
+        return WS_EBACKPRESSURE;
+    }
+    rc = conn_queue_frame(c, opcode, data, len);
+    if (rc == WS_OK && opcode <= WS_OP_BINARY) {
+        c->msgs_out++;
+        c->bytes_out += len;
+        if (c->srv) {
+            c->srv->stats.msgs_out++;
+            c->srv->stats.bytes_out += len;
+        }
+    }
+    return rc;
+}
+
+int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                        const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING | CF_CLIENT)))
+        return WS_ECLOSED;
+    if (c->opt->max_backpressure && c->out.len + len > c->opt->max_backpressure) {
+        conn_fail(c, 1008, "backpressure");
+        return WS_EBACKPRESSURE;
+    }
+    c->msgs_out++;
+    c->bytes_out += len;
+    if (c->srv) {
+        c->srv->stats.msgs_out++;
+        c->srv->stats.bytes_out += len;
+    }
+    return conn_queue(c, hdr, hdr_len, data, len, NULL);
+}
+
+int conn_close(struct conn *c, unsigned code, const char *reason, size_t reason_len)
+{
+    uint8_t p[2 + 123];
+    size_t n = 0;
+    if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+        return WS_ECLOSED;
+    if (c->state == CONN_HANDSHAKE) {
+        conn_abort(c, "closed before the handshake");
+        return WS_OK;
+    }
+    if (c->flags & CF_CLOSE_SENT)
+        return WS_ECLOSED;
+    if (code) {
+        if (reason_len > 123)
+            reason_len = 123;
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        if (reason_len)
+            memcpy(p + 2, reason, reason_len);
+        n = 2 + reason_len;
+    }
+    c->flags |= CF_CLOSE_SENT;
+    conn_queue_frame(c, WS_OP_CLOSE, p, n);
+    if (c->state != CONN_CLOSED && !(c->flags & CF_PENDING)) {
+        if (c->state == CONN_OPEN)
+            conn_enter(c, CONN_CLOSING);
+        conn_flush(c);
+    }
+    return WS_OK;
+}
+
+void conn_pause(struct conn *c)
+{
+    c->flags |= CF_PAUSED;
+    conn_update_events(c);
+}
+
+void conn_resume(struct conn *c)
+{
+    c->flags &= (uint16_t)~CF_PAUSED;
+    conn_update_events(c);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
+                 const void *body, size_t body_len)
+{
+    char head[256];
+    int n;
+    if (c->state != CONN_HANDSHAKE || (c->flags & CF_PENDING))
+        return WS_ECLOSED;
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
+                 status, ws_http_reason(status), body_len);
+    c->flags |= CF_HTTP_ONLY;
+    if (c->srv && status != 200)
+        c->srv->stats.rejected++;
+    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
+        (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
+        ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK ||
+        (body_len && ws_buf_append(&c->out, body, body_len, 0) != WS_OK)) {
+        conn_abort(c, "out of memory");
+        return WS_ENOMEM;
+    }
+    conn_enter(c, CONN_CLOSING);
+    if (!(c->flags & CF_CORKED))
+        conn_flush(c);
+    return WS_OK;
+}
+
+/* A plain-text error answer from the core itself (400, 405, 426, 431, 500). */
+static void conn_respond_error(struct conn *c, int status, const char *extra)
+{
+    char body[64];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, ws_http_reason(status));
+    char hdrs[160];
+    int h = snprintf(hdrs, sizeof hdrs, "Content-Type: text/plain; charset=utf-8\r\n%s",
+                     extra ? extra : "");
+    conn_respond(c, status, hdrs, (size_t)h, body, (size_t)n);
+}
+
+int conn_accept(struct conn *c, const struct ws_http_head *req, const char *protocol,
+                const char *extra, size_t extra_len)
+{
+    char accept[WS_ACCEPT_LEN + 1], head[512];
+    const char *key;
+    size_t key_len;
+    int n;
+    if (c->state != CONN_HANDSHAKE || (c->flags & (CF_PENDING | CF_HTTP_ONLY | CF_CLIENT)))
+        return WS_ECLOSED;
+    key = ws_http_header(req, "sec-websocket-key", &key_len);
+    if (!key || ws_accept_key(key, key_len, accept) != WS_OK)
+        return WS_EHANDSHAKE;
+    if (protocol && strlen(protocol) > 200)
+        return WS_EHANDSHAKE;
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s",
+                 accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
+                 protocol ? "\r\n" : "");
+    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
+        (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
+        ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK) {
+        conn_abort(c, "out of memory");
+        return WS_ENOMEM;
+    }
+    if (c->srv) {
+        c->srv->stats.upgraded++;
+        c->srv->nopen++;
+    }
+    c->ping_at = ev_now(loop_get());
+    conn_enter(c, CONN_OPEN);
+    if (!(c->flags & CF_CORKED))
+        conn_flush(c);
+    return WS_OK;
+}
+
+int conn_client_start(struct conn *c, const char *host, const char *path,
+                      const char *extra, size_t extra_len)
+{
+    char head[1024];
+    int n;
+    if (!(c->flags & CF_CLIENT) || c->state != CONN_HANDSHAKE || (c->flags & CF_HTTP_SENT))
+        return WS_ECLOSED;
+    if (ws_client_key(c->key) != WS_OK)
+        return WS_ETLS;
+    n = snprintf(head, sizeof head,
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+                 path, host, c->key);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return WS_ETOOBIG;
+    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
+        (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
+        ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK)
+        return WS_ENOMEM;
+    c->flags |= CF_HTTP_SENT;
+    conn_flush(c);
+    return WS_OK;
+}
+
+/*
+** Server: a whole request head is in c->in. Answer the errors the core owns
+** (431, 400, 405, 426), hand valid requests to the owner, and once upgraded
+** read on from the bytes that followed the head (a client may send its first
+** frame in the same segment).
+*/
+static void conn_server_head(struct conn *c)
+{
+    struct ws_http_head head;
+    int r = ws_http_parse_request((const char *)ws_buf_head(&c->in), c->in.len, &head);
+    int upgrade, status;
+    const char *why;
+    if (r == WS_PARTIAL)
+        return;
+    if (r == WS_EHEADERS) {
+        conn_respond_error(c, 431, NULL);
+        return;
+    }
+    if (r < 0) {
+        conn_respond_error(c, 400, NULL);
+        return;
+    }
+    upgrade = ws_handshake_is_upgrade(&head);
+    if (upgrade && (status = ws_handshake_check(&head, &why)) != 0) {
+        conn_respond_error(c, status,
+                           status == 426 ? "Sec-WebSocket-Version: 13\r\n"
+                           : status == 405 ? "Allow: GET\r\n" : NULL);
+        return;
+    }
+    if (c->hooks->on_request)
+        c->hooks->on_request(c, &head, upgrade);
+    if (c->state == CONN_HANDSHAKE && !(c->flags & (CF_PENDING | CF_HTTP_ONLY)))
+        conn_respond_error(c, 500, NULL);
+    if (c->state == CONN_OPEN && !(c->flags & CF_PENDING)) {
+        size_t rest = c->in.len - (size_t)r;
+        if (c->hooks->on_open)
+            c->hooks->on_open(c);
+        if (rest && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
+            conn_frames(c, ws_buf_head(&c->in) + r, rest);
+    }
+    ws_buf_free(&c->in);
+}
+
+/*
+** Client: a whole response head is in c->in. It must be a 101 with the right
+** Upgrade, Connection and Sec-WebSocket-Accept (RFC 6455 §4.1, step 5).
+*/
+static void conn_client_head(struct conn *c)
+{
+    struct ws_http_head head;
+    int r = ws_http_parse_response((const char *)ws_buf_head(&c->in), c->in.len, &head);
+    const char *v;
+    size_t vlen;
+    char expect[WS_ACCEPT_LEN + 1], why[96];
+    if (r == WS_PARTIAL)
+        return;
+    if (r < 0) {
+        conn_abort(c, "handshake: bad response");
+        return;
+    }
+    if (head.status != 101) {
+        snprintf(why, sizeof why, "handshake: %d %.*s", head.status,
+                 (int)(head.reason_len > 60 ? 60 : head.reason_len), head.reason);
+        conn_abort(c, why);
+        return;
+    }
+    v = ws_http_header(&head, "upgrade", &vlen);
+    if (!v || !ws_http_has_token(v, vlen, "websocket")) {
+        conn_abort(c, "handshake: no Upgrade: websocket");
+        return;
+    }
+    v = ws_http_header(&head, "connection", &vlen);
+    if (!v || !ws_http_has_token(v, vlen, "upgrade")) {
+        conn_abort(c, "handshake: no Connection: upgrade");
+        return;
+    }
+    v = ws_http_header(&head, "sec-websocket-accept", &vlen);
+    if (ws_accept_key(c->key, strlen(c->key), expect) != WS_OK || !v ||
+        vlen != WS_ACCEPT_LEN || memcmp(v, expect, WS_ACCEPT_LEN) != 0) {
+        conn_abort(c, "handshake: wrong Sec-WebSocket-Accept");
+        return;
+    }
+    c->ping_at = ev_now(loop_get());
+    conn_enter(c, CONN_OPEN);
+    if (c->hooks->on_request)
+        c->hooks->on_request(c, &head, 1);
+    if (c->state == CONN_OPEN && !(c->flags & CF_PENDING) && c->hooks->on_open)
+        c->hooks->on_open(c);
+    if ((size_t)r < c->in.len && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
+        conn_frames(c, ws_buf_head(&c->in) + r, c->in.len - (size_t)r);
+    ws_buf_free(&c->in);
+}
+
+/* ------------------------------------------------------------------ reading */
+
+/* A whole message: count it and hand it to the owner. */
+static void conn_deliver(struct conn *c, int opcode, const uint8_t *data, size_t len)
+{
+    c->msgs_in++;
+    c->bytes_in += len;
+    if (c->srv) {
+        c->srv->stats.msgs_in++;
+        c->srv->stats.bytes_in += len;
+    }
+    if (c->hooks->on_message)
+        c->hooks->on_message(c, opcode, data, len);
+}
+
+/*
+** The peer's close frame (already validated by the reader). Answer it with
+** the same code (RFC 6455 §5.5.1: "typically echos the status code it
+** received"), or an empty close if it had none, unless ours went out first.
+*/
+static void conn_on_close_frame(struct conn *c, const struct ws_event *ev)
+{
+    conn_set_reason(c, ev->close_code, (const char *)ev->data, ev->len);
+    c->flags |= CF_CLOSE_RCVD;
+    if (!(c->flags & CF_CLOSE_SENT)) {
+        uint8_t p[2] = { (uint8_t)(ev->close_code >> 8), (uint8_t)ev->close_code };
+        c->flags |= CF_CLOSE_SENT;
+        conn_queue_frame(c, WS_OP_CLOSE, p, ev->close_code == 1005 ? 0 : 2);
+    }
+    if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+        return;
+    if (c->state == CONN_OPEN)
+        conn_enter(c, CONN_CLOSING);
+    conn_flush(c);
+}
+
+/*
+** Frames from buf[0..n): run the reader and act on each event. Data after our
+** close frame is dropped (RFC 6455 §5.5.1); nothing is read after the peer's
+** close or an error.
+*/
+static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
+{
+    struct ws_event ev;
+    while (!(c->flags & (CF_CLOSE_RCVD | CF_FAILED | CF_PENDING))) {
+        size_t used = ws_reader_feed(&c->rd, buf, n, &ev);
+        buf += used;
+        n -= used;
+        switch (ev.type) {
+        case WS_EV_NONE:
+            if (n == 0)
+                return;
+            continue;
+        case WS_EV_DATA:
+            if (c->flags & CF_CLOSE_SENT)
+                break;
+            if (ev.fin && c->msg.len == 0) {
+                conn_deliver(c, ev.opcode, ev.data, ev.len);
+            } else {
+                if (ws_buf_append(&c->msg, ev.data, ev.len, 0) != WS_OK) {
+                    conn_fail(c, 1011, "out of memory");
+                    return;
+                }
+                if (ev.fin) {
+                    conn_deliver(c, ev.opcode, ws_buf_head(&c->msg), c->msg.len);
+                    ws_buf_free(&c->msg);
+                }
+            }
+            break;
+        case WS_EV_CONTROL:
+            if (ev.opcode == WS_OP_CLOSE) {
+                conn_on_close_frame(c, &ev);
+                return;
+            }
+            if (ev.opcode == WS_OP_PING && !(c->flags & CF_CLOSE_SENT)) {
+                /* A ping flood from a peer that reads no pongs meets the
+                 * same cap as any other queue growth. */
+                if (c->opt->max_backpressure &&
+                    c->out.len + ev.len > c->opt->max_backpressure) {
+                    conn_fail(c, 1008, "backpressure");
+                    return;
+                }
+                conn_queue_frame(c, WS_OP_PONG, ev.data, ev.len);
+            }
+            if (ev.opcode == WS_OP_PONG)
+                c->flags &= (uint16_t)~CF_PING_OUT;
+            if (c->hooks->on_control && !(c->flags & CF_PENDING))
+                c->hooks->on_control(c, ev.opcode, ev.data, ev.len);
+            break;
+        case WS_EV_ERROR:
+            conn_fail(c, ev.close_code, ev.reason);
+            return;
+        }
+        if (n == 0 && ev.type == WS_EV_NONE)
+            return;
+    }
+}
+
+/*
+** Bytes arrived: route them by state. During the handshake they gather in
+** c->in, bounded by the head limit plus one read (a longer head is a 431).
+*/
+static void conn_input(struct conn *c, uint8_t *buf, size_t n)
+{
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        if (c->in.len + n > LUAWS_MAX_HEAD_BYTES + c->opt->receive_buffer_size) {
+            conn_respond_error(c, 431, NULL);
+            return;
+        }
+        if (ws_buf_append(&c->in, buf, n, 0) != WS_OK) {
+            conn_abort(c, "out of memory");
+            return;
+        }
+        if (c->flags & CF_CLIENT)
+            conn_client_head(c);
+        else
+            conn_server_head(c);
+        break;
+    case CONN_OPEN:
+    case CONN_CLOSING:
+        if (c->flags & (CF_HTTP_ONLY | CF_FAILED))
+            return;   /* lingering: read and drop until the peer's EOF */
+        conn_frames(c, buf, n);
+        break;
+    default:
+        break;
+    }
+}
+
+/* EOF from the peer. */
+static void conn_on_eof(struct conn *c)
+{
+    if (c->state == CONN_CLOSING || (c->flags & CF_CLOSE_RCVD))
+        conn_finish(c);
+    else
+        conn_abort(c, c->state == CONN_HANDSHAKE && (c->flags & CF_CLIENT)
+                          ? "handshake: connection closed" : NULL);
+}
+
+/*
+** Read while the socket has data (bounded, for fairness), with sends batched:
+** everything the handlers queue while this read is processed goes out in one
+** write afterwards.
+*/
+static void conn_on_readable(struct conn *c)
+{
+    struct ev_loop *loop = loop_get();
+    size_t cap = c->opt->receive_buffer_size;
+    uint8_t *buf = loop_rbuf(cap);
+    int i;
+    if (!buf) {
+        conn_abort(c, "out of memory");
+        return;
+    }
+    c->flags |= CF_CORKED;
+    for (i = 0; i < CONN_READS_PER_EVENT; i++) {
+        ssize_t n = read(c->fd, buf, cap);
+        if (n > 0) {
+            c->last_rx = ev_now(loop);
+            conn_input(c, buf, (size_t)n);
+            if (c->flags & (CF_PENDING | CF_PAUSED) || (size_t)n < cap)
+                break;
+            continue;
+        }
+        if (n == 0) {
+            conn_on_eof(c);
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_abort(c, strerror(errno));
+        break;
+    }
+    c->flags &= (uint16_t)~CF_CORKED;
+    conn_flush(c);
+}
+
+/* Client: the non-blocking connect() finished, for good or ill. */
+static void conn_on_connected(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        conn_abort(c, err == ECONNREFUSED ? "refused" : strerror(err));
+        return;
+    }
+    c->flags &= (uint16_t)~CF_CONNECTING;
+    conn_update_events(c);
+    conn_flush(c);
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = CONN_OF(w, io);
+    (void)loop;
+    if ((revents & EV_WRITE) && (c->flags & CF_CONNECTING)) {
+        conn_on_connected(c);
+        return;
+    }
+    if (revents & EV_READ)
+        conn_on_readable(c);
+    if ((revents & EV_WRITE) && !(c->flags & CF_PENDING))
+        conn_flush(c);
+}
+
+/* ------------------------------------------------------------------- timers */
+
+/* A timeout: report 1006 "timeout", tell the peer (1001) if it may still
+ * listen, and finish without waiting for it. */
+static void conn_timeout(struct conn *c)
+{
+    conn_set_reason(c, 1006, "timeout", 7);
+    if (c->state == CONN_OPEN && !(c->flags & CF_CLOSE_SENT)) {
+        static const uint8_t going_away[] = { 0x03, 0xE9, 't', 'i', 'm', 'e', 'o', 'u', 't' };
+        c->flags |= CF_CLOSE_SENT;
+        conn_queue_frame(c, WS_OP_CLOSE, going_away, sizeof going_away);
+    }
+    conn_finish(c);
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct conn *c = CONN_OF(w, timer);
+    const struct conn_options *o = c->opt;
+    ev_tstamp now = ev_now(loop) + CONN_TIMER_SLACK;
+    (void)revents;
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        if (o->handshake_timeout > 0 && now >= c->since + o->handshake_timeout) {
+            conn_abort(c, "timeout");
+            return;
+        }
+        break;
+    case CONN_OPEN:
+        if ((o->idle_timeout > 0 && now >= c->last_rx + o->idle_timeout) ||
+            ((c->flags & CF_PING_OUT) && o->keep_alive_timeout > 0 &&
+             now >= c->ping_at + o->keep_alive_timeout)) {
+            conn_timeout(c);
+            return;
+        }
+        if (o->keep_alive_interval > 0 && now >= c->ping_at + o->keep_alive_interval) {
+            c->ping_at = ev_now(loop);
+            c->flags |= CF_PING_OUT;
+            conn_queue_frame(c, WS_OP_PING, NULL, 0);
+            if (c->flags & CF_PENDING)
+                return;
+        }
+        break;
+    case CONN_CLOSING:
+        if (o->close_timeout > 0 && now >= c->since + o->close_timeout) {
+            conn_finish(c);
+            return;
+        }
+        break;
+    default:
+        return;
+    }
+    conn_rearm(c);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * loop.h -- the one libev loop luaws runs on, and what all connections of it
+ * share: the receive buffer, the list of connections waiting to be finished,
+ * the list of servers, and shutdown on SIGINT/SIGTERM.
+ *
+ * luaws uses libev's default loop, so a host program that already runs it
+ * (or calls luaws.step) drives luaws too.
+ */
+#ifndef LUAWS_LOOP_H
+#define LUAWS_LOOP_H
+
+#include <ev.h>
+#include "luaws.h"
+
+struct conn;
+struct server;
+
+/* The loop; set up on first use (default loop, SIGPIPE ignored, the
+ * pending-list watcher started). NULL if libev could not start. */
+struct ev_loop *loop_get(void);
+
+/* The shared receive buffer, at least size bytes. NULL if out of memory. */
+uint8_t *loop_rbuf(size_t size);
+
+/* Queue c to be finished by the loop before it next blocks. */
+void loop_pending_add(struct conn *c);
+
+/* Finish every queued connection now. */
+void loop_pending_run(void);
+
+/* Servers register so shutdown can reach them. */
+void loop_server_add(struct server *s);
+void loop_server_remove(struct server *s);
+
+/* Begin a graceful shutdown: servers stop accepting, every open connection
+ * gets close 1001, and the loop is broken once no connection is left or after
+ * grace seconds. Idempotent. */
+void loop_shutdown(double grace);
+
+/* 1 once loop_shutdown was called (until loop_reset_shutdown). */
+int loop_shutting_down(void);
+
+/* Watch SIGINT and SIGTERM: either one calls loop_shutdown(grace). on=0 stops. */
+void loop_watch_signals(int on, double grace);
+
+/* Live connections (accepted or connecting, not yet finished). */
+extern size_t loop_live_conns;
+
+#endif

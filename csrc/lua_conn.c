@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lua_conn.c -- the "luaws.conn" userdata: a WebSocket connection as Lua sees
+ * it (server side and client side), and the hooks that carry its events into
+ * Lua handlers.
+ *
+ * Memory: struct conn lives inside the full userdata. While the connection is
+ * live, the registry holds one reference to it (so a script that forgets a
+ * socket cannot free a running watcher); the reference goes when conn.c calls
+ * release. Two user values:
+ *   1  the handlers table {open, message, close, drain, ping, pong} (shared by
+ *      every connection of a route);
+ *   2  the fields table: path, headers, protocol, remote, data, and whatever
+ *      the script stores (ws.name = …). Made at the upgrade.
+ * Methods come first in lookups (the metatable's methods table, which the Lua
+ * layer extends: core.conn_methods), then the fields.
+ *
+ * Errors: misuse raises; I/O returns nil, token (see ws_strerror). A handler
+ * that raises is logged with its traceback and its connection closed with
+ * 1011; the others go on.
+ */
+#include "lua_core.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "frame.h"
+#include "loop.h"
+#include "server.h"
+
+struct lconn {
+    struct conn c;              /* first: a struct conn * is a struct lconn * */
+    int ref;                    /* registry ref while live, else LUA_NOREF */
+};
+
+/* A client owns its options; a server's connections share the server's. */
+struct lclient {
+    struct lconn l;
+    struct conn_options opt;
+};
+
+enum { UV_HANDLERS = 1, UV_FIELDS = 2 };
+
+
+/* ------------------------------------------------------------ helpers */
+
+static struct lconn *lconn_check(lua_State *L, int i)
+{
+    return luaL_checkudata(L, i, LWS_CONN_MT);
+}
+
+/* Push the userdata of a live connection (its registry ref). */
+void lws_conn_push(lua_State *L, struct conn *c)
+{
+    lws_pushref(L, ((struct lconn *)c)->ref);
+}
+
+#define lconn_push lws_conn_push
+
+/* Push handler `name` of c's route, or return 0 (nothing pushed). */
+static int lconn_push_handler(lua_State *L, struct conn *c, const char *name)
+{
+    lconn_push(L, c);
+    if (lua_getiuservalue(L, -1, UV_HANDLERS) != LUA_TTABLE) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+        lua_pop(L, 3);
+        return 0;
+    }
+    lua_replace(L, -3);   /* fn, handlers */
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Call a handler with ws and nargs more arguments already pushed after the
+ * function (ws is inserted). A raising handler closes its connection with
+ * 1011. */
+static void lconn_call(lua_State *L, struct conn *c, int nargs, const char *what)
+{
+    lconn_push(L, c);
+    lua_insert(L, -1 - nargs);
+    if (!lws_call(L, nargs + 1, 0, what))
+        conn_close(c, 1011, "handler error", 13);
+}
+
+/* "ip" and port of the socket's peer, pushed as two values. */
+static void lconn_push_peer(lua_State *L, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    lua_pushstring(L, host);
+    lua_pushinteger(L, port);
+}
+
+/* Push a table of a head's headers: lower-case names; repeated headers
+ * joined with ", " (RFC 9110 §5.3). */
+static void lconn_push_headers(lua_State *L, const struct ws_http_head *h)
+{
+    size_t i, j;
+    lua_createtable(L, 0, (int)h->num_headers);
+    for (i = 0; i < h->num_headers; i++) {
+        char name[128];
+        size_t n = h->headers[i].name_len < sizeof name ? h->headers[i].name_len : sizeof name;
+        for (j = 0; j < n; j++) {
+            char ch = h->headers[i].name[j];
+            name[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        lua_pushlstring(L, name, n);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, h->headers[i].value, h->headers[i].value_len);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, h->headers[i].value, h->headers[i].value_len);
+        }
+        lua_rawset(L, -3);
+    }
+}
+
+/* Push a string of "Name: value\r\n" lines from a table {name = value} at
+ * index i (nothing there: ""). Never raises (it runs inside loop hooks):
+ * returns NULL, or the name of the first bad entry (a name that is not a
+ * plain token, a value that is not a string or number or holds CR/LF), which
+ * is left out. Header sets are small, so plain concatenation does. */
+static const char *lconn_header_lines(lua_State *L, int i)
+{
+    const char *bad = NULL;
+    int acc;
+    i = lua_absindex(L, i);
+    lua_pushliteral(L, "");
+    acc = lua_gettop(L);
+    if (!lua_istable(L, i))
+        return NULL;
+    lua_pushnil(L);
+    while (lua_next(L, i)) {
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        const char *value = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                                ? lua_tostring(L, -1) : NULL;
+        if (!name || !value || !*name || strpbrk(name, "\r\n: \t") || strpbrk(value, "\r\n")) {
+            if (!bad)
+                bad = name ? name : "?";
+        } else {
+            lua_pushvalue(L, acc);
+            lua_pushfstring(L, "%s: %s\r\n", name, value);
+            lua_concat(L, 2);
+            lua_replace(L, acc);
+        }
+        lua_pop(L, 1);
+    }
+    return bad;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+/*
+** Server: hand the request to the server's on_request(ws, req), which answers
+**   true, handlers [, protocol [, headers]]   to accept the upgrade, or
+**   false, status [, headers [, body]]        for any other answer.
+** Client: the 101 arrived; note the protocol, status and headers.
+*/
+static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int upgrade)
+{
+    lua_State *L = lws_main;
+    int top = lua_gettop(L), req;
+
+    if (c->flags & CF_CLIENT) {
+        const char *p;
+        size_t plen;
+        lconn_push(L, c);
+        lua_getiuservalue(L, -1, UV_FIELDS);
+        lconn_push_headers(L, h);
+        lua_setfield(L, -2, "headers");
+        lua_pushinteger(L, h->status);
+        lua_setfield(L, -2, "status");
+        if ((p = ws_http_header(h, "sec-websocket-protocol", &plen)) != NULL) {
+            lua_pushlstring(L, p, plen);
+            lua_setfield(L, -2, "protocol");
+        }
+        lua_settop(L, top);
+        return;
+    }
+
+    /* the request table, at top + 1; it becomes the connection's fields */
+    lua_createtable(L, 0, 10);
+    req = lua_gettop(L);
+    lua_pushlstring(L, h->method, h->method_len);
+    lua_setfield(L, req, "method");
+    lua_pushlstring(L, h->target, h->target_len);
+    lua_setfield(L, req, "target");
+    {
+        const char *q = memchr(h->target, '?', h->target_len);
+        size_t plen = q ? (size_t)(q - h->target) : h->target_len;
+        lua_pushlstring(L, h->target, plen);
+        lua_setfield(L, req, "path");
+        if (q) {
+            lua_pushlstring(L, q + 1, h->target_len - plen - 1);
+            lua_setfield(L, req, "query");
+        }
+    }
+    lconn_push_headers(L, h);
+    lua_getfield(L, -1, "origin");
+    lua_setfield(L, req, "origin");
+    lua_setfield(L, req, "headers");
+    lua_pushboolean(L, upgrade);
+    lua_setfield(L, req, "upgrade");
+    lconn_push_peer(L, c->fd);
+    lua_setfield(L, req, "port");
+    lua_setfield(L, req, "remote");
+
+    lws_server_push_handler(L, c->srv);
+    lconn_push(L, c);
+    lua_pushvalue(L, req);
+    if (!lws_call(L, 2, 4, "on_request")) {
+        conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26);
+        lua_settop(L, top);
+        return;
+    }
+    /* results: ok at req+1, then handlers|status, protocol|headers, headers|body */
+    if (lua_toboolean(L, req + 1) && upgrade) {
+        const char *protocol = lua_tostring(L, req + 3);
+        size_t elen;
+        const char *extra;
+        int rc;
+        if (!lua_istable(L, req + 2)) {
+            lws_log(L, "on_request accepted an upgrade without a handlers table");
+            conn_respond(c, 500, NULL, 0, NULL, 0);
+            lua_settop(L, top);
+            return;
+        }
+        if (protocol) {
+            lua_pushvalue(L, req + 3);
+            lua_setfield(L, req, "protocol");
+        }
+        if (lconn_header_lines(L, req + 4))
+            lws_log(L, "on_request: an invalid response header was left out");
+        extra = lua_tolstring(L, -1, &elen);
+        rc = conn_accept(c, h, protocol, extra, elen);
+        if (rc != WS_OK) {
+            if (c->state == CONN_HANDSHAKE && !(c->flags & CF_PENDING))
+                conn_respond(c, 500, NULL, 0, NULL, 0);
+            lua_settop(L, top);
+            return;
+        }
+        lua_getfield(L, req + 2, "drain");
+        if (lua_isfunction(L, -1))
+            c->flags |= CF_DRAIN_WANTED;
+        lua_newtable(L);
+        lua_setfield(L, req, "data");
+        lconn_push(L, c);
+        lua_pushvalue(L, req + 2);
+        lua_setiuservalue(L, -2, UV_HANDLERS);
+        lua_pushvalue(L, req);
+        lua_setiuservalue(L, -2, UV_FIELDS);
+        lua_settop(L, top);
+        return;
+    }
+    {
+        int status = (int)lua_tointeger(L, req + 2);
+        size_t blen = 0, elen;
+        const char *body = lua_tolstring(L, req + 4, &blen);
+        const char *extra;
+        if (status < 200 || status > 599)
+            status = 500;
+        if (lconn_header_lines(L, req + 3))
+            lws_log(L, "on_request: an invalid response header was left out");
+        extra = lua_tolstring(L, -1, &elen);
+        conn_respond(c, status, extra, elen, body, body ? blen : 0);
+    }
+    lua_settop(L, top);
+}
+
+static void lconn_on_open(struct conn *c)
+{
+    lua_State *L = lws_main;
+    if (lconn_push_handler(L, c, "open"))
+        lconn_call(L, c, 0, "open handler");
+}
+
+static void lconn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
+{
+    lua_State *L = lws_main;
+    if (!lconn_push_handler(L, c, "message"))
+        return;
+    lua_pushlstring(L, (const char *)data, len);
+    if (opcode == WS_OP_TEXT)
+        lua_pushliteral(L, "text");
+    else
+        lua_pushliteral(L, "binary");
+    lconn_call(L, c, 2, "message handler");
+}
+
+static void lconn_on_control(struct conn *c, int opcode, const uint8_t *data, size_t len)
+{
+    lua_State *L = lws_main;
+    if (!lconn_push_handler(L, c, opcode == WS_OP_PING ? "ping" : "pong"))
+        return;
+    lua_pushlstring(L, (const char *)data, len);
+    lconn_call(L, c, 1, opcode == WS_OP_PING ? "ping handler" : "pong handler");
+}
+
+static void lconn_on_drain(struct conn *c)
+{
+    lua_State *L = lws_main;
+    if (lconn_push_handler(L, c, "drain"))
+        lconn_call(L, c, 0, "drain handler");
+}
+
+static void lconn_on_close(struct conn *c, unsigned code, const char *reason, size_t len)
+{
+    lua_State *L = lws_main;
+    if (!lconn_push_handler(L, c, "close"))
+        return;
+    lconn_push(L, c);
+    lua_pushinteger(L, code);
+    lua_pushlstring(L, reason, len);
+    lws_call(L, 3, 0, "close handler");
+}
+
+static void lconn_release(struct conn *c)
+{
+    lua_State *L = lws_main;
+    struct lconn *l = (struct lconn *)c;
+    struct server *s = c->srv;
+    luaL_unref(L, LUA_REGISTRYINDEX, l->ref);
+    l->ref = LUA_NOREF;
+    if (s)
+        lws_server_conn_released(L, s);
+}
+
+const struct conn_hooks lws_conn_hooks = {
+    lconn_on_request, lconn_on_open, lconn_on_message, lconn_on_control,
+    lconn_on_drain, lconn_on_close, lconn_release
+};
+
+/* ------------------------------------------------------------ creation */
+
+struct conn *lws_conn_new_server(lua_State *L, struct server *s)
+{
+    struct lconn *l = lua_newuserdatauv(L, sizeof *l, 2);
+    (void)s;
+    memset(l, 0, sizeof *l);
+    l->ref = LUA_NOREF;
+    luaL_setmetatable(L, LWS_CONN_MT);
+    l->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return &l->c;
+}
+
+/* Read a number option from table t (index i) into *dst if present. */
+static void opt_number(lua_State *L, int i, const char *name, double *dst)
+{
+    if (lua_getfield(L, i, name) != LUA_TNIL)
+        *dst = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+}
+
+static void opt_size(lua_State *L, int i, const char *name, size_t *dst)
+{
+    if (lua_getfield(L, i, name) != LUA_TNIL) {
+        lua_Integer v = luaL_checkinteger(L, -1);
+        if (v < 0)
+            luaL_error(L, "option %s must not be negative", name);
+        *dst = (size_t)v;
+    }
+    lua_pop(L, 1);
+}
+
+void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
+{
+    opt_number(L, i, "keep_alive_interval", &o->keep_alive_interval);
+    opt_number(L, i, "keep_alive_timeout", &o->keep_alive_timeout);
+    opt_number(L, i, "idle_timeout", &o->idle_timeout);
+    opt_number(L, i, "handshake_timeout", &o->handshake_timeout);
+    opt_number(L, i, "close_timeout", &o->close_timeout);
+    opt_size(L, i, "max_message_size", &o->max_message_size);
+    opt_size(L, i, "max_backpressure", &o->max_backpressure);
+    opt_size(L, i, "receive_buffer_size", &o->receive_buffer_size);
+    if (o->receive_buffer_size < 256)
+        o->receive_buffer_size = 256;
+}
+
+/*
+** core.connect(host, port, path, handlers [, opts [, headers]]) -> ws | nil, token, detail
+** [-0, +1|3, e]  A client connection, connecting in the background: its
+** handlers get open, message, close like a server's. opts: the conn options
+** (handshake_timeout, max_message_size, …) and host_header.
+** Usage: local ws = core.connect("127.0.0.1", 5000, "/ws", handlers)
+*/
+static int lconn_connect(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    lua_Integer port = luaL_checkinteger(L, 2);
+    const char *path = luaL_checkstring(L, 3);
+    struct addrinfo hints, *res = NULL, *ai;
+    struct conn_options opt;
+    char portstr[16], hosthdr[300];
+    struct lclient *cl;
+    size_t elen;
+    const char *extra, *bad;
+    int fd = -1, rc, err = 0;
+
+    /* everything that may raise comes before the socket exists */
+    luaL_checktype(L, 4, LUA_TTABLE);
+    luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port out of range");
+    luaL_argcheck(L, path[0] == '/' && !strpbrk(path, " \r\n"), 3,
+                  "path must start with / and have no spaces");
+    luaL_argcheck(L, strlen(host) < 256 && !strpbrk(host, " \r\n/"), 1, "invalid host");
+    memset(&opt, 0, sizeof opt);
+    opt.handshake_timeout = 10;
+    opt.close_timeout = 5;
+    opt.max_message_size = 16u << 20;
+    opt.receive_buffer_size = 16384;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TTABLE);
+        lws_read_conn_options(L, 5, &opt);
+    }
+    if (!lua_isnoneornil(L, 6))
+        luaL_checktype(L, 6, LUA_TTABLE);
+    bad = lconn_header_lines(L, 6);   /* pushes the lines */
+    if (bad)
+        return luaL_error(L, "invalid header %s", bad);
+    extra = lua_tolstring(L, -1, &elen);
+    if (strchr(host, ':'))
+        snprintf(hosthdr, sizeof hosthdr, "[%s]:%d", host, (int)port);
+    else
+        snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, (int)port);
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof portstr, "%d", (int)port);
+    if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0)
+        return lws_fail(L, WS_ERESOLVE, gai_strerror(rc));
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return lws_fail(L, err == ECONNREFUSED ? WS_EREFUSED : WS_EIO, strerror(err));
+    {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+
+    cl = lua_newuserdatauv(L, sizeof *cl, 2);
+    memset(cl, 0, sizeof *cl);
+    cl->l.ref = LUA_NOREF;
+    cl->l.c.state = CONN_CLOSED;   /* until conn_init: __gc must not touch fd */
+    cl->l.c.fd = -1;
+    cl->opt = opt;
+    luaL_setmetatable(L, LWS_CONN_MT);
+    lua_pushvalue(L, 4);
+    lua_setiuservalue(L, -2, UV_HANDLERS);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, host);
+    lua_setfield(L, -2, "remote");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "port");
+    lua_newtable(L);
+    lua_setfield(L, -2, "data");
+    lua_setiuservalue(L, -2, UV_FIELDS);
+    lua_pushvalue(L, -1);
+    cl->l.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    conn_init(&cl->l.c, fd, NULL, &lws_conn_hooks, &cl->opt, CF_CLIENT | CF_CONNECTING);
+    rc = conn_client_start(&cl->l.c, hosthdr, path, extra, elen);
+    if (rc != WS_OK) {
+        conn_abort(&cl->l.c, ws_strerror(rc));
+        return lws_fail(L, rc, NULL);
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ methods */
+
+static const char *const kind_names[] = { "text", "binary", NULL };
+
+/*
+** ws:send(data [, "text"|"binary"]) -> true | nil, token
+** [-0, +1|2, v]  Queue one whole message (default text). "closed" once the
+** close handshake started; "backpressure" when the peer does not read (the
+** connection is then closed with 1008). Usage: ws:send("hi")
+*/
+static int lconn_send(lua_State *L)
+{
+    struct lconn *l = lconn_check(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int kind = luaL_checkoption(L, 3, "text", kind_names);
+    int rc = conn_send(&l->c, kind == 0 ? WS_OP_TEXT : WS_OP_BINARY, data, len);
+    if (rc != WS_OK)
+        return lws_fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ws:ping([payload]) / ws:pong([payload]) -> true | nil, token
+ * [-0, +1|2, v]  payload at most 125 bytes (else raises). */
+static int lconn_control(lua_State *L, int opcode)
+{
+    struct lconn *l = lconn_check(L, 1);
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, 2, "", &len);
+    int rc;
+    luaL_argcheck(L, len <= WS_MAX_CONTROL_PAYLOAD, 2, "control payload over 125 bytes");
+    rc = conn_send(&l->c, opcode, data, len);
+    if (rc != WS_OK)
+        return lws_fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lconn_ping(lua_State *L) { return lconn_control(L, WS_OP_PING); }
+static int lconn_pong(lua_State *L) { return lconn_control(L, WS_OP_PONG); }
+
+/*
+** ws:close([code [, reason]]) -> true | nil, "closed"
+** [-0, +1|2, v]  Start the close handshake. code: 1000 (default) or another
+** code a peer may send (1000-1003, 1007-1014, 3000-4999); reason at most 123
+** bytes of UTF-8. The close handler runs once the handshake completes.
+*/
+static int lconn_close(lua_State *L)
+{
+    struct lconn *l = lconn_check(L, 1);
+    lua_Integer code = luaL_optinteger(L, 2, 1000);
+    size_t len = 0;
+    const char *reason = luaL_optlstring(L, 3, "", &len);
+    int rc;
+    luaL_argcheck(L, code >= 0 && code <= 65535 && ws_close_code_valid((unsigned)code), 2,
+                  "not a close code an endpoint may send");
+    luaL_argcheck(L, len <= 123, 3, "reason over 123 bytes");
+    rc = conn_close(&l->c, (unsigned)code, reason, len);
+    if (rc != WS_OK)
+        return lws_fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ws:buffered() -> bytes waiting in the send queue. [-0, +1, v] */
+static int lconn_buffered(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)conn_buffered(&lconn_check(L, 1)->c));
+    return 1;
+}
+
+/* ws:pause() / ws:resume(): stop / restart reading from the peer. */
+static int lconn_pause(lua_State *L)
+{
+    conn_pause(&lconn_check(L, 1)->c);
+    return 0;
+}
+
+static int lconn_resume(lua_State *L)
+{
+    conn_resume(&lconn_check(L, 1)->c);
+    return 0;
+}
+
+/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out} */
+static int lconn_stats(lua_State *L)
+{
+    struct conn *c = &lconn_check(L, 1)->c;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)c->msgs_in);
+    lua_setfield(L, -2, "messages_in");
+    lua_pushinteger(L, (lua_Integer)c->msgs_out);
+    lua_setfield(L, -2, "messages_out");
+    lua_pushinteger(L, (lua_Integer)c->bytes_in);
+    lua_setfield(L, -2, "bytes_in");
+    lua_pushinteger(L, (lua_Integer)c->bytes_out);
+    lua_setfield(L, -2, "bytes_out");
+    return 1;
+}
+
+/* ws:handlers([t]) -> the handlers table; with t, replace it (the Lua layer
+ * uses this for clients and coroutine routes). */
+static int lconn_handlers(lua_State *L)
+{
+    lconn_check(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushvalue(L, 2);
+        lua_setiuservalue(L, 1, UV_HANDLERS);
+    }
+    lua_getiuservalue(L, 1, UV_HANDLERS);
+    return 1;
+}
+
+/* __index: methods, then "state", then the fields table. */
+static int lconn_index(lua_State *L)
+{
+    struct lconn *l = lconn_check(L, 1);
+    const char *k;
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    k = lua_tostring(L, 2);
+    if (k && strcmp(k, "state") == 0) {
+        lua_pushstring(L, conn_state_name(&l->c));
+        return 1;
+    }
+    if (lua_getiuservalue(L, 1, UV_FIELDS) != LUA_TTABLE)
+        return 0;
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+/* __newindex: stores into the fields table (ws.name = "x"). */
+static int lconn_newindex(lua_State *L)
+{
+    lconn_check(L, 1);
+    if (lua_getiuservalue(L, 1, UV_FIELDS) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, UV_FIELDS);
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_settable(L, -3);
+    return 0;
+}
+
+static int lconn_tostring(lua_State *L)
+{
+    struct lconn *l = lconn_check(L, 1);
+    lua_pushfstring(L, "luaws.conn{%s; %s} (%p)", (l->c.flags & CF_CLIENT) ? "client" : "server",
+                    conn_state_name(&l->c), (void *)l);
+    return 1;
+}
+
+/* __gc: a live connection holds a registry ref, so this runs only for a
+ * finished one, or at lua_close: then stop its watchers and close its fd
+ * without calling back into a state that is going away. Idempotent. */
+static int lconn_gc(lua_State *L)
+{
+    struct lconn *l = lconn_check(L, 1);
+    struct conn *c = &l->c;
+    if (c->state != CONN_CLOSED) {
+        struct ev_loop *loop = loop_get();
+        ev_io_stop(loop, &c->io);
+        ev_timer_stop(loop, &c->timer);
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        c->state = CONN_CLOSED;
+        ws_buf_free(&c->in);
+        ws_buf_free(&c->msg);
+        ws_buf_free(&c->out);
+    }
+    return 0;
+}
+
+static const luaL_Reg lconn_methods[] = {
+    { "send", lconn_send },
+    { "ping", lconn_ping },
+    { "pong", lconn_pong },
+    { "close", lconn_close },
+    { "buffered", lconn_buffered },
+    { "pause", lconn_pause },
+    { "resume", lconn_resume },
+    { "stats", lconn_stats },
+    { "handlers", lconn_handlers },
+    { NULL, NULL }
+};
+
+void lws_conn_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, LWS_CONN_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, lconn_methods, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "methods");
+        lua_pushcclosure(L, lconn_index, 1);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, lconn_newindex);
+        lua_setfield(L, -2, "__newindex");
+        lua_pushcfunction(L, lconn_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, lconn_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_getfield(L, -1, "methods");
+    lua_setfield(L, -3, "conn_methods");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lconn_connect);
+    lua_setfield(L, -2, "connect");
+}
