@@ -16,9 +16,9 @@
  *   control frame not final, or payload > 125        -> 1002 [5.5]
  *   server reading an unmasked frame                 -> 1002 [5.1]
  *   client reading a masked frame                    -> 1002 [5.1]
- *   64-bit length with the top bit set               -> 1002 [5.2]
  *   continuation with no message started             -> 1002 [5.4]
  *   text/binary start inside a fragmented message    -> 1002 [5.4]
+ *   64-bit length with the top bit set               -> 1002 [5.2]
  *   message longer than max_message                  -> 1009 [7.4.1], at the header
  *   text payload that is not UTF-8 (fails fast)      -> 1007 [8.1]
  *   close payload of 1 byte, or a code not allowed   -> 1002 [5.5.1, 7.4]
@@ -115,13 +115,49 @@ struct ws_reader {
 void ws_reader_init(struct ws_reader *r, int expect_masked, uint64_t max_message);
 
 /* Consume bytes from buf[0..n) until there is one event to report or the input
- * is used up. Returns the number of bytes consumed and fills *ev. The caller
- * calls again with the rest (buf + used, n - used) until it has consumed all;
- * an event may come with 0 bytes consumed (an empty final frame, or a sticky
- * error). buf is written to: payload is unmasked in place. */
+ * is used up. Returns the number of bytes consumed and fills *ev. buf is
+ * written to: payload is unmasked in place.
+ *
+ * What comes back:
+ *   WS_EV_NONE     only when all n bytes are consumed and there is nothing to
+ *                  report (so n == 0 always gives NONE);
+ *   WS_EV_DATA, WS_EV_CONTROL
+ *                  always with at least one byte consumed (an empty frame's
+ *                  event comes with the last byte of its header); call again
+ *                  with the rest;
+ *   WS_EV_ERROR    stop: the reader is stuck, and every later call returns 0
+ *                  bytes consumed and the same error.
+ * So the caller's loop is
+ *
+ *     for (;;) {
+ *         size_t used = ws_reader_feed(r, buf, n, &ev);
+ *         buf += used;
+ *         n -= used;
+ *         if (ev.type == WS_EV_NONE)
+ *             break;                       (n is 0: read more)
+ *         if (ev.type == WS_EV_ERROR) {
+ *             close with ev.close_code, ev.reason;
+ *             break;
+ *         }
+ *         handle ev;
+ *     }
+ *
+ * and it ends because every event but an error consumes input. (A loop
+ * `while (n > 0 || ev.type != WS_EV_NONE)` also ends, provided it stops on
+ * WS_EV_ERROR.)
+ *
+ * Data: one DATA event per stretch of payload in the input; opcode is the
+ * message's (TEXT/BINARY, also for continuation frames) and fin is 1 on the
+ * chunk that ends the message. An empty final frame gives a DATA event with
+ * len 0 and fin 1; an empty non-final frame gives no event at all. Text is
+ * validated as it arrives: the input holding the first invalid byte gives
+ * ERROR 1007 instead of DATA, so bytes of that stretch before the bad one are
+ * not reported (those of earlier calls were). Control frames come whole as
+ * one CONTROL event, also when they arrive between fragments. */
 size_t ws_reader_feed(struct ws_reader *r, uint8_t *buf, size_t n, struct ws_event *ev);
 
-/* 1 while a fragmented data message is open (some chunks seen, no fin yet). */
+/* 1 while a data message is open: its first frame header has been read and
+ * its final chunk not yet reported (fragmented or not). */
 int ws_reader_in_message(const struct ws_reader *r);
 
 #endif

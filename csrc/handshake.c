@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * handshake.c -- the RFC 6455 opening handshake: the server's checks on an
+ * upgrade request (§4.2.1), its Sec-WebSocket-Accept (§4.2.2 step 5.4), and
+ * the client's random key (§4.1).
+ *
+ * The checks answer with the HTTP status the server should send and a short
+ * reason for its log; they look only at the parsed head. It does not choose
+ * subprotocols or extensions, check Origin, or write the response: those are
+ * policy for the layers above.
+ */
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "handshake.h"
+
+/* §1.3: the GUID appended to the key before hashing. */
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+#define WS_GUID_LEN (sizeof ws_guid - 1)
+
+/* Keys up to this length are hashed from a stack buffer in one call. */
+#define KEY_STACK_MAX 128
+
+/* The header's value is a list holding token (case-insensitive). */
+static int header_has_token(const struct ws_http_head *h, const char *name, const char *token)
+{
+    size_t len;
+    const char *v = ws_http_header(h, name, &len);
+
+    return v != NULL && ws_http_has_token(v, len, token);
+}
+
+/* Upgrade: websocket (§4.2.1 item 3) marks a WebSocket request; requests
+ * without it are ordinary HTTP and the caller may serve them otherwise. */
+int ws_handshake_is_upgrade(const struct ws_http_head *req)
+{
+    return header_has_token(req, "Upgrade", "websocket");
+}
+
+/* RFC 4648 §4 alphabet, without the pad. */
+static int is_base64_char(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')
+        || (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+}
+
+/*
+** §4.2.1 item 5 / §4.1: the key is base64 of 16 bytes, which is always 22
+** alphabet characters and "==" (24 characters). Non-zero bits in the last
+** character's unused low bits are tolerated, as most decoders do.
+*/
+static int key_valid(const char *key, size_t len)
+{
+    if (len != WS_KEY_LEN)
+        return 0;
+    for (size_t i = 0; i < WS_KEY_LEN - 2; i++)
+        if (!is_base64_char(key[i]))
+            return 0;
+    return key[WS_KEY_LEN - 2] == '=' && key[WS_KEY_LEN - 1] == '=';
+}
+
+/*
+** §4.2.1, in the order the items are listed; the first failure decides the
+** status. §4.2.2 item 4 makes a version other than 13 a 426 (the caller adds
+** Sec-WebSocket-Version: 13), and a method other than GET gets 405 as RFC 9110
+** §15.5.6 prescribes.
+*/
+int ws_handshake_check(const struct ws_http_head *req, const char **why)
+{
+    const char *v;
+    size_t len;
+    const char *dummy;
+
+    if (why == NULL)
+        why = &dummy;
+    if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {  /* item 1; methods are case-sensitive */
+        *why = "method not GET";
+        return 405;
+    }
+    if (req->minor_version < 1) {                                      /* item 1 */
+        *why = "HTTP/1.1 required";
+        return 400;
+    }
+    if (ws_http_header(req, "Host", NULL) == NULL) {                   /* item 2 */
+        *why = "missing Host";
+        return 400;
+    }
+    if (!header_has_token(req, "Upgrade", "websocket")) {              /* item 3 */
+        *why = "Upgrade is not websocket";
+        return 400;
+    }
+    if (!header_has_token(req, "Connection", "upgrade")) {             /* item 4 */
+        *why = "Connection lacks upgrade";
+        return 400;
+    }
+    v = ws_http_header(req, "Sec-WebSocket-Version", &len);            /* item 6 */
+    if (v == NULL || len != 2 || memcmp(v, "13", 2) != 0) {
+        *why = "unsupported version";
+        return 426;
+    }
+    v = ws_http_header(req, "Sec-WebSocket-Key", &len);                /* item 5 */
+    if (v == NULL || !key_valid(v, len)) {
+        *why = "invalid Sec-WebSocket-Key";
+        return 400;
+    }
+    *why = NULL;
+    return 0;
+}
+
+/*
+** base64(SHA-1(key ++ GUID)). The usual 24-byte key is hashed in one
+** EVP_Digest call from a stack buffer; an unusually long key (only reachable
+** through the Lua binding) is streamed through a digest context instead.
+*/
+int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+
+    if (key_len <= KEY_STACK_MAX) {
+        unsigned char in[KEY_STACK_MAX + WS_GUID_LEN];
+        memcpy(in, key, key_len);
+        memcpy(in + key_len, ws_guid, WS_GUID_LEN);
+        if (!EVP_Digest(in, key_len + WS_GUID_LEN, md, &md_len, EVP_sha1(), NULL))
+            return WS_ETLS;
+    } else {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        int ok = ctx != NULL
+            && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL)
+            && EVP_DigestUpdate(ctx, key, key_len)
+            && EVP_DigestUpdate(ctx, ws_guid, WS_GUID_LEN)
+            && EVP_DigestFinal_ex(ctx, md, &md_len);
+        EVP_MD_CTX_free(ctx);
+        if (!ok)
+            return WS_ETLS;
+    }
+    if (md_len != 20)
+        return WS_ETLS;
+    EVP_EncodeBlock((unsigned char *)out, md, 20);   /* 28 characters and a NUL */
+    return WS_OK;
+}
+
+/* §4.1 item 7: a nonce of 16 random bytes, base64-encoded. */
+int ws_client_key(char out[WS_KEY_LEN + 1])
+{
+    unsigned char nonce[16];
+
+    if (RAND_bytes(nonce, sizeof nonce) != 1)
+        return WS_ETLS;
+    EVP_EncodeBlock((unsigned char *)out, nonce, sizeof nonce);   /* 24 characters and a NUL */
+    return WS_OK;
+}
