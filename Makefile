@@ -14,7 +14,7 @@ OBJS := $(SRCS:csrc/%.c=$(OBJDIR)/%.o)
 CORE := build/luaws/core.so
 
 CFLAGS ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-DOPENSSL_API_COMPAT=30000 -I$(LUA_INCDIR) -Icsrc
 LDLIBS := -lev -lssl -lcrypto

@@ -170,6 +170,13 @@ static int lcore_watch_signals(lua_State *L)
     return 0;
 }
 
+/* core.log(msg): write a line to the error sink (core.on_error or stderr). */
+static int lcore_log(lua_State *L)
+{
+    lws_log(L, luaL_checkstring(L, 1));
+    return 0;
+}
+
 /* core.live() -> number of connections the loop has not finished. */
 static int lcore_live(lua_State *L)
 {
@@ -186,6 +193,7 @@ static const luaL_Reg core_funcs[] = {
     { "watch_signals", lcore_watch_signals },
     { "live", lcore_live },
     { "on_error", lcore_on_error },
+    { "log", lcore_log },
     { NULL, NULL }
 };
 

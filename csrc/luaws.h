@@ -16,10 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Hide every symbol but luaopen_luaws_core (marked LUAWS_EXPORT). The builtin
- * luarocks backend cannot pass -fvisibility, so the pragma does it. */
-#if defined(__GNUC__) && !defined(LUAWS_NO_VISIBILITY)
-#pragma GCC visibility push(hidden)
+/* Every symbol but luaopen_luaws_core is hidden: the Makefile compiles with
+ * -fvisibility=hidden and this macro marks the one entry point. (A
+ * `#pragma GCC visibility push(hidden)` here would also hide the libc and
+ * libev declarations that follow it, and the link would fail.) */
+#if defined(__GNUC__)
 #define LUAWS_EXPORT __attribute__((visibility("default")))
 #else
 #define LUAWS_EXPORT

@@ -1,0 +1,53 @@
+-- SPDX-License-Identifier: MIT
+--
+-- The sample echo app: a page at http://localhost:5000/ (Connect, Send,
+-- Close Socket, a Communication Log) and WebSocket echo at ws://localhost:5000/ws.
+--
+--   make run                              -- builds, then runs this on port 5000
+--   lua5.4 examples/echo.lua --port 8080  -- once built
+--   lua5.4 examples/echo.lua --coroutine  -- the same echo, written as a coroutine
+--
+-- Options: --host H (default localhost; "*" for every address), --port N
+-- (0 picks a free one), --coroutine. It prints one line once it listens:
+--   luaws echo listening on http://HOST:PORT/
+
+-- Run from a checkout without installing: find lua/ and build/ beside us.
+local here = (arg and arg[0] or ""):match("^(.-)[^/]*$")
+package.path = here .. "../lua/?.lua;" .. here .. "../lua/?/init.lua;" .. package.path
+package.cpath = here .. "../build/?.so;" .. package.cpath
+
+local luaws = require "luaws"
+
+local opts = { host = "localhost", port = 5000, coroutine = false }
+local i = 1
+while arg and arg[i] do
+  local a = arg[i]
+  if a == "--port" then opts.port = assert(tonumber(arg[i + 1]), "--port needs a number"); i = i + 1
+  elseif a == "--host" then opts.host = assert(arg[i + 1], "--host needs a value"); i = i + 1
+  elseif a == "--coroutine" then opts.coroutine = true
+  else io.stderr:write("usage: lua5.4 examples/echo.lua [--host H] [--port N] [--coroutine]\n"); os.exit(2) end
+  i = i + 1
+end
+
+local server = assert(luaws.listen {
+  host = opts.host,
+  port = opts.port,
+  static = here .. "echo/public",
+})
+
+if opts.coroutine then
+  -- coroutine style: one coroutine per connection, receive() yields
+  server:route("/ws", function(ws)
+    for msg, kind in ws:messages() do ws:send(msg, kind) end
+  end)
+else
+  -- callback style: one call per message
+  server:route("/ws", {
+    message = function(ws, msg, kind) ws:send(msg, kind) end,
+  })
+end
+
+io.stdout:setvbuf("line")
+print(("luaws echo listening on http://%s:%d/"):format(
+  opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host, server.port))
+luaws.run()

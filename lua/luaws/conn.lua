@@ -1,0 +1,182 @@
+-- SPDX-License-Identifier: MIT
+--
+-- luaws.conn: what connections can do in Lua, on top of the C methods
+-- (send, ping, close, buffered, pause, resume, stats): receive() and
+-- messages(), the coroutine style, and the queue behind them.
+--
+-- Design: C never yields. It calls the message handler once per message.
+-- For a coroutine route or a client, that handler puts the message in a
+-- small per-connection queue and wakes the coroutine waiting on it. receive()
+-- takes from the queue; when it is empty it yields (inside a coroutine that
+-- luaws runs) or turns the loop itself (in a plain script), until a message,
+-- the close, or the deadline. A queue that fills up pauses reading from the
+-- socket, so a slow consumer pushes back on its peer instead of growing.
+
+local core = require "luaws.core"
+
+local M = {}
+local methods = core.conn_methods
+local co_running, co_resume, co_status, co_yield = coroutine.running, coroutine.resume,
+  coroutine.status, coroutine.yield
+local now, step = core.now, core.step
+
+-- Messages queued before reading is paused, and the level it resumes at.
+local QUEUE_HIGH, QUEUE_LOW = 64, 16
+
+-- Coroutines luaws runs (route handlers, luaws.spawn): only these may yield
+-- in receive(); anything else waits by turning the loop.
+local managed = setmetatable({}, { __mode = "k" })
+
+local function queue_of(ws)
+  local q = ws._queue
+  if not q then
+    q = { first = 1, last = 0, kinds = {} }
+    ws._queue = q
+  end
+  return q
+end
+
+-- Resume a coroutine luaws runs; report errors, close its connection (1011)
+-- if it has one, and close it normally (1000) when the handler returns.
+local function resume(co, ...)
+  local ok, err = co_resume(co, ...)
+  local info = managed[co]
+  if not ok then
+    core.log("error in coroutine handler: " .. debug.traceback(co, tostring(err)))
+    if type(info) == "userdata" and info.state == "open" then info:close(1011, "handler error") end
+  elseif co_status(co) == "dead" and type(info) == "userdata" and info.state == "open" then
+    info:close(1000)
+  end
+end
+M.resume = resume
+
+local function wake(q)
+  local co = q.waiter
+  if co then
+    q.waiter = nil
+    resume(co)
+  end
+end
+
+-- Wake whoever waits on ws (client.lua: the handshake finished).
+function M.wake(ws) wake(queue_of(ws)) end
+
+-- The handlers behind receive(): queue messages, note the close.
+local function on_message(ws, msg, kind)
+  local q = queue_of(ws)
+  local last = q.last + 1
+  q.last = last
+  q[last] = msg
+  q.kinds[last] = kind
+  if last - q.first + 1 >= QUEUE_HIGH and not q.paused then
+    q.paused = true
+    ws:pause()
+  end
+  wake(q)
+end
+
+local function on_close(ws, code, reason)
+  local q = queue_of(ws)
+  q.closed = true
+  q.close_code, q.close_reason = code, reason
+  wake(q)
+end
+
+M.queue_handlers = { message = on_message, close = on_close }
+
+-- Handlers for a coroutine route: fn(ws) runs as a coroutine from open.
+function M.coroutine_handlers(fn)
+  return {
+    open = function(ws)
+      local co = coroutine.create(fn)
+      managed[co] = ws
+      resume(co, ws)
+    end,
+    message = on_message,
+    close = on_close,
+  }
+end
+
+-- Run fn(...) as a coroutine on the loop, so it may wait in receive() and
+-- luaws.connect() without blocking the loop.
+function M.spawn(fn, ...)
+  local co = coroutine.create(fn)
+  managed[co] = true
+  resume(co, ...)
+  return co
+end
+
+-- Wait until the queue has news or the deadline passes. Returns false on
+-- timeout.
+local function wait(q, deadline)
+  local co = co_running()
+  if managed[co] then
+    if q.waiter and q.waiter ~= co then error("another coroutine is already receiving on this connection", 3) end
+    local timer
+    if deadline then
+      timer = core.timer(math.max(deadline - now(), 0), 0, function() wake(q) end)
+    end
+    q.waiter = co
+    co_yield()
+    if timer then timer:stop() end
+  else
+    -- A plain script: turn the loop (this raises inside a callback, where
+    -- blocking would stall every other connection).
+    step(deadline and math.min(math.max(deadline - now(), 0), 0.05) or 0.05)
+  end
+  return not deadline or now() < deadline
+end
+
+-- Wait once for news on ws (see wait); for client.lua's handshake.
+function M.wait(ws, deadline) return wait(queue_of(ws), deadline) end
+
+--[[ ws:receive([timeout]) -> message, kind | nil, token
+  Takes the next whole message ("text" or "binary"). timeout in seconds: 0
+  returns at once, nil waits as long as the connection lives. Tokens:
+  "timeout" (retryable), "closed" (sticky; the close code and reason are
+  ws:close_status()). Inside a luaws coroutine it yields; elsewhere it runs
+  the loop until done. Usage: local msg, kind = ws:receive(5) ]]
+function methods:receive(timeout)
+  local q = queue_of(self)
+  local h = self:handlers()
+  if h.message ~= on_message then
+    if h.message then
+      error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 2)
+    end
+    self:handlers(M.queue_handlers)
+  end
+  local deadline = timeout and now() + timeout
+  while true do
+    local first = q.first
+    if first <= q.last then
+      local msg, kind = q[first], q.kinds[first]
+      q[first], q.kinds[first] = nil, nil
+      q.first = first + 1
+      if q.paused and q.last - q.first + 1 <= QUEUE_LOW then
+        q.paused = false
+        self:resume()
+      end
+      return msg, kind
+    end
+    if q.closed then return nil, "closed" end
+    if timeout == 0 then return nil, "timeout" end
+    if not wait(q, deadline) and q.first > q.last and not q.closed then
+      return nil, "timeout"
+    end
+  end
+end
+
+-- for msg, kind in ws:messages() do ... end: until the connection closes.
+function methods:messages()
+  return function()
+    return self:receive()
+  end
+end
+
+-- ws:close_status() -> code, reason once the close completed (else nil).
+function methods:close_status()
+  local q = self._queue
+  if q and q.closed then return q.close_code, q.close_reason end
+end
+
+return M
