@@ -9,6 +9,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const h = require('./harness');
 
@@ -76,6 +77,49 @@ test('echo page: connect, echo three messages, close with 1000', { timeout: 9000
 
     fs.mkdirSync(h.OUT_DIR, { recursive: true });
     await page.screenshot({ path: path.join(h.OUT_DIR, 'echo.png'), fullPage: true });
+  } finally {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  }
+});
+
+// A port that nothing listens on: bind port 0, note the port, close.
+function deadPort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test('echo page: a refused connection shows Closed with 1006, and Connect works again', { timeout: 60000 }, async () => {
+  let server;
+  let browser;
+  try {
+    server = await h.startServer(h.serverCommand('echo'));
+    browser = await h.launchBrowser();
+    const page = await h.openPage(browser.context, server.url);
+    const good = await page.inputValue('#connectionUrl');
+
+    await page.fill('#connectionUrl', `ws://127.0.0.1:${await deadPort()}/ws`);
+    await page.press('#connectionUrl', 'Enter'); // Enter in the URL field connects
+    await page.locator('#stateLabel').filter({ hasText: /^Closed$/ }).waitFor();
+    const rows = await logRows(page);
+    assert.deepEqual(rows.map((r) => r[0]), ['error', 'closed']);
+    assert.match(rows[1][1], /^Closed: code 1006, reason: \(none\) \(not clean\)$/);
+    assert.deepEqual(await controls(page), {
+      connectionUrl: true, connectButton: true, closeButton: false, sendMessage: false, sendButton: false,
+    });
+
+    await page.fill('#connectionUrl', good);
+    await page.click('#connectButton');
+    await page.locator('#stateLabel').filter({ hasText: /^Open$/ }).waitFor();
+    await page.click('#closeButton');
+    await page.locator('#stateLabel').filter({ hasText: /^Closed$/ }).waitFor();
+    assert.deepEqual(page.errors, []);
   } finally {
     if (browser) await browser.close();
     if (server) await server.stop();
