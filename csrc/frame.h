@@ -150,10 +150,11 @@ void ws_reader_init(struct ws_reader *r, int expect_masked, uint64_t max_message
  * message's (TEXT/BINARY, also for continuation frames) and fin is 1 on the
  * chunk that ends the message. An empty final frame gives a DATA event with
  * len 0 and fin 1; an empty non-final frame gives no event at all. Text is
- * validated as it arrives: the input holding the first invalid byte gives
- * ERROR 1007 instead of DATA, so bytes of that stretch before the bad one are
- * not reported (those of earlier calls were). Control frames come whole as
- * one CONTROL event, also when they arrive between fragments. */
+ * validated as it arrives: the stretch holding the first invalid byte gives
+ * ERROR 1007 instead of DATA, so its bytes before the bad one are never
+ * reported (earlier stretches were), and no byte after the bad one is looked
+ * at. Control frames come whole as one CONTROL event, also when they arrive
+ * between fragments. */
 size_t ws_reader_feed(struct ws_reader *r, uint8_t *buf, size_t n, struct ws_event *ev);
 
 /* 1 while a data message is open: its first frame header has been read and
