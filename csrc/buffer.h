@@ -48,7 +48,7 @@ void ws_buf_commit(struct ws_buf *b, size_t n);
 void ws_buf_consume(struct ws_buf *b, size_t n);
 
 /* The unread bytes. */
-static inline uint8_t *ws_buf_head(const struct ws_buf *b) { return b->data + b->off; }
+static inline uint8_t *ws_buf_head(const struct ws_buf *b) { return b->data ? b->data + b->off : NULL; }
 
 /* Forget the contents and free the memory. */
 void ws_buf_free(struct ws_buf *b);
