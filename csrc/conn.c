@@ -405,6 +405,15 @@ int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
     return conn_queue(c, hdr, hdr_len, data, len, NULL);
 }
 
+int conn_send_raw(struct conn *c, const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
+        return WS_ECLOSED;
+    if (c->flags & CF_PENDING)
+        return WS_ECLOSED;
+    return conn_queue(c, data, len, NULL, 0, NULL);
+}
+
 int conn_close(struct conn *c, unsigned code, const char *reason, size_t reason_len)
 {
     uint8_t p[2 + 123];

@@ -160,6 +160,10 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len);
 int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
                         const void *data, size_t len);
 
+/* Queue bytes exactly as given, already framed (and masked, for a client):
+ * for tests that must send what a correct endpoint never would. */
+int conn_send_raw(struct conn *c, const void *data, size_t len);
+
 /* Start the close handshake with code (0 = no code) and reason. Returns WS_OK
  * or WS_ECLOSED if it was already closing. */
 int conn_close(struct conn *c, unsigned code, const char *reason, size_t reason_len);

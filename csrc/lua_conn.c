@@ -572,6 +572,22 @@ static int lconn_close(lua_State *L)
     return 1;
 }
 
+/* ws:send_raw(bytes) -> true | nil, token
+ * [-0, +1|2, v]  Queue bytes as they are, already framed (a client must mask
+ * them itself: core.frame_encode). For tests that play a broken peer.
+ * Usage: ws:send_raw(core.frame_encode(1, "Hel", false, "abcd")) */
+static int lconn_send_raw(lua_State *L)
+{
+    struct lconn *l = lconn_check(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int rc = conn_send_raw(&l->c, data, len);
+    if (rc != WS_OK)
+        return lws_fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ws:buffered() -> bytes waiting in the send queue. [-0, +1, v] */
 static int lconn_buffered(lua_State *L)
 {
@@ -694,6 +710,7 @@ static const luaL_Reg lconn_methods[] = {
     { "ping", lconn_ping },
     { "pong", lconn_pong },
     { "close", lconn_close },
+    { "send_raw", lconn_send_raw },
     { "buffered", lconn_buffered },
     { "pause", lconn_pause },
     { "resume", lconn_resume },
