@@ -161,3 +161,23 @@ void loop_watch_signals(int on, double grace)
         ev_signal_stop(loop, &sigterm_watcher);
     }
 }
+
+void loop_free(void)
+{
+    free(rbuf);
+    rbuf = NULL;
+    rbuf_size = 0;
+    if (the_loop) {
+        if (ev_is_active(&sigint_watcher))
+            loop_watch_signals(0, 0);
+        ev_ref(the_loop);   /* balance the unref of loop_get */
+        ev_prepare_stop(the_loop, &pending_watcher);
+        if (ev_is_active(&shutdown_timer))
+            ev_timer_stop(the_loop, &shutdown_timer);
+        ev_loop_destroy(the_loop);
+        the_loop = NULL;
+    }
+    servers = NULL;
+    pending_head = NULL;
+    shutting_down = 0;
+}

@@ -44,6 +44,10 @@ int loop_shutting_down(void);
 /* Watch SIGINT and SIGTERM: either one calls loop_shutdown(grace). on=0 stops. */
 void loop_watch_signals(int on, double grace);
 
+/* Give back what the loop holds (the receive buffer, libev's own memory):
+ * at lua_close, after every connection, server and timer was collected. */
+void loop_free(void);
+
 /* Live connections (accepted or connecting, not yet finished). */
 extern size_t loop_live_conns;
 

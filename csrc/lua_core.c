@@ -197,6 +197,19 @@ static const luaL_Reg core_funcs[] = {
     { NULL, NULL }
 };
 
+/* The sentinel's __gc: lua_close is collecting everything; the loop goes
+ * last (the sentinel was made first, and Lua finalizes in reverse order). */
+static int lcore_unload(lua_State *L)
+{
+    (void)L;
+    loop_free();
+    lws_main = NULL;
+    return 0;
+}
+
+/* Registry key of the sentinel, made once per Lua state. */
+static const char sentinel_key = 's';
+
 LUAWS_EXPORT int luaopen_luaws_core(lua_State *L);
 
 LUAWS_EXPORT int luaopen_luaws_core(lua_State *L)
@@ -206,6 +219,15 @@ LUAWS_EXPORT int luaopen_luaws_core(lua_State *L)
     lua_pop(L, 1);
     if (!loop_get())
         return luaL_error(L, "luaws: libev could not start its loop");
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key) == LUA_TNIL) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, lcore_unload);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
+    }
+    lua_pop(L, 1);
     lua_newtable(L);
     luaL_setfuncs(L, core_funcs, 0);
     lws_codec_open(L);

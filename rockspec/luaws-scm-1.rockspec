@@ -1,0 +1,42 @@
+rockspec_format = "3.0"
+package = "luaws"
+version = "scm-1"
+source = { url = "git+https://example.invalid/luaws.git" }   -- unused by `luarocks make`, but required
+description = {
+  summary = "WebSocket server (and client) for Lua 5.4 with a C core on libev and OpenSSL",
+  detailed = [[
+luaws does the RFC 6455 work in C (handshake, frame codec, UTF-8 checks,
+close handshake, keep-alive and timeouts, backpressure) and gives Lua a small
+callback or coroutine API: luaws.listen{...}, server:route("/ws", ...).
+]],
+  license = "MIT",
+}
+dependencies = { "lua >= 5.4, < 5.5" }
+external_dependencies = {
+  LIBEV = { header = "ev.h", library = "ev" },
+  OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    -- keep in step with csrc/*.c: `make check-rockspec` compares them
+    ["luaws.core"] = {
+      sources = {
+        "csrc/buffer.c", "csrc/conn.c", "csrc/errors.c", "csrc/frame.c", "csrc/handshake.c",
+        "csrc/http.c", "csrc/loop.c", "csrc/lua_codec.c", "csrc/lua_conn.c", "csrc/lua_core.c",
+        "csrc/lua_server.c", "csrc/lua_timer.c", "csrc/server.c", "csrc/utf8.c",
+      },
+      defines = { "OPENSSL_API_COMPAT=30000", "_GNU_SOURCE" },
+      incdirs = { "csrc", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(LIBEV_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "ev", "ssl", "crypto" },
+    },
+    ["luaws"] = "lua/luaws.lua",
+    ["luaws.server"] = "lua/luaws/server.lua",
+    ["luaws.conn"] = "lua/luaws/conn.lua",
+    ["luaws.client"] = "lua/luaws/client.lua",
+    ["luaws.util"] = "lua/luaws/util.lua",
+  },
+  copy_directories = { "examples" },
+}
+test = { type = "command", command = "make test" }
