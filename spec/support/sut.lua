@@ -58,6 +58,14 @@ end
 -- Returns true if it exited on SIGTERM, else false, reason. Idempotent.
 function M.stop(s, timeout)
   if not s or s.stopped ~= nil then return s and s.stopped, s and s.stop_err end
+  if not proc.alive(s.proc.pid) then
+    -- It should still be serving: it crashed or exited on its own.
+    s.stopped = false
+    s.stop_err = "the server had already exited before SIGTERM; its output: "
+      .. (proc.read_all(s.proc.out) or ""):sub(-2000)
+    proc.cleanup(s.proc)
+    return s.stopped, s.stop_err
+  end
   s.stopped, s.stop_err = proc.stop(s.proc, timeout or 5)
   if s.stopped and proc.alive(s.proc.pid) then
     s.stopped, s.stop_err = false, "PID " .. s.proc.pid .. " still alive after stop"
