@@ -191,7 +191,7 @@ class Peer:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        self.sock.settimeout(min(left, max(READ_TIMEOUT, left)))
+        self.sock.settimeout(left)
         try:
             chunk = self.sock.recv(size)
         except socket.timeout:
