@@ -1,0 +1,35 @@
+-- SPDX-License-Identifier: MIT
+-- The npm `ws` client (node, spec/peers/node_modules, perMessageDeflate off)
+-- talks to the server under test: echoes, fragmentation, ordering, ping and
+-- close codes. Pending when node or node_modules/ws is missing
+-- (scripts/deps.sh installs both).
+
+local proc = require("support.proc")
+local sut = require("support.sut")
+
+require("support.peer").describe(_ENV, {
+  title = "node ws client",
+  available = function()
+    local _, code = proc.run("node --version", { timeout = 20 })
+    if code ~= 0 then return false, "no node on PATH" end
+    local f = io.open(sut.root() .. "/spec/peers/node_modules/ws/package.json", "r")
+    if not f then return false, "spec/peers/node_modules/ws is missing (run scripts/deps.sh)" end
+    f:close()
+    return true
+  end,
+  command = function(url)
+    return "node spec/peers/node_client.js " .. url
+  end,
+  checks = {
+    "text echo",
+    "binary echo",
+    "empty text echo",
+    "empty binary echo",
+    "1 MiB binary echo",
+    "fragmented text message echoed whole",
+    "100 messages echoed in order",
+    "ping answered by a pong",
+    "close 1000 with a reason: the server closes with 1000",
+    "close 4001: the server echoes 4001",
+  },
+})
