@@ -122,8 +122,11 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     for (ai = res; ai && s->nlisten < SERVER_MAX_LISTEN; ai = ai->ai_next) {
         int one = 1, fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                                  ai->ai_protocol);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EAFNOSUPPORT)
+                continue;   /* a kernel without IPv6: the other family will do */
             goto fail;
+        }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (ai->ai_family == AF_INET6)   /* so 0.0.0.0 and :: can both bind */
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
@@ -135,7 +138,12 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
                 ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)s->port);
         }
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+            int e = errno;
             close(fd);
+            errno = e;
+            /* "localhost" may name ::1 on a host without an IPv6 loopback */
+            if (e == EADDRNOTAVAIL || e == EAFNOSUPPORT)
+                continue;
             goto fail;
         }
         if (s->nlisten == 0) {
@@ -151,7 +159,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     }
     freeaddrinfo(res);
     if (s->nlisten == 0) {
-        snprintf(err, errlen, "no address to listen on");
+        snprintf(err, errlen, "%s port %d: no address to listen on", host ? host : "*", port);
         return WS_EIO;
     }
     s->closed = 0;
