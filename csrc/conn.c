@@ -30,6 +30,9 @@
 #include "handshake.h"
 #include "loop.h"
 #include "server.h"
+#include "tls.h"
+
+#include <openssl/ssl.h>
 
 #define CONN_OF(ptr, member) ((struct conn *)((char *)(ptr) - offsetof(struct conn, member)))
 
@@ -73,7 +76,7 @@ static void conn_update_events(struct conn *c)
         return;
     if (!(c->flags & CF_PAUSED))
         ev |= EV_READ;
-    if (c->flags & (CF_WANT_WRITE | CF_CONNECTING))
+    if (c->flags & (CF_WANT_WRITE | CF_CONNECTING | CF_RD_WANTS_WR))
         ev |= EV_WRITE;
     if (ev == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
         return;
@@ -129,6 +132,77 @@ static void conn_enter(struct conn *c, int state)
     c->state = (uint8_t)state;
     c->since = ev_now(loop_get());
     conn_rearm(c);
+}
+
+/* ------------------------------------------------------ socket I/O (plain or TLS) */
+
+/*
+** read(2) or SSL_read into buf. Returns bytes (> 0), 0 at EOF, or -1 with
+** errno: EAGAIN when the socket has nothing now (for TLS also when OpenSSL
+** waits for writability: CF_RD_WANTS_WR then asks for EV_WRITE), EPROTO
+** for a TLS failure (tls_last_error says which), or the socket's error.
+*/
+static ssize_t conn_sock_read(struct conn *c, void *buf, size_t n)
+{
+    int want;
+    ssize_t r;
+    if (!c->ssl)
+        return read(c->fd, buf, n);
+    r = tls_read(c->ssl, buf, n, &want);
+    if (r > 0)
+        return r;
+    switch (want) {
+    case TLS_WANT_WRITE:
+        c->flags |= CF_RD_WANTS_WR;
+        /* fall through */
+    case TLS_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+    case TLS_EOF:
+        return 0;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/*
+** write(2) or SSL_write from buf, with the same returns (never 0). A TLS
+** write that waits for readability returns EAGAIN: the next readable event
+** flushes the queue again.
+*/
+static ssize_t conn_sock_write(struct conn *c, const void *buf, size_t n)
+{
+    int want;
+    ssize_t r;
+    if (!c->ssl)
+        return write(c->fd, buf, n);
+    r = tls_write(c->ssl, buf, n, &want);
+    if (r > 0)
+        return r;
+    errno = want == TLS_WANT_READ || want == TLS_WANT_WRITE ? EAGAIN
+            : want == TLS_EOF ? EPIPE : EPROTO;
+    return -1;
+}
+
+/* Text for a failed socket call: OpenSSL's words for a TLS failure. */
+static const char *conn_sock_error(struct conn *c, int err)
+{
+    return c->ssl && err == EPROTO ? tls_last_error() : strerror(err);
+}
+
+/* Shut our write side: close_notify first for TLS. */
+static void conn_sock_shutdown(struct conn *c)
+{
+    if (c->ssl)
+        SSL_shutdown(c->ssl);
+    shutdown(c->fd, SHUT_WR);
+}
+
+void conn_use_tls(struct conn *c, struct ssl_st *ssl)
+{
+    c->ssl = ssl;
+    c->flags |= CF_TLS;
 }
 
 void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hooks *hooks,
@@ -187,6 +261,10 @@ void conn_finish_now(struct conn *c)
         return;
     ev_io_stop(loop, &c->io);
     ev_timer_stop(loop, &c->timer);
+    if (c->ssl) {
+        tls_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -223,7 +301,7 @@ static void conn_flush(struct conn *c)
     if (c->state == CONN_CLOSED || (c->flags & (CF_PENDING | CF_CONNECTING)))
         return;
     while (c->out.len > 0) {
-        ssize_t n = write(c->fd, ws_buf_head(&c->out), c->out.len);
+        ssize_t n = conn_sock_write(c, ws_buf_head(&c->out), c->out.len);
         if (n > 0) {
             ws_buf_consume(&c->out, (size_t)n);
             continue;
@@ -237,7 +315,7 @@ static void conn_flush(struct conn *c)
             }
             return;
         }
-        conn_abort(c, n < 0 ? strerror(errno) : "write failed");
+        conn_abort(c, conn_sock_error(c, errno));
         return;
     }
     if (c->flags & CF_WANT_WRITE) {
@@ -253,7 +331,7 @@ static void conn_flush(struct conn *c)
         /* RFC 6455 §7.1.1: the server closes the TCP connection first. A
          * client waits for the server's FIN (or close_timeout). */
         if (!(c->flags & CF_CLIENT) || (c->flags & (CF_FAILED | CF_HTTP_ONLY)))
-            shutdown(c->fd, SHUT_WR);
+            conn_sock_shutdown(c);
     }
 }
 
@@ -269,7 +347,7 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
     size_t done = 0;
     int err = WS_OK;
 
-    if (!mask && c->out.len == 0 && !(c->flags & (CF_CORKED | CF_CONNECTING)) &&
+    if (!mask && !c->ssl && c->out.len == 0 && !(c->flags & (CF_CORKED | CF_CONNECTING)) &&
         c->state != CONN_HANDSHAKE) {
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
         ssize_t n;
@@ -805,12 +883,17 @@ static void conn_on_readable(struct conn *c)
         return;
     }
     c->flags |= CF_CORKED;
+    c->flags &= (uint16_t)~CF_RD_WANTS_WR;
     for (i = 0; i < CONN_READS_PER_EVENT; i++) {
-        ssize_t n = read(c->fd, buf, cap);
+        ssize_t n = conn_sock_read(c, buf, cap);
         if (n > 0) {
             c->last_rx = ev_now(loop);
             conn_input(c, buf, (size_t)n);
-            if (c->flags & (CF_PENDING | CF_PAUSED) || (size_t)n < cap)
+            if (c->flags & (CF_PENDING | CF_PAUSED))
+                break;
+            /* A short plain read drained the socket. OpenSSL may hold
+             * decrypted bytes that the socket no longer signals. */
+            if ((size_t)n < cap && !(c->ssl && SSL_pending(c->ssl) > 0))
                 break;
             continue;
         }
@@ -821,9 +904,15 @@ static void conn_on_readable(struct conn *c)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            conn_abort(c, strerror(errno));
+            conn_abort(c, conn_sock_error(c, errno));
         break;
     }
+    /* Out of turns with TLS bytes still buffered: come back next iteration. */
+    if (i == CONN_READS_PER_EVENT && c->ssl && SSL_pending(c->ssl) > 0 &&
+        !(c->flags & (CF_PENDING | CF_PAUSED)))
+        ev_feed_event(loop, &c->io, EV_READ);
+    if (c->flags & CF_RD_WANTS_WR)
+        conn_update_events(c);
     c->flags &= (uint16_t)~CF_CORKED;
     conn_flush(c);
 }
@@ -852,7 +941,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_on_connected(c);
         return;
     }
-    if (revents & EV_READ)
+    if ((revents & EV_READ) || ((revents & EV_WRITE) && (c->flags & CF_RD_WANTS_WR)))
         conn_on_readable(c);
     if ((revents & EV_WRITE) && !(c->flags & CF_PENDING))
         conn_flush(c);

@@ -35,6 +35,8 @@
 #include "frame.h"
 #include "http.h"
 
+struct ssl_st;
+
 struct conn;
 struct server;
 
@@ -59,7 +61,9 @@ enum conn_flags {
     CF_FAILED = 1u << 10,       /* closed by a protocol error or limit (we chose the code) */
     CF_CONNECTING = 1u << 11,   /* client: connect() in progress */
     CF_DRAIN_WANTED = 1u << 12, /* tell the owner when the queue empties */
-    CF_HTTP_SENT = 1u << 13     /* client: request head written */
+    CF_HTTP_SENT = 1u << 13,    /* client: request head written */
+    CF_RD_WANTS_WR = 1u << 14,  /* TLS: a read waits for the socket to be writable */
+    CF_TLS = 1u << 15           /* the socket speaks TLS (c->ssl) */
 };
 
 /* What a connection reports to its owner. Any hook but release may be NULL.
@@ -112,6 +116,7 @@ struct conn {
     struct server *srv;           /* owning server, NULL for a client */
     struct conn *prev, *next;     /* the server's list of live connections */
     struct conn *pending_next;    /* the loop's list of connections to finish */
+    struct ssl_st *ssl;           /* the TLS session, or NULL for plain TCP */
     int fd;
     uint8_t state;                /* enum conn_state */
     uint16_t flags;               /* enum conn_flags */
@@ -133,6 +138,10 @@ struct conn {
  * server: the accepting server or NULL; flags: CF_CLIENT for a client. */
 void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hooks *hooks,
                const struct conn_options *opt, unsigned flags);
+
+/* Make the connection speak TLS over its socket (right after conn_init,
+ * before any I/O): ssl comes from tls_new and is freed with the connection. */
+void conn_use_tls(struct conn *c, struct ssl_st *ssl);
 
 /* Server, from on_request: answer 101 and open. protocol may be NULL;
  * extra is more header lines ("Name: value\r\n"…) or NULL. */

@@ -36,6 +36,7 @@
 #include "frame.h"
 #include "loop.h"
 #include "server.h"
+#include "tls.h"
 
 struct lconn {
     struct conn c;              /* first: a struct conn * is a struct lconn * */
@@ -418,6 +419,7 @@ static int lconn_connect(lua_State *L)
     const char *path = luaL_checkstring(L, 3);
     struct addrinfo hints, *res = NULL, *ai;
     struct conn_options opt;
+    struct ssl_ctx_st *tls_ctx = NULL;
     char portstr[16], hosthdr[300];
     struct lclient *cl;
     size_t elen;
@@ -438,12 +440,26 @@ static int lconn_connect(lua_State *L)
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
         lws_read_conn_options(L, 5, &opt);
+        /* tls = {verify = true, ca = "ca.pem"} for wss:// */
+        if (lua_getfield(L, 5, "tls") == LUA_TTABLE) {
+            char why[256];
+            lua_getfield(L, -1, "verify");
+            lua_getfield(L, -2, "ca");
+            tls_ctx = tls_client_ctx(lua_isnil(L, -2) || lua_toboolean(L, -2),
+                                     lua_tostring(L, -1), why, sizeof why);
+            lua_pop(L, 2);
+            if (!tls_ctx)
+                return lws_fail(L, WS_ETLS, why);
+        }
+        lua_pop(L, 1);
     }
     if (!lua_isnoneornil(L, 6))
         luaL_checktype(L, 6, LUA_TTABLE);
     bad = lconn_header_lines(L, 6);   /* pushes the lines */
-    if (bad)
+    if (bad) {
+        tls_ctx_free(tls_ctx);
         return luaL_error(L, "invalid header %s", bad);
+    }
     extra = lua_tolstring(L, -1, &elen);
     if (strchr(host, ':'))
         snprintf(hosthdr, sizeof hosthdr, "[%s]:%d", host, (int)port);
@@ -454,8 +470,10 @@ static int lconn_connect(lua_State *L)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(portstr, sizeof portstr, "%d", (int)port);
-    if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0)
+    if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+        tls_ctx_free(tls_ctx);
         return lws_fail(L, WS_ERESOLVE, gai_strerror(rc));
+    }
     for (ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -469,8 +487,10 @@ static int lconn_connect(lua_State *L)
         fd = -1;
     }
     freeaddrinfo(res);
-    if (fd < 0)
+    if (fd < 0) {
+        tls_ctx_free(tls_ctx);
         return lws_fail(L, err == ECONNREFUSED ? WS_EREFUSED : WS_EIO, strerror(err));
+    }
     {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -499,6 +519,15 @@ static int lconn_connect(lua_State *L)
     cl->l.ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     conn_init(&cl->l.c, fd, NULL, &lws_conn_hooks, &cl->opt, CF_CLIENT | CF_CONNECTING);
+    if (tls_ctx) {
+        struct ssl_st *ssl = tls_new(tls_ctx, fd, 0, host);
+        tls_ctx_free(tls_ctx);   /* the session holds its own reference */
+        if (!ssl) {
+            conn_abort(&cl->l.c, tls_last_error());
+            return lws_fail(L, WS_ETLS, tls_last_error());
+        }
+        conn_use_tls(&cl->l.c, ssl);
+    }
     rc = conn_client_start(&cl->l.c, hosthdr, path, extra, elen);
     if (rc != WS_OK) {
         conn_abort(&cl->l.c, ws_strerror(rc));

@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "loop.h"
 #include "server.h"
+#include "tls.h"
 
 struct lserver {
     struct server s;
@@ -91,6 +92,19 @@ static int lserver_listen(lua_State *L)
         backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
     ls->s.max_connections = maxc > 0 ? (size_t)maxc : 0;
+    if (lua_getfield(L, 3, "tls") == LUA_TTABLE) {
+        const char *cert, *key;
+        lua_getfield(L, -1, "certificate");
+        lua_getfield(L, -2, "key");
+        cert = lua_tostring(L, -2);
+        key = lua_tostring(L, -1);
+        luaL_argcheck(L, cert && key, 3, "tls needs certificate and key (PEM file names)");
+        ls->s.tls = tls_server_ctx(cert, key, err, sizeof err);
+        if (!ls->s.tls)
+            return lws_fail(L, WS_ETLS, err);
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
     ls->s.hooks = &lws_conn_hooks;
     ls->s.alloc = lserver_alloc;
     lua_pushvalue(L, 4);
@@ -203,6 +217,10 @@ static int lserver_gc(lua_State *L)
     struct lserver *ls = lserver_check(L, 1);
     server_close(&ls->s, 0, NULL);
     loop_server_remove(&ls->s);
+    if (ls->s.tls) {
+        tls_ctx_free(ls->s.tls);
+        ls->s.tls = NULL;
+    }
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "tls.h"
 
 /* Accepts per readable event, so a connection storm cannot starve the rest. */
 #define SERVER_ACCEPTS_PER_EVENT 64
@@ -97,6 +98,13 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         conn_init(c, fd, s, s->hooks, &s->opt, 0);
+        if (s->tls) {
+            struct ssl_st *ssl = tls_new(s->tls, fd, 1, NULL);
+            if (!ssl)
+                conn_abort(c, tls_last_error());
+            else
+                conn_use_tls(c, ssl);
+        }
     }
 }
 

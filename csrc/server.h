@@ -14,6 +14,8 @@
 #include <ev.h>
 #include "conn.h"
 
+struct ssl_ctx_st;
+
 #define SERVER_MAX_LISTEN 4
 
 struct server_stats {
@@ -29,6 +31,7 @@ struct server {
     int port;                         /* the bound port of the first socket */
     struct conn_options opt;
     size_t max_connections;           /* 0 = no limit; past it: 503 */
+    struct ssl_ctx_st *tls;           /* TLS context for wss://, or NULL (owned) */
     const struct conn_hooks *hooks;
     /* allocate the memory for a new connection, or NULL to refuse it */
     struct conn *(*alloc)(struct server *s);

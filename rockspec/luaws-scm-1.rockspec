@@ -24,7 +24,7 @@ build = {
       sources = {
         "csrc/buffer.c", "csrc/conn.c", "csrc/errors.c", "csrc/frame.c", "csrc/handshake.c",
         "csrc/http.c", "csrc/loop.c", "csrc/lua_codec.c", "csrc/lua_conn.c", "csrc/lua_core.c",
-        "csrc/lua_server.c", "csrc/lua_timer.c", "csrc/server.c", "csrc/utf8.c",
+        "csrc/lua_server.c", "csrc/lua_timer.c", "csrc/server.c", "csrc/tls.c", "csrc/utf8.c",
       },
       defines = { "OPENSSL_API_COMPAT=30000", "_GNU_SOURCE" },
       incdirs = { "csrc", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -17,12 +17,13 @@ local known = {
   headers = true, protocols = true, origin = true, timeout = true,
   max_message_size = true, receive_buffer_size = true, close_timeout = true,
   keep_alive_interval = true, keep_alive_timeout = true, idle_timeout = true,
-  max_backpressure = true,
+  max_backpressure = true, tls = true,
 }
 
 --[[ luaws.connect(url [, opts]) -> ws | nil, token, detail
-  url: ws://host[:port]/path. opts: headers (table), protocols (list),
-  origin, timeout (handshake, default 10 s), max_message_size, and the
+  url: ws://host[:port]/path or wss://…. opts: headers (table), protocols
+  (list), origin, timeout (handshake, default 10 s), tls ({verify = true,
+  ca = "ca.pem"}) for wss://, max_message_size, and the
   connection timers of luaws.listen. Tokens: "refused", "resolve",
   "handshake" (detail says why: "403 Forbidden", …), "timeout".
   Usage: local ws = assert(luaws.connect("ws://127.0.0.1:5000/ws")) ]]
@@ -34,7 +35,7 @@ function M.connect(url, opts)
   end
   local u, err = util.parse_url(url)
   if not u then error("bad argument #1 to 'connect' (" .. err .. ")", 2) end
-  if u.scheme == "wss" then return nil, "tls", "wss:// is not supported by the client yet" end
+  if opts.tls ~= nil and type(opts.tls) ~= "table" then error("option 'tls' must be a table", 2) end
 
   local headers = {}
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
@@ -47,6 +48,9 @@ function M.connect(url, opts)
     close_timeout = opts.close_timeout, keep_alive_interval = opts.keep_alive_interval,
     keep_alive_timeout = opts.keep_alive_timeout, idle_timeout = opts.idle_timeout,
     max_backpressure = opts.max_backpressure,
+    -- wss://: verify the server against the system store, or opts.tls.ca;
+    -- opts.tls.verify = false accepts any certificate (tests, self-signed)
+    tls = u.scheme == "wss" and (opts.tls or {}) or nil,
   }
   local state = {}
   local handlers = {
@@ -70,6 +74,7 @@ function M.connect(url, opts)
   local reason = state.reason or ""
   if reason == "refused" then return nil, "refused", reason end
   if reason == "timeout" then return nil, "timeout", reason end
+  if reason:find("^tls") or reason:find("SSL") then return nil, "tls", reason end
   return nil, "handshake", (reason:gsub("^handshake: ", ""))
 end
 

@@ -43,7 +43,7 @@ local kinds = {
   max_message_size = "number", idle_timeout = "number", protocols = "table",
   static = "string", max_backpressure = "number", handshake_timeout = "number",
   close_timeout = "number", max_connections = "number", backlog = "number",
-  tls = "table",
+  tls = "table",                 -- { certificate = "cert.pem", key = "key.pem" }: wss://
 }
 
 local function check_options(opts)
@@ -63,7 +63,12 @@ local function check_options(opts)
   for k, v in pairs(defaults) do
     if o[k] == nil then o[k] = v end
   end
-  if o.tls then error("option 'tls' is not supported yet", 3) end
+  if o.tls then
+    local t = o.tls
+    if type(t.certificate) ~= "string" or type(t.key) ~= "string" then
+      error("option 'tls' needs certificate and key (PEM file names)", 3)
+    end
+  end
   if o.port ~= math.floor(o.port) or o.port > 65535 then error("option 'port' must be an integer 0-65535", 3) end
   if o.receive_buffer_size < 256 then error("option 'receive_buffer_size' must be at least 256", 3) end
   if o.max_message_size < 1 then error("option 'max_message_size' must be at least 1", 3) end
@@ -186,6 +191,7 @@ function M.listen(opts)
     receive_buffer_size = math.floor(o.receive_buffer_size),
     max_connections = o.max_connections and math.floor(o.max_connections) or 0,
     backlog = math.floor(o.backlog),
+    tls = o.tls,
   }
   local c, token, detail = core.listen(o.host, math.floor(o.port), copts, function(ws, req)
     return on_request(self, ws, req)
@@ -210,12 +216,12 @@ function methods:stats() return self._c:stats() end
 -- server:connections() -> array of open connections
 function methods:connections() return self._c:connections() end
 
--- server:url([path]) -> "ws://host:port/path" for this server
+-- server:url([path]) -> "ws://host:port/path" (wss:// with tls) for this server
 function methods:url(path)
   local host = self.host
   if host == "*" or host == "0.0.0.0" or host == "::" then host = "127.0.0.1" end
   if host:find(":", 1, true) then host = "[" .. host .. "]" end
-  return ("ws://%s:%d%s"):format(host, self.port, path or "/")
+  return ("%s://%s:%d%s"):format(self.options.tls and "wss" or "ws", host, self.port, path or "/")
 end
 
 return M
