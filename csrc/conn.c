@@ -744,17 +744,26 @@ static void conn_deliver(struct conn *c, int opcode, const uint8_t *data, size_t
 
 /*
 ** The peer's close frame (already validated by the reader). Answer it with
-** the same code (RFC 6455 §5.5.1: "typically echos the status code it
-** received"), or an empty close if it had none, unless ours went out first.
+** the same code and reason (RFC 6455 §5.5.1: an endpoint "typically echos the
+** status code it received"; echoing the reason too is what browsers show as
+** CloseEvent.reason, as ASP.NET and node's ws do), or an empty close if it had
+** no code, unless our close went out first.
 */
 static void conn_on_close_frame(struct conn *c, const struct ws_event *ev)
 {
     conn_set_reason(c, ev->close_code, (const char *)ev->data, ev->len);
     c->flags |= CF_CLOSE_RCVD;
     if (!(c->flags & CF_CLOSE_SENT)) {
-        uint8_t p[2] = { (uint8_t)(ev->close_code >> 8), (uint8_t)ev->close_code };
+        uint8_t p[WS_MAX_CONTROL_PAYLOAD];
+        size_t n = 0;
+        if (ev->close_code != 1005) {
+            p[0] = (uint8_t)(ev->close_code >> 8);
+            p[1] = (uint8_t)ev->close_code;
+            n = 2 + ev->len;   /* the reader bounds the reason to 123 bytes */
+            memcpy(p + 2, ev->data, ev->len);
+        }
         c->flags |= CF_CLOSE_SENT;
-        conn_queue_frame(c, WS_OP_CLOSE, p, ev->close_code == 1005 ? 0 : 2);
+        conn_queue_frame(c, WS_OP_CLOSE, p, n);
     }
     if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
         return;
