@@ -53,6 +53,13 @@ test: deps
 	@$(RUNENV) $(BUSTED) -o TAP $(SPECS) 2>&1 | tee build/test-$(SANITIZE).tap; \
 	  scripts/tap-summary build/test-$(SANITIZE).tap
 
+# The example pages in headless Debian chromium (spec/browser/run.sh installs
+# chromium and playwright-core when missing); ends with "N passed, N failed".
+.PHONY: test-browser
+test-browser: deps
+	@$(MAKE) --no-print-directory all
+	@spec/browser/run.sh
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA) examples/echo.lua --port $(PORT)

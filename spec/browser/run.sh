@@ -17,8 +17,9 @@
 #
 # It installs what is missing first: chromium through apt-get (never a browser
 # download), and playwright-core + ws into spec/browser/node_modules from the
-# lock file. It prints node's test summary and exits non-zero on any failure.
-# Screenshots go to spec/browser/out/.
+# lock file. It prints node's test summary, then one line "N passed, N failed",
+# and exits non-zero on any failure. Screenshots and the log (node-test.log) go
+# to spec/browser/out/.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -53,4 +54,24 @@ fi
 # One test file at a time: each launches its own chromium, and the machine has two cores.
 concurrency=""
 node --help | grep -q -- --test-concurrency && concurrency="--test-concurrency=1"
-exec node --test $concurrency --test-reporter=spec "$@"
+
+# Run the tests with the output on the terminal and in out/node-test.log, then
+# end with one plain line "N passed, N failed" from node's summary
+# ("ℹ pass N", "ℹ fail N"; cancelled tests count as failed) for CI to add up.
+mkdir -p "$here/out"
+log="$here/out/node-test.log"
+rcfile="$here/out/node-test.rc"
+rm -f "$rcfile"
+{ node --test $concurrency --test-reporter=spec "$@"; echo $? > "$rcfile"; } 2>&1 | tee "$log"
+rc=$(cat "$rcfile" 2>/dev/null || echo 1)
+count() { sed -n "s/^ℹ $1 \([0-9][0-9]*\)\$/\1/p" "$log" | tail -n 1; }
+passed=$(count pass)
+failed=$(count fail)
+cancelled=$(count cancelled)
+if [ -z "$passed" ] || [ -z "$failed" ]; then
+  echo "browser tests: node --test printed no summary (exit $rc)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "$passed passed, $((failed + ${cancelled:-0})) failed"
+exit "$rc"

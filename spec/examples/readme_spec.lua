@@ -1,0 +1,284 @@
+-- SPDX-License-Identifier: MIT
+-- The README's Lua snippets cannot drift: each one follows a marker
+--   <!-- snippet: examples/tutorial/NN_name.lua -->
+-- and must equal that file byte for byte; each file is then run as a
+-- subprocess on port 0 and driven with luaws.connect to check that it does
+-- what the README says it does. The defaults in the README's options table
+-- are checked against luaws.defaults too.
+local h = require "helper"
+local luaws = h.luaws
+local common = require "examples.common"
+local proc = require "support.proc"
+
+local ROOT = common.root()
+local README = assert(proc.read_all(ROOT .. "/README.md"))
+
+-- Every marker, in order: { path = ..., block = text between the fences or
+-- nil when the marker is not followed at once by a ```lua fence }.
+local function snippets(text)
+  local out = {}
+  for pos, path in text:gmatch("()<!%-%- snippet: (%S+) %-%->") do
+    local block = text:match("^<!%-%- snippet: %S+ %-%->\n```lua\n(.-\n)```\n", pos)
+    out[#out + 1] = { path = path, block = block }
+  end
+  return out
+end
+
+local function tutorial_files()
+  local p = assert(io.popen("ls " .. proc.quote(ROOT .. "/examples/tutorial")))
+  local files = {}
+  for name in p:lines() do
+    if name:match("%.lua$") then files[#files + 1] = "examples/tutorial/" .. name end
+  end
+  p:close()
+  return files
+end
+
+describe("README snippets", function()
+  local marked = snippets(README)
+
+  it("mark the echo server, its client and the tutorial steps", function()
+    local seen = {}
+    for _, s in ipairs(marked) do seen[s.path] = true end
+    for _, f in ipairs(tutorial_files()) do
+      assert.is_true(seen[f] == true, f .. " is not in the README")
+    end
+    assert.is_true(#marked >= 7)
+  end)
+
+  for _, s in ipairs(marked) do
+    it(s.path .. " is in the README byte for byte", function()
+      assert.is_string(s.block, "the marker for " .. s.path .. " is not followed by a ```lua block")
+      local file = proc.read_all(ROOT .. "/" .. s.path)
+      assert.is_string(file, s.path .. " does not exist")
+      assert.is_true(file == s.block, s.path .. " differs from its README block")
+    end)
+  end
+
+  it("every ```lua block in the README is a marked snippet", function()
+    local fences, marked_fences = 0, 0
+    for _ in README:gmatch("\n```lua\n") do fences = fences + 1 end
+    for _ in README:gmatch("%-%->\n```lua\n") do marked_fences = marked_fences + 1 end
+    assert.equal(fences, marked_fences)
+  end)
+end)
+
+describe("README options table", function()
+  -- "`5000`" -> 5000, "`\"localhost\"`" -> "localhost", "`16 MiB`" -> 16 MiB,
+  -- "`nil` (all)" -> nil.
+  local function value(cell)
+    local v = cell:match("^`([^`]*)`")
+    if not v or v == "nil" then return nil end
+    local s = v:match('^"(.*)"$')
+    if s then return s end
+    local mib = v:match("^(%d+) MiB$")
+    if mib then return tonumber(mib) * 1024 * 1024 end
+    return assert(tonumber(v), "cannot read the default " .. cell)
+  end
+
+  it("lists every option of luaws.defaults with its default", function()
+    local rows = {}
+    local section = README:match("## Options of `luaws.listen{}`(.-)\n## ")
+    assert.is_string(section)
+    for name, default in section:gmatch("\n| `([%w_]+)` | ([^|]-) |") do rows[name] = default end
+    for name, default in pairs(luaws.defaults) do
+      assert.is_string(rows[name], "option " .. name .. " is not in the README table")
+      assert.equal(default, value(rows[name]), "default of " .. name)
+    end
+    for name, cell in pairs(rows) do
+      assert.equal(luaws.defaults[name], value(cell), "default of " .. name)
+    end
+  end)
+end)
+
+describe("README tutorial files, run", function()
+  local clients = {}
+  local function connect(url, opts)
+    local ws, err, detail = luaws.connect(url, opts)
+    if ws then clients[#clients + 1] = ws end
+    return ws, err, detail
+  end
+
+  after_each(function()
+    for i = #clients, 1, -1 do
+      if clients[i].state == "open" then clients[i]:close() end
+      clients[i] = nil
+    end
+    local ok, err = pcall(h.cleanup)
+    common.stop_all()
+    assert(ok, err)
+  end)
+
+  local function echoes(ws)
+    assert(ws:send("héllo"))
+    assert.same({ "héllo", "text" }, { ws:receive(5) })
+    assert(ws:send("\0\1\255", "binary"))
+    assert.same({ "\0\1\255", "binary" }, { ws:receive(5) })
+  end
+
+  describe("00_echo_server.lua (An echo server)", function()
+    local script = "examples/tutorial/00_echo_server.lua"
+
+    it("echoes on /ws with callbacks and on /echo as a coroutine, and logs open and close", function()
+      local ex = common.start(script)
+      assert.equal("echo", ex.name)
+      local ws = assert(connect(ex:url("/ws")))
+      echoes(ws)
+      ex:wait_output("^open from 127%.0%.0%.1$", "the open log")
+      assert(ws:close(1000, "bye"))
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      ex:wait_output("^closed\t1000\tbye$", "the close log")
+      local co = assert(connect(ex:url("/echo")))
+      echoes(co)
+      co:close()
+    end)
+
+    it("lets http://localhost:5000 (and scripts) in and answers 403 to other origins", function()
+      local ex = common.start(script)
+      assert(connect(ex:url("/ws"), { origin = "http://localhost:5000" })):close()
+      assert(connect(ex:url("/ws"))):close()
+      assert.same({ nil, "handshake", "403 Forbidden" }, { connect(ex:url("/ws"), { origin = "http://evil.example" }) })
+    end)
+
+    it("answers the README's client: it prints hello and text", function()
+      local ex = common.start(script)
+      local out, code = common.run("examples/tutorial/00_echo_client.lua", { ex:url("/ws") }, 20)
+      assert.equal(0, code, out)
+      assert.equal("hello\ttext\n", out)
+      ex:wait_output("^closed\t1000\tdone$", "the client's close in the log")
+    end)
+
+    it("on SIGTERM closes every connection with 1001 and exits", function()
+      local ex = common.start(script)
+      local ws = assert(connect(ex:url("/ws")))
+      echoes(ws)
+      assert.is_true(proc.kill(ex.pid, "TERM"))
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      assert.equal(1001, (ws:close_status()))
+      assert.is_true(proc.wait_exit(ex.pid, 5), "the server exits")
+      ex.may_exit = true
+    end)
+  end)
+
+  describe("01_configure.lua", function()
+    local script = "examples/tutorial/01_configure.lua"
+
+    it("accepts /ws (open sends a welcome) and answers 404 elsewhere", function()
+      local ex = common.start(script)
+      assert.equal("configure", ex.name)
+      local ws = assert(connect(ex:url("/ws")))
+      assert.same({ "welcome, 127.0.0.1", "text" }, { ws:receive(5) })
+      assert.same({ nil, "handshake", "404 Not Found" }, { connect(ex:url("/other")) })
+    end)
+
+    it("closes with 1009 on a message over max_message_size (64 KiB), not at it", function()
+      local ex = common.start(script)
+      local ws = assert(connect(ex:url("/ws")))
+      assert(ws:receive(5))
+      assert(ws:send(("x"):rep(64 * 1024)))
+      h.idle(0.2)
+      assert.equal("open", ws.state)
+      assert(ws:send(("x"):rep(64 * 1024 + 1)))
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      assert.equal(1009, (ws:close_status()))
+    end)
+
+    it("raises on a misspelt option, as the comment says", function()
+      assert.has_error(function() luaws.listen { max_mesage_size = 1 } end, "unknown option 'max_mesage_size'")
+    end)
+  end)
+
+  describe("02_echo_callbacks.lua", function()
+    it("echoes text as text and binary as binary, and counts the messages in ws.data", function()
+      local ex = common.start("examples/tutorial/02_echo_callbacks.lua")
+      assert.equal("callbacks", ex.name)
+      local ws = assert(connect(ex:url("/ws")))
+      echoes(ws)
+      assert(ws:send(""))
+      assert.same({ "", "text" }, { ws:receive(5) })
+      assert(ws:close(1000, "bye"))
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      ex:wait_output("^127%.0%.0%.1 sent 3 messages, then closed: 1000 bye$", "the close log")
+    end)
+  end)
+
+  describe("03_echo_coroutine.lua", function()
+    it("asks a name, greets, then echoes, one coroutine per connection", function()
+      local ex = common.start("examples/tutorial/03_echo_coroutine.lua")
+      assert.equal("coroutine", ex.name)
+      local a = assert(connect(ex:url("/ws")))
+      local b = assert(connect(ex:url("/ws")))
+      assert.equal("what is your name?", (a:receive(5)))
+      assert.equal("what is your name?", (b:receive(5)))
+      assert(b:send("bob"))                       -- b answers first: a's coroutine still waits
+      assert.equal("hello, bob", (b:receive(5)))
+      assert(a:send("ada"))
+      assert.equal("hello, ada", (a:receive(5)))
+      echoes(a)
+      echoes(b)
+      assert(a:close(1000))
+      assert.same({ nil, "closed" }, { a:receive(5) })
+      assert.equal(1000, (a:close_status()))
+      echoes(b)
+    end)
+
+    it("ends the coroutine quietly when the client leaves before naming itself", function()
+      local ex = common.start("examples/tutorial/03_echo_coroutine.lua")
+      local ws = assert(connect(ex:url("/ws")))
+      assert(ws:receive(5))
+      assert(ws:close(1000, "no name"))
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      assert.equal(1000, (ws:close_status()))
+      local again = assert(connect(ex:url("/ws")))   -- the server carries on
+      assert.equal("what is your name?", (again:receive(5)))
+      assert.is_nil(ex:output():find("error", 1, true), "no handler error logged")
+    end)
+  end)
+
+  describe("04_disconnects.lua", function()
+    local script = "examples/tutorial/04_disconnects.lua"
+
+    it("keeps a quiet client that answers the pings (a running luaws client)", function()
+      local ex = common.start(script, { "--interval", "0.2" })
+      assert.equal("disconnects", ex.name)
+      local ws = assert(connect(ex:url("/ws")))
+      ex:wait_output("^127%.0%.0%.1 connected$", "the connect log")
+      h.idle(1.2)                                 -- three times idle_timeout, saying nothing
+      assert.equal("open", ws.state)
+      echoes(ws)
+      assert.is_nil(ex:output():find("disconnected", 1, true))
+    end)
+
+    it("notices a client that went silent via idle_timeout: 1006 timeout in the close handler", function()
+      local ex = common.start(script, { "--interval", "0.2" })
+      local ws = assert(connect(ex:url("/ws")))
+      ex:wait_output("^127%.0%.0%.1 connected$", "the connect log")
+      proc.sleep(1.0)                             -- frozen: no pong, nothing at all
+      ex:wait_output("^127%.0%.0%.1 disconnected: 1006 timeout$", "the timeout in the log")
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      assert.equal(1001, (ws:close_status()))     -- what the server told the client
+    end)
+
+    it("reports the client's own close code", function()
+      local ex = common.start(script, { "--interval", "5" })
+      local ws = assert(connect(ex:url("/ws")))
+      assert(ws:close(4000, "see you"))
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      ex:wait_output("^127%.0%.0%.1 disconnected: 4000 see you$", "the close in the log")
+    end)
+  end)
+
+  describe("05_origins.lua", function()
+    it("lets https://client.com and scripts in, answers 403 to other pages before the hook", function()
+      local ex = common.start("examples/tutorial/05_origins.lua")
+      assert.equal("origins", ex.name)
+      echoes(assert(connect(ex:url("/ws"), { origin = "https://client.com" })))
+      ex:wait_output("^upgrade from https://client%.com$", "the hook's log")
+      echoes(assert(connect(ex:url("/ws"))))
+      ex:wait_output("^upgrade from no origin$", "the hook's log")
+      assert.same({ nil, "handshake", "403 Forbidden" }, { connect(ex:url("/ws"), { origin = "https://evil.example" }) })
+      assert.same({ nil, "handshake", "403 Forbidden" }, { connect(ex:url("/ws"), { origin = "http://client.com" }) })
+      assert.is_nil(ex:output():find("upgrade from https://evil", 1, true), "the hook never saw the refused origin")
+    end)
+  end)
+end)
