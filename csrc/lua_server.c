@@ -138,10 +138,11 @@ static int lserver_close(lua_State *L)
 }
 
 /*
-** server:broadcast(data [, kind [, except]]) -> number of connections sent to
-** [-0, +1, v]  One frame header for all open connections (except the one
-** given). Connections over their backpressure cap are closed with 1008 and
-** not counted. Usage: server:broadcast("tick")
+** server:broadcast(data [, kind [, except [, handlers]]]) -> number sent to
+** [-0, +1, v]  One frame header for all open connections (but except), or,
+** given a route's handlers table, for that route's connections only.
+** Connections over their backpressure cap are closed with 1008 and not
+** counted. Usage: server:broadcast("tick")
 */
 static int lserver_broadcast(lua_State *L)
 {
@@ -151,14 +152,26 @@ static int lserver_broadcast(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     int kind = luaL_checkoption(L, 3, "text", kinds);
     const void *except = lua_isnoneornil(L, 4) ? NULL : luaL_checkudata(L, 4, LWS_CONN_MT);
+    int route = !lua_isnoneornil(L, 5);
     uint8_t hdr[WS_MAX_HEADER];
     size_t hlen = ws_frame_header_encode(hdr, 1, kind ? WS_OP_BINARY : WS_OP_TEXT, len, NULL);
     struct conn *c, *next;
     lua_Integer n = 0;
+    if (route)
+        luaL_checktype(L, 5, LUA_TTABLE);
     for (c = ls->s.conns; c; c = next) {
         next = c->next;   /* a failing send only queues the finish; the list holds */
         if (c == except || c->state != CONN_OPEN)
             continue;
+        if (route) {   /* only the connections whose handlers are the route's */
+            int same;
+            lws_conn_push(L, c);
+            lua_getiuservalue(L, -1, 1);
+            same = lua_rawequal(L, -1, 5);
+            lua_pop(L, 2);
+            if (!same)
+                continue;
+        }
         if (conn_send_preframed(c, hdr, hlen, data, len) == WS_OK)
             n++;
     }

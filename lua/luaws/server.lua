@@ -156,11 +156,11 @@ local function on_request(self, ws, req)
     req.protocol = pick_protocol(route.protocols or self.options.protocols,
       req.headers["sec-websocket-protocol"])
     if route.upgrade then
-      local ok, status, body = route.upgrade(req, ws)
+      local ok, status, body, headers = route.upgrade(req, ws)
       if ok == false then
         status = math.tointeger(status) or 403
         if status < 400 or status > 599 then status = 403 end
-        return text(status, body)
+        return text(status, body, headers)   -- e.g. WWW-Authenticate with a 401
       end
     end
     return true, route, req.protocol, req.response_headers
@@ -206,8 +206,20 @@ end
 -- with code (default 1001 "server closed"; 0 leaves them open).
 function methods:close(code, reason) return self._c:close(code, reason) end
 
--- server:broadcast(data [, kind [, except_ws]]) -> connections sent to
-function methods:broadcast(data, kind, except) return self._c:broadcast(data, kind, except) end
+--[[ server:broadcast(data [, kind [, except_ws | {except = ws, route = path}]])
+  -> connections sent to. The frame is encoded once for all of them. Without
+  a route it reaches every open connection of the server, on every route. ]]
+function methods:broadcast(data, kind, opts)
+  if type(opts) == "table" then
+    local handlers
+    if opts.route ~= nil then
+      handlers = self._routes[opts.route]
+      if not handlers then error("bad argument #3 to 'broadcast' (no route " .. tostring(opts.route) .. ")", 2) end
+    end
+    return self._c:broadcast(data, kind, opts.except, handlers)
+  end
+  return self._c:broadcast(data, kind, opts)
+end
 
 -- server:stats() -> {connections, accepted, upgraded, rejected,
 --   messages_in, messages_out, bytes_in, bytes_out}
