@@ -206,9 +206,9 @@ end
 -- with code (default 1001 "server closed"; 0 leaves them open).
 function methods:close(code, reason) return self._c:close(code, reason) end
 
---[[ server:broadcast(data [, kind [, except_ws | {except = ws, route = path}]])
-  -> connections sent to. The frame is encoded once for all of them. Without
-  a route it reaches every open connection of the server, on every route. ]]
+-- server:broadcast(data [, kind [, except_ws | {except = ws, route = path}] ])
+--   -> connections sent to. The frame is encoded once for all of them. Without
+--   a route it reaches every open connection of the server, on every route.
 function methods:broadcast(data, kind, opts)
   if type(opts) == "table" then
     local handlers
