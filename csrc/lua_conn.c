@@ -37,6 +37,7 @@
 #include "loop.h"
 #include "server.h"
 #include "tls.h"
+#include "utf8.h"
 
 struct lconn {
     struct conn c;              /* first: a struct conn * is a struct lconn * */
@@ -594,6 +595,8 @@ static int lconn_close(lua_State *L)
     luaL_argcheck(L, code >= 0 && code <= 65535 && ws_close_code_valid((unsigned)code), 2,
                   "not a close code an endpoint may send");
     luaL_argcheck(L, len <= 123, 3, "reason over 123 bytes");
+    luaL_argcheck(L, ws_utf8_valid((const uint8_t *)reason, len), 3,
+                  "reason is not UTF-8 (RFC 6455 §5.5.1)");
     rc = conn_close(&l->c, (unsigned)code, reason, len);
     if (rc != WS_OK)
         return lws_fail(L, rc, NULL);

@@ -53,15 +53,24 @@ function M.connect(url, opts)
     tls = u.scheme == "wss" and (opts.tls or {}) or nil,
   }
   local state = {}
+  local offered = {}
+  for _, p in ipairs(opts.protocols or {}) do offered[p] = true end
   local handlers = {
     open = function(ws)
-      state.open = true
+      -- RFC 6455 §4.1: a subprotocol we did not offer fails the connection
+      local p = ws.protocol
+      if p and not offered[p] then
+        state.done, state.reason = true, "handshake: server chose subprotocol " .. p .. ", not offered"
+        ws:close(1002, "unexpected subprotocol")
+      else
+        state.open = true
+      end
       conn.wake(ws)
     end,
     message = conn.queue_handlers.message,
     close = function(ws, code, reason)
+      if not state.done then state.code, state.reason = code, reason end
       state.done = true
-      state.code, state.reason = code, reason
       conn.queue_handlers.close(ws, code, reason)
     end,
   }

@@ -163,7 +163,18 @@ local function on_request(self, ws, req)
         return text(status, body, headers)   -- e.g. WWW-Authenticate with a 401
       end
     end
-    return true, route, req.protocol, req.response_headers
+    local p = req.protocol
+    if p ~= nil then
+      local offered = false
+      for _, q in ipairs(util.tokens(req.headers["sec-websocket-protocol"])) do
+        if q == p then offered = true end
+      end
+      -- RFC 6455 §4.2.2: the server may only pick what the client offered
+      if not offered then
+        error(("upgrade hook chose subprotocol %q, which the client did not offer"):format(tostring(p)))
+      end
+    end
+    return true, route, p, req.response_headers
   end
   if route then
     return text(400, "400 Bad Request: this path speaks WebSocket only\n")
