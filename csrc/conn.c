@@ -105,10 +105,12 @@ static void conn_rearm(struct conn *c)
     case CONN_OPEN:
         if (o->idle_timeout > 0)
             CONSIDER(c->last_rx + o->idle_timeout);
-        if (o->keep_alive_interval > 0)
-            CONSIDER(c->ping_at + o->keep_alive_interval);
+        /* While a ping waits for its pong under a timeout, the timeout is
+         * the deadline; the next ping goes out only after the pong. */
         if ((c->flags & CF_PING_OUT) && o->keep_alive_timeout > 0)
             CONSIDER(c->ping_at + o->keep_alive_timeout);
+        else if (o->keep_alive_interval > 0)
+            CONSIDER(c->ping_at + o->keep_alive_interval);
         break;
     case CONN_CLOSING:
         if (o->close_timeout > 0)
@@ -448,8 +450,11 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len)
         return WS_ECLOSED;
     if (opcode >= WS_OP_CLOSE && len > WS_MAX_CONTROL_PAYLOAD)
         return WS_EPROTO;
-    if (c->opt->max_backpressure && c->out.len + len > c->opt->max_backpressure) {
-        /* The peer does not read: stop queueing for it (DESIGN: 1008). */
+    if (c->opt->max_backpressure && c->out.len > 0 &&
+        c->out.len + len > c->opt->max_backpressure) {
+        /* The peer does not read: stop queueing for it (DESIGN: 1008). A
+         * message that finds the queue empty is always taken, so one larger
+         * than the cap can still go to a peer that reads. */
         conn_fail(c, 1008, "backpressure");
         return WS_EBACKPRESSURE;
     }
@@ -470,7 +475,8 @@ int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
 {
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING | CF_CLIENT)))
         return WS_ECLOSED;
-    if (c->opt->max_backpressure && c->out.len + len > c->opt->max_backpressure) {
+    if (c->opt->max_backpressure && c->out.len > 0 &&
+        c->out.len + len > c->opt->max_backpressure) {
         conn_fail(c, 1008, "backpressure");
         return WS_EBACKPRESSURE;
     }
@@ -538,7 +544,7 @@ void conn_resume(struct conn *c)
 /* ---------------------------------------------------------------- handshake */
 
 int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
-                 const void *body, size_t body_len)
+                 const void *body, size_t body_len, int head_only)
 {
     char head[256];
     int n;
@@ -553,7 +559,7 @@ int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len
     if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
         (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
         ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK ||
-        (body_len && ws_buf_append(&c->out, body, body_len, 0) != WS_OK)) {
+        (body_len && !head_only && ws_buf_append(&c->out, body, body_len, 0) != WS_OK)) {
         conn_abort(c, "out of memory");
         return WS_ENOMEM;
     }
@@ -571,7 +577,7 @@ static void conn_respond_error(struct conn *c, int status, const char *extra)
     char hdrs[160];
     int h = snprintf(hdrs, sizeof hdrs, "Content-Type: text/plain; charset=utf-8\r\n%s",
                      extra ? extra : "");
-    conn_respond(c, status, hdrs, (size_t)h, body, (size_t)n);
+    conn_respond(c, status, hdrs, (size_t)h, body, (size_t)n, 0);
 }
 
 int conn_accept(struct conn *c, const struct ws_http_head *req, const char *protocol,
@@ -991,7 +997,8 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             conn_timeout(c);
             return;
         }
-        if (o->keep_alive_interval > 0 && now >= c->ping_at + o->keep_alive_interval) {
+        if (o->keep_alive_interval > 0 && now >= c->ping_at + o->keep_alive_interval &&
+            !((c->flags & CF_PING_OUT) && o->keep_alive_timeout > 0)) {
             c->ping_at = ev_now(loop);
             c->flags |= CF_PING_OUT;
             conn_queue_frame(c, WS_OP_PING, NULL, 0);

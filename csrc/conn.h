@@ -149,9 +149,10 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
                 const char *extra, size_t extra_len);
 
 /* Server, from on_request (or to refuse): a plain HTTP response; the
- * connection closes once it is sent. extra: header lines as above. */
+ * connection closes once it is sent. extra: header lines as above.
+ * head_only: answer a HEAD: Content-Length says body_len, no body follows. */
 int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
-                 const void *body, size_t body_len);
+                 const void *body, size_t body_len, int head_only);
 
 /* Client: send the opening handshake for path on host (after the socket is
  * connected; queued until then). extra: header lines or NULL. */

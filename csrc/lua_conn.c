@@ -239,7 +239,7 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
     lconn_push(L, c);
     lua_pushvalue(L, req);
     if (!lws_call(L, 2, 4, "on_request")) {
-        conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26);
+        conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
         lua_settop(L, top);
         return;
     }
@@ -251,7 +251,7 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
         int rc;
         if (!lua_istable(L, req + 2)) {
             lws_log(L, "on_request accepted an upgrade without a handlers table");
-            conn_respond(c, 500, NULL, 0, NULL, 0);
+            conn_respond(c, 500, NULL, 0, NULL, 0, 0);
             lua_settop(L, top);
             return;
         }
@@ -265,7 +265,7 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
         rc = conn_accept(c, h, protocol, extra, elen);
         if (rc != WS_OK) {
             if (c->state == CONN_HANDSHAKE && !(c->flags & CF_PENDING))
-                conn_respond(c, 500, NULL, 0, NULL, 0);
+                conn_respond(c, 500, NULL, 0, NULL, 0, 0);
             lua_settop(L, top);
             return;
         }
@@ -292,7 +292,8 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
         if (lconn_header_lines(L, req + 3))
             lws_log(L, "on_request: an invalid response header was left out");
         extra = lua_tolstring(L, -1, &elen);
-        conn_respond(c, status, extra, elen, body, body ? blen : 0);
+        conn_respond(c, status, extra, elen, body, body ? blen : 0,
+                     h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0);
     }
     lua_settop(L, top);
 }

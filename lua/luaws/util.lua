@@ -96,7 +96,6 @@ function M.static(root, req)
     ["Cache-Control"] = "no-cache",
     ["X-Content-Type-Options"] = "nosniff",
   }
-  if req.method == "HEAD" then body = "" end
   return 200, headers, body
 end
 
