@@ -108,6 +108,25 @@ describe("backpressure", function()
     assert.same({ nil, "closed" }, { server_ws:send("more") })
   end)
 
+  -- The cap is on bytes waiting in the queue ("send queue bytes before
+  -- closing with 1008"): a message the socket takes at once never waits.
+  it("sends one message larger than max_backpressure to a reading peer when nothing waits", function()
+    local result
+    server = h.server { max_backpressure = 64 * KiB }
+    server:route("/ws", {
+      message = function(ws) result = { ws:send(("b"):rep(100 * KiB), "binary") } end,
+      close = function(_, code, reason) closes[#closes + 1] = { code, reason } end,
+    })
+    local ws = assert(luaws.connect(server:url("/ws")))
+    clients[#clients + 1] = ws
+    assert(ws:send("send me 100 KiB"))
+    h.pump(function() return result ~= nil end, "the server's send")
+    assert.same({ true }, result)
+    local msg = ws:receive(5)
+    assert.equal(100 * KiB, msg and #msg)
+    assert.same({}, closes)
+  end)
+
   it("lets ws:buffered() grow while the peer does not read, and fires drain once it resumes", function()
     local drains = {}
     start({ max_backpressure = 256 * 1024 * KiB }, MAX_SENDS, {

@@ -107,6 +107,18 @@ describe("close handshake", function()
     server_close()
   end)
 
+  it("answers a ping of 125 bytes, the most a control frame holds, with the same payload", function()
+    local ws = assert(luaws.connect(url))
+    local pongs = {}
+    ws:handlers().pong = function(_, payload) pongs[#pongs + 1] = payload end
+    local payload = ("0123456789"):rep(13):sub(1, 125)
+    assert(ws:send_raw(core.frame_encode(9, payload, true, MASK)))
+    h.pump(function() return #pongs > 0 end, "the pong")
+    assert.same({ payload }, pongs)
+    assert.equal("open", ws.state)
+    ws:close()
+  end)
+
   describe("fails the connection on a protocol error", function()
     for _, case in ipairs {
       { "an unmasked frame", 1002, core.frame_encode(1, "plain", true) },

@@ -163,6 +163,21 @@ describe("before the upgrade", function()
     end)
   end)
 
+  it("answers 503 past max_connections, and serves again once one leaves", function()
+    local url = start { max_connections = 2 }
+    local a = assert(luaws.connect(url))
+    local b = assert(luaws.connect(url))
+    local ws, token, detail = luaws.connect(url)
+    assert.is_nil(ws)
+    assert.equal("handshake", token)
+    assert.matches("503", detail)
+    assert(a:close())
+    assert.same({ nil, "closed" }, { a:receive(5) })
+    h.pump(function() return server:stats().connections == 1 end, "the first connection to go")
+    assert_echoes(assert(luaws.connect(url)))
+    assert_echoes(b)
+  end)
+
   describe("plain HTTP", function()
     local port
     before_each(function()
@@ -237,6 +252,31 @@ describe("before the upgrade", function()
         assert.equal(body, got)
       end)
     end
+
+    it_py("ignores the query string when it looks for the file", function()
+      local status, _, got = http(port, request("/app.css?v=2"))
+      assert.equal(200, status)
+      assert.equal("body{}", got)
+    end)
+
+    -- RFC 9110 §8.6: a Content-Length in an answer to HEAD must be the
+    -- length a GET would have sent.
+    it_py("answers HEAD with the headers of GET and no body", function()
+      local r = proc.raw(port, "HEAD /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", { timeout = 5 })
+      local status, headers, got = proc.parse_response(r.response)
+      assert.equal(200, status)
+      assert.matches("text/html", headers["content-type"], 1, true)
+      assert.equal("", got)
+      if headers["content-length"] then
+        assert.equal(tostring(#"<h1>home</h1>"), headers["content-length"])
+      end
+    end)
+
+    it_py("answers other methods with 405 and Allow", function()
+      local status, headers = http(port, "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+      assert.equal(405, status)
+      assert.matches("GET", headers["allow"], 1, true)
+    end)
 
     it_py("still routes WebSocket upgrades beside static files", function()
       assert_echoes(assert(luaws.connect(server:url("/ws"))))
