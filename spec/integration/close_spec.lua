@@ -107,6 +107,17 @@ describe("close handshake", function()
     server_close()
   end)
 
+  -- RFC 6455 §1.4: "after receiving a control frame indicating the
+  -- connection should be closed, a peer discards any further data received."
+  it("discards data frames that follow the client's close frame", function()
+    local ws = assert(luaws.connect(url))
+    assert(ws:send_raw(core.frame_encode(8, "\x03\xe8done", true, MASK)
+      .. core.frame_encode(1, "after the close", true, MASK)))
+    assert.same({ nil, "closed" }, { ws:receive(5) })
+    assert.same({ 1000, "done" }, { server_close()[1], server_close()[2] })
+    assert.same({}, messages)
+  end)
+
   it("answers a ping of 125 bytes, the most a control frame holds, with the same payload", function()
     local ws = assert(luaws.connect(url))
     local pongs = {}
@@ -157,6 +168,14 @@ describe("close handshake", function()
       assert.equal(1009, (ws:close_status()))
       assert.equal(1009, server_close()[1])
       assert.same({ ("x"):rep(1000) }, messages)
+    end)
+
+    it("accepts fragments that add up to exactly the limit", function()
+      local ws = assert(luaws.connect(url))
+      assert(ws:send_raw(core.frame_encode(2, ("y"):rep(500), false, MASK)))
+      assert(ws:send_raw(core.frame_encode(0, ("y"):rep(500), true, MASK)))
+      assert.same({ ("y"):rep(1000), "binary" }, { ws:receive(5) })
+      ws:close()
     end)
 
     it("with 1009 on fragments that add up past the limit", function()

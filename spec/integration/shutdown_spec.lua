@@ -98,3 +98,48 @@ describe("graceful shutdown of examples/echo.lua", function()
     assert_exits_cleanly(p, GRACE)
   end)
 end)
+
+describe("server:close()", function()
+  local server, url, closes
+  before_each(function()
+    closes = {}
+    server = h.server()
+    server:route("/ws", {
+      message = function(ws, msg, kind) ws:send(msg, kind) end,
+      close = function(_, code, reason) closes[#closes + 1] = { code, reason } end,
+    })
+    url = server:url("/ws")
+  end)
+  after_each(h.cleanup)
+
+  it("closes every connection with 1001 \"server closed\" and refuses new ones", function()
+    local a, b = assert(luaws.connect(url)), assert(luaws.connect(url))
+    server:close()
+    for _, ws in ipairs { a, b } do
+      assert.same({ nil, "closed" }, { ws:receive(5) })
+      assert.same({ 1001, "server closed" }, { ws:close_status() })
+    end
+    h.pump(function() return #closes == 2 end, "both close handlers")
+    assert.same({ 1001, 1001 }, { closes[1][1], closes[2][1] })
+    local ws, token = luaws.connect(url, { timeout = 2 })
+    assert.is_nil(ws)
+    assert.equal("refused", token)
+  end)
+
+  it("closes with the code and reason it is given", function()
+    local ws = assert(luaws.connect(url))
+    server:close(4500, "maintenance")
+    assert.same({ nil, "closed" }, { ws:receive(5) })
+    assert.same({ 4500, "maintenance" }, { ws:close_status() })
+  end)
+
+  it("with code 0 stops accepting but leaves open connections open", function()
+    local ws = assert(luaws.connect(url))
+    server:close(0)
+    assert.is_nil((luaws.connect(url, { timeout = 2 })))
+    assert(ws:send("still here"))
+    assert.same({ "still here", "text" }, { ws:receive(5) })
+    assert(ws:close())
+    assert.same({ nil, "closed" }, { ws:receive(5) })
+  end)
+end)

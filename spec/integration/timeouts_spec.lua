@@ -47,6 +47,21 @@ describe("connection timers", function()
       assert.same({ 1001, "timeout" }, { ws:close_status() })
     end)
 
+    it("ends a coroutine route's messages() and reports 1006 \"timeout\" in close_status", function()
+      local status
+      server = h.server { idle_timeout = 0.3 }
+      server:route("/ws", function(ws)
+        for msg in ws:messages() do ws:send(msg) end
+        status = { ws:close_status() }
+      end)
+      url = server:url("/ws")
+      local ws = connect()
+      assert(ws:send("one"))
+      assert.equal("one", (ws:receive(5)))
+      h.pump(function() return status ~= nil end, "the coroutine to finish", 3)
+      assert.same({ 1006, "timeout" }, status)
+    end)
+
     it("keeps a client open past 1.5 s while it sends something every 0.2 s", function()
       start { idle_timeout = 0.5 }
       local ws = connect()
