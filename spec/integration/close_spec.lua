@@ -138,6 +138,7 @@ describe("close handshake", function()
       { "reserved data opcode 3", 1002, core.frame_encode(3, "x", true, MASK) },
       { "reserved control opcode 0xB", 1002, core.frame_encode(11, "x", true, MASK) },
       { "a ping with a 126-byte payload", 1002, core.frame_encode(9, ("p"):rep(126), true, MASK) },
+      { "a 64-bit length with its top bit set", 1002, "\x82\xff\x80\0\0\0\0\0\0\1" .. MASK .. "x" },
       { "a text message that is not UTF-8", 1007, core.frame_encode(1, "ok \xff\xfe", true, MASK) },
       { "a fragmented text message that turns invalid", 1007,
         core.frame_encode(1, "fine ", false, MASK) .. core.frame_encode(0, "\xc0\xaf", true, MASK) },
@@ -154,6 +155,26 @@ describe("close handshake", function()
         assert.equal(code, (ws:close_status()))
         assert.equal(code, server_close()[1])
         assert.same({}, messages)
+      end)
+    end
+  end)
+
+  describe("on the client side, fails the connection", function()
+    for _, case in ipairs {
+      { "a masked frame from the server", 1002, core.frame_encode(1, "masked", true, MASK) },
+      { "an RSV2 bit from the server", 1002, core.frame_encode(1, "x", true, nil, 2) },
+      { "invalid UTF-8 from the server", 1007, core.frame_encode(1, "\xed\xa0\x80", true) },
+    } do
+      local what, code, bytes = case[1], case[2], case[3]
+      it(("with %d on %s, reported to both sides"):format(code, what), function()
+        server:route("/ws", {
+          open = function(ws) assert(ws:send_raw(bytes)) end,
+          close = function(_, c, reason) closes[#closes + 1] = { c, reason } end,
+        })
+        local ws = assert(luaws.connect(url))
+        assert.same({ nil, "closed" }, { ws:receive(5) })
+        assert.equal(code, (ws:close_status()))
+        assert.equal(code, server_close()[1])
       end)
     end
   end)
