@@ -43,6 +43,7 @@ local function step_until(cond, timeout)
 end
 
 local live = {}   -- processes started and not yet seen to exit
+local spawned = {} -- every process started since the last cleanup (its files)
 
 local P = {}
 P.__index = P
@@ -82,6 +83,7 @@ function M.spawn(argv, opts)
   assert(pid >= 2, "proc: bad PID")
   p.pid = pid
   live[p] = true
+  spawned[p] = true
   return p
 end
 
@@ -121,8 +123,14 @@ function P:wait_output(pattern, timeout)
   return nil, ok and "exited" or "timeout"
 end
 
+-- Remove the files of a process that has exited.
+function P:remove_files()
+  for _, f in ipairs { self.base, self.out, self.err, self.pidfile, self.statusfile } do os.remove(f) end
+  spawned[self] = nil
+end
+
 -- Kill (SIGKILL, by PID) every process still running, wait for them, and
--- remove their files.
+-- remove the files of every process started.
 function M.cleanup()
   for p in pairs(live) do
     if not p:status() then
@@ -130,7 +138,9 @@ function M.cleanup()
       p:wait(5)
     end
     live[p] = nil
-    for _, f in ipairs { p.base, p.out, p.err, p.pidfile, p.statusfile } do os.remove(f) end
+  end
+  for p in pairs(spawned) do
+    if p:status() then p:remove_files() end
   end
 end
 
@@ -157,9 +167,11 @@ function M.raw(port, request, opts)
   local status = p:wait((opts.timeout or 5) + 10)
   os.remove(reqfile)
   if status ~= 0 then
+    if not status then p:signal("KILL") end
     error(("rawtcp.py: exit %s: %s"):format(tostring(status), p:stderr()), 2)
   end
   local out = p:stdout()
+  p:remove_files()
   local how, elapsed, rest = out:match("^(%a+) ([%d.]+)\n(.*)$")
   if not how then error("rawtcp.py: unexpected output: " .. out, 2) end
   return { how = how, elapsed = tonumber(elapsed), response = rest }
