@@ -57,6 +57,22 @@ describe("close handshake", function()
     assert.same({ 4001, "now" }, { ws:close_status() })
   end)
 
+  -- RFC 6455 §5.5.1: the reason is UTF-8. ws:close documents "reason at
+  -- most 123 bytes of UTF-8", and misuse raises (DESIGN "Errors").
+  it("raises on a close reason that is not UTF-8 and puts no close frame on the wire", function()
+    local result
+    server:route("/ws", {
+      open = function(ws) result = { pcall(ws.close, ws, 4000, "bad \xff\xfe") } end,
+      message = function(ws, msg) ws:send(msg) end,
+    })
+    local ws = assert(luaws.connect(url))
+    h.pump(function() return result ~= nil end, "the open handler")
+    assert.is_false(result[1], "ws:close accepted a reason that is not UTF-8")
+    assert(ws:send("still open?"))
+    assert.same({ "still open?", "text" }, { ws:receive(5) })
+    ws:close()
+  end)
+
   it("echoes the client's close code and reports it with its reason to the server", function()
     local ws = assert(luaws.connect(url))
     assert(ws:close(4321, "client leaving"))
