@@ -155,6 +155,34 @@ describe("before the upgrade", function()
       assert_echoes(ws)
     end)
 
+    it("lets the upgrade hook choose the protocol", function()
+      server:route("/pick", {
+        upgrade = function(req) req.protocol = "chat.v1" end,
+        message = function(ws, m) ws:send(m) end,
+      })
+      local ws = assert(luaws.connect(server:url("/pick"), { protocols = { "chat.v2", "chat.v1" } }))
+      assert.equal("chat.v1", ws.protocol)
+      assert_echoes(ws)
+    end)
+
+    -- RFC 6455 §4.1, the client's checks of the answer, item 6: a
+    -- subprotocol "that was not present in the client's handshake" MUST
+    -- fail the connection.
+    for _, offered in ipairs { { "chat.v1" }, false } do
+      it(("makes our client fail a 101 that names a protocol it did not offer (offered: %s)")
+        :format(offered and table.concat(offered, ", ") or "none"), function()
+        local opened_with
+        server:route("/rogue", {
+          upgrade = function(req) req.protocol = "rogue.v9" end,
+          open = function(ws) opened_with = ws.protocol end,
+        })
+        local ws, token = luaws.connect(server:url("/rogue"), { protocols = offered or nil })
+        assert.is_nil(ws, "connected with protocol " .. tostring(ws and ws.protocol))
+        assert.equal("handshake", token)
+        assert.equal("rogue.v9", opened_with)   -- the server did answer 101
+      end)
+    end
+
     it("lets a route's protocols override the server's", function()
       server:route("/v1", { protocols = { "chat.v1" }, message = function(ws, m) ws:send(m) end })
       local ws = assert(luaws.connect(server:url("/v1"), { protocols = { "chat.v2", "chat.v1" } }))
