@@ -151,6 +151,25 @@ describe("connection timers", function()
       assert.is_true(r.elapsed >= 0.45 and r.elapsed <= 1.5, ("dropped after %.3f s"):format(r.elapsed))
     end)
 
+    it_py("makes luaws.connect give up with \"timeout\" on a server that never answers", function()
+      local silent = proc.spawn({ proc.PYTHON, "-c", table.concat({
+        "import socket, time",
+        "s = socket.socket()",
+        "s.bind(('127.0.0.1', 0))",
+        "s.listen(1)",
+        "print(s.getsockname()[1], flush=True)",
+        "c, _ = s.accept()",
+        "time.sleep(30)",
+      }, "\n") }, { unset = { "LD_PRELOAD" } })
+      local port = assert(silent:wait_output("^(%d+)\n", 10), "the silent server did not start")
+      local t0 = core.now()
+      local ws, token = luaws.connect(("ws://127.0.0.1:%s/ws"):format(port), { timeout = 0.5 })
+      local took = core.now() - t0
+      assert.is_nil(ws)
+      assert.equal("timeout", token)
+      assert.is_true(took >= 0.45 and took <= 1.5, ("gave up after %.3f s"):format(took))
+    end)
+
     it("no longer applies once the connection is open", function()
       start { handshake_timeout = 0.3 }
       local ws = connect()
