@@ -826,8 +826,11 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
                 }
                 conn_queue_frame(c, WS_OP_PONG, ev.data, ev.len);
             }
-            if (ev.opcode == WS_OP_PONG)
+            if (ev.opcode == WS_OP_PONG && (c->flags & CF_PING_OUT)) {
+                /* the awaited pong: the next deadline is the next ping */
                 c->flags &= (uint16_t)~CF_PING_OUT;
+                conn_rearm(c);
+            }
             if (c->hooks->on_control && !(c->flags & CF_PENDING))
                 c->hooks->on_control(c, ev.opcode, ev.data, ev.len);
             break;

@@ -165,21 +165,53 @@ describe("before the upgrade", function()
       assert_echoes(ws)
     end)
 
+    -- RFC 6455 §4.2.2: the server may only choose a protocol the client
+    -- offered; a hook that picks another is a bug, answered with 500.
+    it("refuses (500) an upgrade hook that picks a protocol the client did not offer", function()
+      h.errors = {}
+      server:route("/rogue", {
+        upgrade = function(req) req.protocol = "rogue.v9" end,
+        open = function(ws) opened[#opened + 1] = ws end,
+      })
+      local ws, token, detail = luaws.connect(server:url("/rogue"), { protocols = { "chat.v1" } })
+      assert.is_nil(ws)
+      assert.equal("handshake", token)
+      assert.truthy(detail:find("500", 1, true), detail)
+      assert.truthy(table.concat(h.errors, "\n"):find("did not offer", 1, true))
+    end)
+
     -- RFC 6455 §4.1, the client's checks of the answer, item 6: a
     -- subprotocol "that was not present in the client's handshake" MUST
-    -- fail the connection.
+    -- fail the connection. Our server never sends one, so a raw server does.
     for _, offered in ipairs { { "chat.v1" }, false } do
-      it(("makes our client fail a 101 that names a protocol it did not offer (offered: %s)")
+      it_py(("makes our client fail a 101 that names a protocol it did not offer (offered: %s)")
         :format(offered and table.concat(offered, ", ") or "none"), function()
-        local opened_with
-        server:route("/rogue", {
-          upgrade = function(req) req.protocol = "rogue.v9" end,
-          open = function(ws) opened_with = ws.protocol end,
-        })
-        local ws, token = luaws.connect(server:url("/rogue"), { protocols = offered or nil })
+        local rogue = proc.spawn({ proc.PYTHON, "-c", [[
+import base64, hashlib, socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print("port", s.getsockname()[1], flush=True)
+s.settimeout(10)
+c, _ = s.accept(); c.settimeout(5)
+head = b""
+while b"\r\n\r\n" not in head:
+    head += c.recv(4096)
+key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")][0]
+acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Accept: " + acc + b"\r\nSec-WebSocket-Protocol: rogue.v9\r\n\r\n")
+try:
+    c.recv(4096)
+except Exception:
+    pass
+]] }, { unset = { "LD_PRELOAD" } })
+        local port = assert(rogue:wait_output("port (%d+)", 10))
+        local ws, token, detail = luaws.connect(("ws://127.0.0.1:%s/x"):format(port),
+          { protocols = offered or nil, timeout = 5 })
         assert.is_nil(ws, "connected with protocol " .. tostring(ws and ws.protocol))
         assert.equal("handshake", token)
-        assert.equal("rogue.v9", opened_with)   -- the server did answer 101
+        assert.truthy(detail:find("rogue.v9", 1, true), detail)
+        rogue:signal("KILL")
+        rogue:wait(5)
       end)
     end
 
