@@ -46,6 +46,32 @@ describe("broadcast and stats", function()
     end
   end)
 
+  it("reaches one route's connections only when given {route = path}", function()
+    start()
+    local other_side = {}
+    server:route("/other", { open = function(ws) other_side[#other_side + 1] = ws end })
+    local ws = connect(3)
+    local other = {}
+    for i = 1, 2 do
+      other[i] = assert(luaws.connect(server:url("/other")))
+      clients[#clients + 1] = other[i]
+    end
+    h.pump(function() return #other_side == 2 end, "both /other connections open")
+    assert.equal(3, server:broadcast("to /ws", "text", { route = "/ws" }))
+    assert.equal(1, server:broadcast("to /other", "text", { route = "/other", except = other_side[1] }))
+    for i = 1, 3 do
+      assert.same({ "to /ws", "text" }, { ws[i]:receive(5) })
+      assert.same({ nil, "timeout" }, { ws[i]:receive(0.1) })   -- nothing meant for /other
+    end
+    -- other_side[1] is the server side of other[1] or other[2]: exactly one
+    -- of the two clients gets the message, and neither gets the /ws one
+    local got = {}
+    for i = 1, 2 do got[i] = other[i]:receive(0.5) end
+    assert.equal(1, (got[1] == "to /other" and 1 or 0) + (got[2] == "to /other" and 1 or 0))
+    assert.is_nil(got[1] == "to /ws" or got[2] == "to /ws" or nil)
+    assert.has_error(function() server:broadcast("x", "text", { route = "/nope" }) end)
+  end)
+
   it("skips the connection given as except", function()
     local relayed = {}
     start({}, {

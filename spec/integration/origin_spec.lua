@@ -115,6 +115,16 @@ describe("before the upgrade", function()
       assert.equal(0, #opened)
     end)
 
+    it_py("refuses with the body and headers it returns (WWW-Authenticate on a 401)", function()
+      server:route("/auth", {
+        upgrade = function() return false, 401, "token needed\n", { ["WWW-Authenticate"] = 'Bearer realm="ws"' } end,
+      })
+      local st, headers, body = http(server.port, upgrade_request("/auth"))
+      assert.equal(401, st)
+      assert.equal('Bearer realm="ws"', headers["www-authenticate"])
+      assert.equal("token needed\n", body)
+    end)
+
     it("lets the upgrade through when it returns nothing, and sees the request", function()
       local ws = assert(luaws.connect(url .. "?room=7", { headers = { ["X-Token"] = "s3cret" },
         origin = "https://client.com" }))
