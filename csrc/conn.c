@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,11 +58,12 @@ static void conn_set_reason(struct conn *c, unsigned code, const char *reason, s
     if (c->close_code)
         return;
     c->close_code = code;
-    if (len > sizeof c->close_reason)
-        len = sizeof c->close_reason;
-    if (reason && len)
+    if (len > 123)   /* a close reason's limit (RFC 6455 §5.5) */
+        len = 123;
+    if (reason && len && (c->close_reason = malloc(len)) != NULL) {
         memcpy(c->close_reason, reason, len);
-    c->close_reason_len = (uint8_t)len;
+        c->close_reason_len = (uint8_t)len;
+    }
 }
 
 /*
@@ -286,7 +288,13 @@ void conn_finish_now(struct conn *c)
     loop_live_conns--;
     conn_set_reason(c, 1006, NULL, 0);
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
-        c->hooks->on_close(c, c->close_code, c->close_reason, c->close_reason_len);
+        c->hooks->on_close(c, c->close_code, c->close_reason ? c->close_reason : "",
+                           c->close_reason_len);
+    free(c->close_reason);
+    c->close_reason = NULL;
+    c->close_reason_len = 0;
+    free(c->key);
+    c->key = NULL;
     c->hooks->release(c);
 }
 
@@ -623,6 +631,8 @@ int conn_client_start(struct conn *c, const char *host, const char *path,
     int n;
     if (!(c->flags & CF_CLIENT) || c->state != CONN_HANDSHAKE || (c->flags & CF_HTTP_SENT))
         return WS_ECLOSED;
+    if (!c->key && !(c->key = malloc(WS_KEY_LEN + 1)))
+        return WS_ENOMEM;
     if (ws_client_key(c->key) != WS_OK)
         return WS_ETLS;
     n = snprintf(head, sizeof head,
@@ -670,7 +680,7 @@ static void conn_server_head(struct conn *c)
         return;
     }
     if (c->hooks->on_request)
-        c->hooks->on_request(c, &head, upgrade);
+        c->hooks->on_request(c, &head, upgrade, (const char *)ws_buf_head(&c->in), (size_t)r);
     if (c->state == CONN_HANDSHAKE && !(c->flags & (CF_PENDING | CF_HTTP_ONLY)))
         conn_respond_error(c, 500, NULL);
     if (c->state == CONN_OPEN && !(c->flags & CF_PENDING)) {
@@ -722,10 +732,12 @@ static void conn_client_head(struct conn *c)
         conn_abort(c, "handshake: wrong Sec-WebSocket-Accept");
         return;
     }
+    free(c->key);
+    c->key = NULL;
     c->ping_at = ev_now(loop_get());
     conn_enter(c, CONN_OPEN);
     if (c->hooks->on_request)
-        c->hooks->on_request(c, &head, 1);
+        c->hooks->on_request(c, &head, 1, (const char *)ws_buf_head(&c->in), (size_t)r);
     if (c->state == CONN_OPEN && !(c->flags & CF_PENDING) && c->hooks->on_open)
         c->hooks->on_open(c);
     if ((size_t)r < c->in.len && c->state == CONN_OPEN && !(c->flags & CF_PENDING))

@@ -31,6 +31,7 @@
 #include <ev.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
 #include "buffer.h"
 #include "frame.h"
 #include "http.h"
@@ -74,8 +75,10 @@ struct conn_hooks {
      * conn_accept() or conn_respond() before returning, or else 500 is sent.
      * upgrade is 1 for a valid WebSocket handshake.
      * client: the server's valid 101 arrived (upgrade is 1), just before on_open,
-     * so the owner can read the chosen subprotocol and headers. */
-    void (*on_request)(struct conn *c, const struct ws_http_head *req, int upgrade);
+     * so the owner can read the chosen subprotocol and headers.
+     * head/head_len: the raw head bytes, valid during the call. */
+    void (*on_request)(struct conn *c, const struct ws_http_head *req, int upgrade,
+                       const char *head, size_t head_len);
     /* the handshake finished: frames may flow (server: after 101 is queued;
      * client: after a valid 101 arrived) */
     void (*on_open)(struct conn *c);
@@ -120,9 +123,9 @@ struct conn {
     int fd;
     uint8_t state;                /* enum conn_state */
     uint16_t flags;               /* enum conn_flags */
-    unsigned close_code;          /* code reported to on_close (see conn_close_info) */
+    unsigned close_code;          /* code reported to on_close */
     uint8_t close_reason_len;
-    char close_reason[123];       /* reason reported to on_close */
+    char *close_reason;           /* reason reported to on_close (malloc'd, or NULL) */
     ev_tstamp since;              /* time the current state began */
     ev_tstamp last_rx;            /* time anything last arrived */
     ev_tstamp ping_at;            /* time the last keep-alive ping went out */
@@ -131,7 +134,12 @@ struct conn {
     struct ws_buf msg;            /* message being reassembled from fragments or reads */
     struct ws_buf out;            /* bytes waiting for the socket */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-    char key[32];                 /* client: the Sec-WebSocket-Key sent, to check the accept */
+    char *key;                    /* client: the Sec-WebSocket-Key sent (malloc'd until the 101) */
+    union {                       /* the peer's address, kept for ws.remote after the close */
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } peer;
 };
 
 /* Set up c around a connected, non-blocking socket fd and start reading.

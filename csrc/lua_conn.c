@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,23 +97,18 @@ static void lconn_call(lua_State *L, struct conn *c, int nargs, const char *what
         conn_close(c, 1011, "handler error", 13);
 }
 
-/* "ip" and port of the socket's peer, pushed as two values. */
-static void lconn_push_peer(lua_State *L, int fd)
+/* "ip" and port of the connection's peer (kept from accept/connect, so it
+ * still answers after the close), pushed as two values. */
+static void lconn_push_peer(lua_State *L, const struct conn *c)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        }
+    if (c->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.v4.sin_addr, host, sizeof host);
+        port = ntohs(c->peer.v4.sin_port);
+    } else if (c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.v6.sin6_addr, host, sizeof host);
+        port = ntohs(c->peer.v6.sin6_port);
     }
     lua_pushstring(L, host);
     lua_pushinteger(L, port);
@@ -180,35 +176,12 @@ static const char *lconn_header_lines(lua_State *L, int i)
 
 /* ------------------------------------------------------------ hooks */
 
-/*
-** Server: hand the request to the server's on_request(ws, req), which answers
-**   true, handlers [, protocol [, headers]]   to accept the upgrade, or
-**   false, status [, headers [, body]]        for any other answer.
-** Client: the 101 arrived; note the protocol, status and headers.
-*/
-static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int upgrade)
+/* Push the request table of a parsed head: method, target, path, query,
+ * headers, origin, upgrade, remote, port. */
+static void lconn_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h,
+                               int upgrade)
 {
-    lua_State *L = lws_main;
-    int top = lua_gettop(L), req;
-
-    if (c->flags & CF_CLIENT) {
-        const char *p;
-        size_t plen;
-        lconn_push(L, c);
-        lua_getiuservalue(L, -1, UV_FIELDS);
-        lconn_push_headers(L, h);
-        lua_setfield(L, -2, "headers");
-        lua_pushinteger(L, h->status);
-        lua_setfield(L, -2, "status");
-        if ((p = ws_http_header(h, "sec-websocket-protocol", &plen)) != NULL) {
-            lua_pushlstring(L, p, plen);
-            lua_setfield(L, -2, "protocol");
-        }
-        lua_settop(L, top);
-        return;
-    }
-
-    /* the request table, at top + 1; it becomes the connection's fields */
+    int req;
     lua_createtable(L, 0, 10);
     req = lua_gettop(L);
     lua_pushlstring(L, h->method, h->method_len);
@@ -231,9 +204,84 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
     lua_setfield(L, req, "headers");
     lua_pushboolean(L, upgrade);
     lua_setfield(L, req, "upgrade");
-    lconn_push_peer(L, c->fd);
+    lconn_push_peer(L, c);
     lua_setfield(L, req, "port");
     lua_setfield(L, req, "remote");
+}
+
+/*
+** A server connection keeps its request compactly: until a script writes a
+** field (ws.name = …) or asks for ws.headers or ws.data, user value 2 is one
+** string, the raw request head, a NUL, and the chosen subprotocol. An idle
+** connection then costs its userdata and that string, not three tables.
+** lconn_fields turns the string into the fields table when one is needed.
+*/
+static void lconn_fields(lua_State *L, int ud)
+{
+    const struct conn *c = lua_touserdata(L, ud);
+    struct ws_http_head h;
+    size_t len;
+    const char *s, *nul;
+    int t = lua_getiuservalue(L, ud, UV_FIELDS);
+    if (t == LUA_TTABLE)
+        return;
+    if (t != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    } else {
+        s = lua_tolstring(L, -1, &len);
+        nul = memchr(s, '\0', len);
+        if (nul && ws_http_parse_request(s, (size_t)(nul - s), &h) > 0) {
+            lconn_push_request(L, c, &h, 1);
+            lua_pushnil(L);
+            lua_setfield(L, -2, "upgrade");
+            if (nul + 1 < s + len) {
+                lua_pushlstring(L, nul + 1, (size_t)(s + len - nul - 1));
+                lua_setfield(L, -2, "protocol");
+            }
+        } else {
+            lua_newtable(L);
+        }
+        lua_remove(L, -2);
+    }
+    lua_newtable(L);
+    lua_setfield(L, -2, "data");
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, ud, UV_FIELDS);
+}
+
+/*
+** Server: hand the request to the server's on_request(ws, req), which answers
+**   true, handlers [, protocol [, headers]]   to accept the upgrade, or
+**   false, status [, headers [, body]]        for any other answer.
+** Client: the 101 arrived; note the protocol, status and headers.
+*/
+static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int upgrade,
+                             const char *head, size_t head_len)
+{
+    lua_State *L = lws_main;
+    int top = lua_gettop(L), req;
+
+    if (c->flags & CF_CLIENT) {
+        const char *p;
+        size_t plen;
+        lconn_push(L, c);
+        lua_getiuservalue(L, -1, UV_FIELDS);
+        lconn_push_headers(L, h);
+        lua_setfield(L, -2, "headers");
+        lua_pushinteger(L, h->status);
+        lua_setfield(L, -2, "status");
+        if ((p = ws_http_header(h, "sec-websocket-protocol", &plen)) != NULL) {
+            lua_pushlstring(L, p, plen);
+            lua_setfield(L, -2, "protocol");
+        }
+        lua_settop(L, top);
+        return;
+    }
+
+    /* the request table, at top + 1, for on_request and the upgrade hook */
+    lconn_push_request(L, c, h, upgrade);
+    req = lua_gettop(L);
 
     lws_server_push_handler(L, c->srv);
     lconn_push(L, c);
@@ -272,12 +320,25 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
         lua_getfield(L, req + 2, "drain");
         if (lua_isfunction(L, -1))
             c->flags |= CF_DRAIN_WANTED;
-        lua_newtable(L);
-        lua_setfield(L, req, "data");
         lconn_push(L, c);
         lua_pushvalue(L, req + 2);
         lua_setiuservalue(L, -2, UV_HANDLERS);
-        lua_pushvalue(L, req);
+        if (lua_getfield(L, req, "data") != LUA_TNIL) {
+            /* the upgrade hook gave the connection its data: keep the table */
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            lua_setfield(L, req, "upgrade");
+            lua_pushvalue(L, req);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, head, head_len);
+            lua_pushlstring(L, "", 1);   /* a NUL: heads never hold one */
+            if (protocol)
+                lua_pushvalue(L, req + 3);
+            else
+                lua_pushliteral(L, "");
+            lua_concat(L, 3);
+        }
         lua_setiuservalue(L, -2, UV_FIELDS);
         lua_settop(L, top);
         return;
@@ -422,6 +483,7 @@ static int lconn_connect(lua_State *L)
     struct addrinfo hints, *res = NULL, *ai;
     struct conn_options opt;
     struct ssl_ctx_st *tls_ctx = NULL;
+    struct sockaddr_storage peer;
     char portstr[16], hosthdr[300];
     struct lclient *cl;
     size_t elen;
@@ -482,8 +544,11 @@ static int lconn_connect(lua_State *L)
             err = errno;
             continue;
         }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+            if (ai->ai_addrlen <= sizeof peer)
+                memcpy(&peer, ai->ai_addr, ai->ai_addrlen);
             break;
+        }
         err = errno;
         close(fd);
         fd = -1;
@@ -521,6 +586,7 @@ static int lconn_connect(lua_State *L)
     cl->l.ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     conn_init(&cl->l.c, fd, NULL, &lws_conn_hooks, &cl->opt, CF_CLIENT | CF_CONNECTING);
+    memcpy(&cl->l.c.peer, &peer, sizeof cl->l.c.peer);
     if (tls_ctx) {
         struct ssl_st *ssl = tls_new(tls_ctx, fd, 0, host);
         tls_ctx_free(tls_ctx);   /* the session holds its own reference */
@@ -671,11 +737,57 @@ static int lconn_handlers(lua_State *L)
     return 1;
 }
 
-/* __index: methods, then "state", then the fields table. */
+/* A field of a compact connection (see lconn_fields), answered from the
+ * head string without making the table; 0 if it needs the table. */
+static int lconn_compact_field(lua_State *L, const struct lconn *l, const char *k)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len), *nul = memchr(s, '\0', len);
+    const char *sp1, *sp2, *q;
+    if (strcmp(k, "remote") == 0 || strcmp(k, "port") == 0) {
+        lconn_push_peer(L, &l->c);
+        if (k[0] == 'r')
+            lua_pop(L, 1);
+        return 1;
+    }
+    if (!nul)
+        return 0;
+    if (strcmp(k, "protocol") == 0) {
+        if (nul + 1 < s + len)
+            lua_pushlstring(L, nul + 1, (size_t)(s + len - nul - 1));
+        else
+            lua_pushnil(L);
+        return 1;
+    }
+    /* request line: METHOD SP target SP HTTP/1.1 (the parser checked it) */
+    sp1 = memchr(s, ' ', (size_t)(nul - s));
+    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(nul - sp1 - 1)) : NULL;
+    if (!sp2)
+        return 0;
+    q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
+    if (strcmp(k, "method") == 0)
+        lua_pushlstring(L, s, (size_t)(sp1 - s));
+    else if (strcmp(k, "target") == 0)
+        lua_pushlstring(L, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    else if (strcmp(k, "path") == 0)
+        lua_pushlstring(L, sp1 + 1, (size_t)((q ? q : sp2) - sp1 - 1));
+    else if (strcmp(k, "query") == 0 && q)
+        lua_pushlstring(L, q + 1, (size_t)(sp2 - q - 1));
+    else if (strcmp(k, "query") == 0)
+        lua_pushnil(L);
+    else if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0)
+        return 0;   /* tables, or worth caching: make the fields table */
+    else
+        lua_pushnil(L);   /* nothing was ever stored */
+    return 1;
+}
+
+/* __index: methods, then "state", then the fields. */
 static int lconn_index(lua_State *L)
 {
     struct lconn *l = lconn_check(L, 1);
     const char *k;
+    int t;
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
         return 1;
@@ -685,8 +797,15 @@ static int lconn_index(lua_State *L)
         lua_pushstring(L, conn_state_name(&l->c));
         return 1;
     }
-    if (lua_getiuservalue(L, 1, UV_FIELDS) != LUA_TTABLE)
-        return 0;
+    t = lua_getiuservalue(L, 1, UV_FIELDS);
+    if (t == LUA_TSTRING && k && lua_type(L, 2) == LUA_TSTRING && lconn_compact_field(L, l, k))
+        return 1;
+    if (t != LUA_TTABLE) {
+        if (t != LUA_TSTRING)
+            return 0;
+        lua_pop(L, 1);
+        lconn_fields(L, 1);
+    }
     lua_pushvalue(L, 2);
     lua_gettable(L, -2);
     return 1;
@@ -696,12 +815,7 @@ static int lconn_index(lua_State *L)
 static int lconn_newindex(lua_State *L)
 {
     lconn_check(L, 1);
-    if (lua_getiuservalue(L, 1, UV_FIELDS) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setiuservalue(L, 1, UV_FIELDS);
-    }
+    lconn_fields(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_settable(L, -3);
@@ -734,6 +848,10 @@ static int lconn_gc(lua_State *L)
         ws_buf_free(&c->in);
         ws_buf_free(&c->msg);
         ws_buf_free(&c->out);
+        free(c->close_reason);
+        c->close_reason = NULL;
+        free(c->key);
+        c->key = NULL;
     }
     return 0;
 }

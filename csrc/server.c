@@ -73,7 +73,10 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     int i;
     (void)revents;
     for (i = 0; i < SERVER_ACCEPTS_PER_EVENT && !s->closed; i++) {
-        int one = 1, fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int one = 1, fd = accept4(w->fd, (struct sockaddr *)&peer, &plen,
+                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct conn *c;
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -98,6 +101,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         conn_init(c, fd, s, s->hooks, &s->opt, 0);
+        if (plen <= sizeof c->peer)
+            memcpy(&c->peer, &peer, plen);
         if (s->tls) {
             struct ssl_st *ssl = tls_new(s->tls, fd, 1, NULL);
             if (!ssl)
