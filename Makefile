@@ -119,3 +119,38 @@ endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_LINK,$(t))))
 
 -include $(FUZZ_OBJS:.o=.d)
+
+# ---- coverage: csrc/ line and branch coverage by the specs (gcov + lcov) ---
+# `make coverage` builds core.so with --coverage into build/obj-cov (beside
+# build/obj and build/obj-san), puts it at build/luaws/core.so for the run
+# (subprocess specs load it from there; the kind marker makes the next
+# `make` relink the plain one, and the script relinks it at the end), runs
+# $(BUSTED) on COV_SPECS, and writes build/coverage/ (lcov .info, HTML, and
+# summary.txt: per file lines/branches and the lines no spec reaches). It
+# fails when a codec (COV_CODECS) is below COV_MIN_CODEC % of lines or the
+# total below COV_MIN_TOTAL %.
+COV_DIR       := build/obj-cov
+COV_OBJS      := $(SRCS:csrc/%.c=$(COV_DIR)/%.o)
+COV_CORE      := $(COV_DIR)/luaws/core.so
+COV_SPECS     ?= spec
+COV_CODECS    ?= frame.c utf8.c http.c handshake.c
+COV_MIN_CODEC ?= 95
+COV_MIN_TOTAL ?= 85
+COV_PKGS      := lcov
+
+coverage: deps
+	@scripts/tool-deps.sh $(COV_PKGS)
+	@$(MAKE) --no-print-directory $(COV_CORE)
+	@BUSTED="$(BUSTED)" COV_SPECS="$(COV_SPECS)" COV_CODECS="$(COV_CODECS)" \
+	  COV_MIN_CODEC=$(COV_MIN_CODEC) COV_MIN_TOTAL=$(COV_MIN_TOTAL) \
+	  scripts/coverage.sh $(COV_CORE) $(COV_DIR)
+
+$(COV_CORE): $(COV_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared --coverage $(LDFLAGS) -o $@ $(COV_OBJS) $(LDLIBS)
+
+$(COV_DIR)/%.o: csrc/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -O0 --coverage -MMD -MP -c -o $@ $<
+
+-include $(COV_OBJS:.o=.d)
