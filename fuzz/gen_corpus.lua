@@ -274,7 +274,7 @@ write("http", "response-rfc6455-1.3", crlf {
   "HTTP/1.1 101 Switching Protocols",
   "Upgrade: websocket",
   "Connection: Upgrade",
-  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kK1xk10hSHs+xo=",
+  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
   "Sec-WebSocket-Protocol: chat",
 })
 write("http", "response-no-reason", "HTTP/1.1 200\r\n\r\n")
