@@ -79,3 +79,85 @@ clean:
 	rm -rf build luaws
 
 -include $(OBJS:.o=.d)
+
+# ---- fuzzing: libFuzzer targets in fuzz/ (fuzz/README.md) -------------------
+# `make fuzz` builds them with clang and runs each for FUZZ_SECONDS on a copy
+# of its seed corpus (fuzz/corpus/<target>/ -> build/fuzz/corpus/<target>/);
+# a crash fails the run and leaves the input in build/fuzz/artifacts/.
+# Only the codec objects are instrumented for coverage feedback; the
+# harnesses are built with the sanitizers alone, so libFuzzer's "cov" counts
+# edges of csrc/ and the harnesses' own loops do not slow every input.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_TARGETS ?= frame http utf8
+FUZZ_DIR     := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
+	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Icsrc -Ifuzz
+# The pure codec files each target links: no Lua, no libev.
+FUZZ_SRCS_frame := frame utf8
+FUZZ_SRCS_http  := http handshake
+FUZZ_SRCS_utf8  := utf8
+FUZZ_LIBS_http  := -lcrypto
+FUZZ_PKGS := clang libclang-rt-14-dev
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
+FUZZ_OBJS := $(sort $(foreach t,$(FUZZ_TARGETS),$(FUZZ_SRCS_$(t):%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/harness/$(t)_fuzz.o))
+
+.PHONY: fuzz fuzz-build coverage
+fuzz-build: $(FUZZ_BINS)
+
+fuzz:
+	@scripts/tool-deps.sh $(FUZZ_PKGS)
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+$(FUZZ_DIR)/obj/%.o: csrc/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/harness/%.o: fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c -o $@ $<
+
+define FUZZ_LINK
+$(FUZZ_DIR)/$(1)_fuzz: $(FUZZ_DIR)/harness/$(1)_fuzz.o $(FUZZ_SRCS_$(1):%=$(FUZZ_DIR)/obj/%.o)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $(FUZZ_LIBS_$(1))
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_LINK,$(t))))
+
+-include $(FUZZ_OBJS:.o=.d)
+
+# ---- coverage: csrc/ line and branch coverage by the specs (gcov + lcov) ---
+# `make coverage` builds core.so with --coverage into build/obj-cov (beside
+# build/obj and build/obj-san), puts it at build/luaws/core.so for the run
+# (subprocess specs load it from there; the kind marker makes the next
+# `make` relink the plain one, and the script relinks it at the end), runs
+# $(BUSTED) on COV_SPECS, and writes build/coverage/ (lcov .info, HTML, and
+# summary.txt: per file lines/branches and the lines no spec reaches). It
+# fails when a codec (COV_CODECS) is below COV_MIN_CODEC % of lines or the
+# total below COV_MIN_TOTAL %.
+COV_DIR       := build/obj-cov
+COV_OBJS      := $(SRCS:csrc/%.c=$(COV_DIR)/%.o)
+COV_CORE      := $(COV_DIR)/luaws/core.so
+COV_SPECS     ?= spec
+COV_CODECS    ?= frame.c utf8.c http.c handshake.c
+COV_MIN_CODEC ?= 95
+COV_MIN_TOTAL ?= 85
+COV_PKGS      := lcov
+
+coverage: deps
+	@scripts/tool-deps.sh $(COV_PKGS)
+	@$(MAKE) --no-print-directory $(COV_CORE)
+	@BUSTED="$(BUSTED)" COV_SPECS="$(COV_SPECS)" COV_CODECS="$(COV_CODECS)" \
+	  COV_MIN_CODEC=$(COV_MIN_CODEC) COV_MIN_TOTAL=$(COV_MIN_TOTAL) \
+	  scripts/coverage.sh $(COV_CORE) $(COV_DIR)
+
+$(COV_CORE): $(COV_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared --coverage $(LDFLAGS) -o $@ $(COV_OBJS) $(LDLIBS)
+
+$(COV_DIR)/%.o: csrc/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -O0 --coverage -MMD -MP -c -o $@ $<
+
+-include $(COV_OBJS:.o=.d)

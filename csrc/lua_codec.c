@@ -478,7 +478,7 @@ static int lcodec_handshake_is_upgrade(lua_State *L)
 /*
 ** core.accept_key(key) -> accept | nil, "tls"
 ** [-0, +1|2, v]  Sec-WebSocket-Accept for a Sec-WebSocket-Key (§4.2.2).
-** Usage: core.accept_key("dGhlIHNhbXBsZSBub25jZQ==") --> "s3pPLMBiTxaQ9kK1xk10hSHs+xo="
+** Usage: core.accept_key("dGhlIHNhbXBsZSBub25jZQ==") --> "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 */
 static int lcodec_accept_key(lua_State *L)
 {

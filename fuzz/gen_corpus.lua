@@ -1,0 +1,337 @@
+-- SPDX-License-Identifier: MIT
+--
+-- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8}/
+-- (plain Lua 5.4, no luaws needed), so every seed is reviewable here and the
+-- files can be made again:   lua5.4 fuzz/gen_corpus.lua
+--
+-- Seeds follow each target's input format (see the file comment of each
+-- fuzz/*_fuzz.c): frame seeds start with the mode/limit/split bytes, utf8
+-- seeds with the split bytes, http seeds are the head alone. libFuzzer never
+-- writes here: `make fuzz` runs on a copy in build/fuzz/corpus/.
+
+local char, rep, pack = string.char, string.rep, string.pack
+
+local root = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local written, cleared = 0, {}
+
+-- Write one seed; the first seed of a target starts its directory afresh.
+local function write(target, name, bytes)
+  local dir = root .. "/corpus/" .. target
+  if not cleared[target] then
+    assert(os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'"))
+    cleared[target] = true
+  end
+  local f = assert(io.open(dir .. "/" .. name, "wb"))
+  f:write(bytes)
+  f:close()
+  written = written + 1
+end
+
+---------------------------------------------------------------------------
+-- frame: [mode byte][max_message bytes][split bytes][stream]
+---------------------------------------------------------------------------
+
+local KEY = "\x37\xfa\x21\x3d"   -- the masking key of the RFC 6455 §5.7 examples
+local OP = { cont = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10 }
+
+local function xor(payload, key)
+  local out = {}
+  for i = 1, #payload do
+    out[i] = char(payload:byte(i) ~ key:byte((i - 1) % 4 + 1))
+  end
+  return table.concat(out)
+end
+
+-- One frame. o.fin (default true), o.key (masks), o.rsv, o.len (a length
+-- field that differs from #payload: a lying or truncated frame).
+local function frame(op, payload, o)
+  o = o or {}
+  local fin = o.fin == nil or o.fin
+  local b0 = (fin and 0x80 or 0) | ((o.rsv or 0) << 4) | op
+  local len = o.len or #payload
+  local mbit = o.key and 0x80 or 0
+  local hdr
+  if math.ult(len, 126) then          -- unsigned: len may have its top bit set
+    hdr = char(b0, mbit | len)
+  elseif math.ult(len, 0x10000) then
+    hdr = char(b0, mbit | 126) .. pack(">I2", len)
+  else
+    hdr = char(b0, mbit | 127) .. pack(">I8", len)
+  end
+  if o.key then return hdr .. o.key .. xor(payload, o.key) end
+  return hdr .. payload
+end
+
+local function close_payload(code, reason)
+  return pack(">I2", code) .. (reason or "")
+end
+
+-- The fuzz input: masked (server reading a client), max (nil: none),
+-- splits (list of chunk lengths, at most 15), the stream.
+local function frame_seed(masked, max, splits, stream)
+  splits = splits or {}
+  assert(#splits <= 15)
+  local mode, maxb = 0, ""
+  if max then
+    if max < 256 then mode, maxb = 1, char(max)
+    elseif max < 65536 then mode, maxb = 2, pack(">I2", max)
+    else mode, maxb = 3, pack(">I8", max) end
+  end
+  local b0 = (masked and 1 or 0) | (mode << 1) | (#splits << 3)
+  return char(b0) .. maxb .. char(table.unpack(splits)) .. stream
+end
+
+-- Server side (masked frames) and client side (unmasked) of the same frames.
+local function both(name, build, max, splits)
+  write("frame", "server-" .. name, frame_seed(true, max, splits, build(KEY)))
+  write("frame", "client-" .. name, frame_seed(false, max, splits, build(nil)))
+end
+
+-- RFC 6455 §5.7, byte for byte.
+write("frame", "rfc5.7-unmasked-text", frame_seed(false, nil, nil, "\x81\x05\x48\x65\x6c\x6c\x6f"))
+write("frame", "rfc5.7-masked-text",
+  frame_seed(true, nil, nil, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"))
+write("frame", "rfc5.7-fragmented-text",
+  frame_seed(false, nil, { 3 }, "\x01\x03\x48\x65\x6c" .. "\x80\x02\x6c\x6f"))
+write("frame", "rfc5.7-unmasked-ping", frame_seed(false, nil, nil, "\x89\x05\x48\x65\x6c\x6c\x6f"))
+write("frame", "rfc5.7-masked-pong",
+  frame_seed(true, nil, { 1 }, "\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"))
+write("frame", "rfc5.7-256-binary", frame_seed(false, nil, { 2, 100 }, "\x82\x7e\x01\x00" .. rep("\0", 256)))
+-- The 64 KiB example's header (64-bit length) with the payload cut short.
+write("frame", "rfc5.7-64k-binary-head",
+  frame_seed(false, nil, { 5 }, "\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00" .. rep("\0", 32)))
+
+-- Valid streams, each in both directions.
+both("text-hello", function(k) return frame(OP.text, "Hello", { key = k }) end)
+both("binary-all-bytes", function(k)
+  local t = {}
+  for i = 0, 255 do t[#t + 1] = char(i) end
+  return frame(OP.binary, table.concat(t), { key = k })
+end, nil, { 7, 1, 200 })
+both("fragmented-with-ping", function(k)
+  return frame(OP.text, "frag", { key = k, fin = false })
+      .. frame(OP.ping, "are you there", { key = k })
+      .. frame(OP.cont, "ment", { key = k, fin = false })
+      .. frame(OP.cont, "ed", { key = k })
+end, nil, { 1 })
+both("utf8-split-across-fragments", function(k)
+  local s = "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"   -- κόσμε
+  return frame(OP.text, s:sub(1, 3), { key = k, fin = false })
+      .. frame(OP.cont, s:sub(4, 8), { key = k, fin = false })
+      .. frame(OP.cont, s:sub(9), { key = k })
+end, nil, { 2, 0, 3 })
+both("four-byte-utf8", function(k)
+  return frame(OP.text, "\xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", { key = k })
+end)
+both("empty-frames", function(k)
+  return frame(OP.text, "", { key = k })
+      .. frame(OP.binary, "", { key = k, fin = false })
+      .. frame(OP.cont, "", { key = k, fin = false })
+      .. frame(OP.cont, "", { key = k })
+      .. frame(OP.ping, "", { key = k })
+      .. frame(OP.pong, "", { key = k })
+end, nil, { 0, 1 })
+both("many-messages", function(k)
+  local t = {}
+  for i = 1, 6 do t[#t + 1] = frame(i % 2 == 0 and OP.binary or OP.text, rep("m", i * 3), { key = k }) end
+  return table.concat(t)
+end, nil, { 3, 5, 7 })
+both("control-125", function(k) return frame(OP.ping, rep("p", 125), { key = k }) end, nil, { 2 })
+both("text-126", function(k) return frame(OP.text, rep("t", 126), { key = k }) end, nil, { 4, 1 })
+both("max-exact", function(k)
+  return frame(OP.text, "abcde", { key = k, fin = false }) .. frame(OP.cont, "fghij", { key = k })
+end, 10)
+
+-- Close frames.
+both("close-empty", function(k) return frame(OP.close, "", { key = k }) end)
+both("close-1000", function(k) return frame(OP.close, close_payload(1000), { key = k }) end)
+both("close-1001-reason", function(k) return frame(OP.close, close_payload(1001, "going away"), { key = k }) end, nil, { 3 })
+both("close-utf8-reason", function(k)
+  return frame(OP.close, close_payload(4000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"), { key = k })
+end)
+both("close-3000-max-reason", function(k) return frame(OP.close, close_payload(3000, rep("r", 123)), { key = k }) end)
+both("close-one-byte", function(k) return frame(OP.close, "\x03", { key = k }) end)
+both("close-1005", function(k) return frame(OP.close, close_payload(1005), { key = k }) end)
+both("close-1004", function(k) return frame(OP.close, close_payload(1004), { key = k }) end)
+both("close-999", function(k) return frame(OP.close, close_payload(999), { key = k }) end)
+both("close-5000", function(k) return frame(OP.close, close_payload(5000), { key = k }) end)
+both("close-bad-utf8-reason", function(k) return frame(OP.close, close_payload(1000, "ok\xff"), { key = k }) end)
+
+-- Protocol errors, in the order frame.h lists them.
+both("rsv1", function(k) return frame(OP.text, "x", { key = k, rsv = 4 }) end)
+both("rsv3", function(k) return frame(OP.binary, "x", { key = k, rsv = 1 }) end)
+both("opcode-3", function(k) return frame(3, "x", { key = k }) end)
+both("opcode-b", function(k) return frame(0xB, "x", { key = k }) end)
+both("control-fragmented", function(k) return frame(OP.ping, "x", { key = k, fin = false }) end)
+both("control-126", function(k) return frame(OP.ping, rep("x", 126), { key = k }) end)
+both("continuation-first", function(k) return frame(OP.cont, "x", { key = k }) end)
+both("text-inside-fragmented", function(k)
+  return frame(OP.text, "a", { key = k, fin = false }) .. frame(OP.text, "b", { key = k })
+end)
+both("length-top-bit", function(k)
+  return frame(OP.binary, "", { key = k, len = 0x8000000000000000 })
+end)
+both("length-huge", function(k) return frame(OP.binary, "", { key = k, len = 0x7FFFFFFFFFFFFFFF }) end, 1000)
+both("too-big-single", function(k) return frame(OP.text, rep("a", 11), { key = k }) end, 10)
+both("too-big-fragments", function(k)
+  return frame(OP.binary, rep("a", 200), { key = k, fin = false }) .. frame(OP.cont, rep("b", 100), { key = k })
+end, 256)
+both("max-in-8-bytes", function(k) return frame(OP.binary, rep("a", 300), { key = k }) end, 0x10000)
+both("invalid-utf8", function(k) return frame(OP.text, "\xce\xba\xff", { key = k }) end)
+both("utf8-surrogate", function(k) return frame(OP.text, "\xed\xa0\x80", { key = k }) end, nil, { 1 })
+both("utf8-truncated-at-fin", function(k) return frame(OP.text, "ab\xe2\x82", { key = k }) end)
+both("utf8-bad-in-continuation", function(k)
+  return frame(OP.text, "ok", { key = k, fin = false }) .. frame(OP.cont, "\xc0\xaf", { key = k })
+end)
+write("frame", "server-unmasked", frame_seed(true, nil, nil, frame(OP.text, "Hello")))
+write("frame", "client-masked", frame_seed(false, nil, nil, frame(OP.text, "Hello", { key = KEY })))
+
+-- Round-trip mode (bit 7): the bytes after the first choose frames.
+write("frame", "roundtrip-server-small", "\x81" .. "\x00\x05\x01" .. "\x08\x40\x03" .. "\x05\x10" .. "\x07\x11")
+write("frame", "roundtrip-client-small", "\x80" .. "\x00\x05\x01" .. "\x08\x40\x03" .. "\x06\x10" .. "\x07\x04")
+write("frame", "roundtrip-126-boundary", "\x83" .. "\x10\x05\x03" .. "\x18\x06\x02" .. "\x10\x00\x00")
+write("frame", "roundtrip-64k-boundary", "\x81" .. "\x28\x05\x01" .. "\x20\x0b\x03")
+write("frame", "roundtrip-max-exact", "\x83" .. "\x30\xff\x03" .. "\x00\x7d\x00" .. "\x07\x7b")
+write("frame", "roundtrip-fragmented-text", "\x85" .. "\x30\x40\x03" .. "\x00\x33\x02" .. "\x05\x7d")
+
+---------------------------------------------------------------------------
+-- http: the head alone, parsed as a request and as a response
+---------------------------------------------------------------------------
+
+local function crlf(lines) return table.concat(lines, "\r\n") .. "\r\n\r\n" end
+
+local RFC_REQUEST = crlf {                 -- RFC 6455 §1.2
+  "GET /chat HTTP/1.1",
+  "Host: server.example.com",
+  "Upgrade: websocket",
+  "Connection: Upgrade",
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+  "Origin: http://example.com",
+  "Sec-WebSocket-Protocol: chat, superchat",
+  "Sec-WebSocket-Version: 13",
+}
+local function upgrade(over)
+  local h = {
+    { "GET", "/ws", "HTTP/1.1" },
+    { "Host", "localhost:5000" },
+    { "Upgrade", "websocket" },
+    { "Connection", "Upgrade" },
+    { "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==" },
+    { "Sec-WebSocket-Version", "13" },
+  }
+  for k, v in pairs(over or {}) do h[k] = v end
+  local lines = { table.concat(h[1], " ") }
+  for i = 2, #h do
+    if h[i] then lines[#lines + 1] = h[i][1] .. ": " .. h[i][2] end
+  end
+  return crlf(lines)
+end
+
+write("http", "rfc6455-1.2-request", RFC_REQUEST)
+write("http", "rfc6455-1.2-request-body-after", RFC_REQUEST .. "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58")
+write("http", "rfc6455-1.2-request-partial", RFC_REQUEST:sub(1, 80))
+write("http", "upgrade-minimal", upgrade())
+write("http", "upgrade-bare-lf", upgrade():gsub("\r\n", "\n"))
+write("http", "upgrade-lowercase", (upgrade():gsub("Upgrade: websocket", "upgrade: WebSocket")
+  :gsub("Connection: Upgrade", "connection: keep-alive, Upgrade")))
+write("http", "upgrade-token-list", upgrade { [4] = { "Connection", " , keep-alive ,\tupgrade\t," } })
+write("http", "upgrade-version-12", upgrade { [6] = { "Sec-WebSocket-Version", "12" } })
+write("http", "upgrade-version-missing", upgrade { [6] = false })
+write("http", "upgrade-key-short", upgrade { [5] = { "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=" } })
+write("http", "upgrade-key-no-pad", upgrade { [5] = { "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQab" } })
+write("http", "upgrade-key-bad-char", upgrade { [5] = { "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZ!==" } })
+write("http", "upgrade-post", upgrade { [1] = { "POST", "/ws", "HTTP/1.1" } })
+write("http", "upgrade-http10", upgrade { [1] = { "GET", "/ws", "HTTP/1.0" } })
+write("http", "upgrade-no-host", upgrade { [2] = false })
+write("http", "upgrade-h2c", upgrade { [3] = { "Upgrade", "h2c" } })
+write("http", "upgrade-no-connection", upgrade { [4] = false })
+write("http", "upgrade-absolute-target", upgrade { [1] = { "GET", "http://localhost:5000/ws?x=1", "HTTP/1.1" } })
+write("http", "upgrade-high-bytes-target", upgrade { [1] = { "GET", "/\xc3\xa9t\xc3\xa9", "HTTP/1.1" } })
+write("http", "upgrade-long-key-value", upgrade { [2] = { "Host", rep("h", 300) } })
+write("http", "plain-get", crlf { "GET /index.html HTTP/1.1", "Host: a" })
+write("http", "header-tab-value", crlf { "GET / HTTP/1.1", "Host:\t a b \t", "X-Empty:", "X-Sp:   " })
+write("http", "header-obs-fold", crlf { "GET / HTTP/1.1", "Host: a", " folded" })
+write("http", "header-space-before-colon", crlf { "GET / HTTP/1.1", "Host : a" })
+write("http", "header-nul", "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n")
+write("http", "header-del", "GET / HTTP/1.1\r\nHost: a\x7fb\r\n\r\n")
+write("http", "header-lone-cr", "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n")
+write("http", "header-no-colon", crlf { "GET / HTTP/1.1", "Host" })
+write("http", "request-line-lowercase-version", crlf { "GET / http/1.1", "Host: a" })
+write("http", "request-line-http2", crlf { "GET / HTTP/2.0", "Host: a" })
+write("http", "request-line-double-space", crlf { "GET  / HTTP/1.1", "Host: a" })
+write("http", "request-line-leading-crlf", "\r\n" .. crlf { "GET / HTTP/1.1", "Host: a" })
+write("http", "empty-line-only", "\r\n")
+do
+  local t = { "GET / HTTP/1.1" }
+  for i = 1, 64 do t[#t + 1] = ("X-%d: v"):format(i) end
+  write("http", "headers-64", crlf(t))
+  t[#t + 1] = "X-65: v"
+  write("http", "headers-65", crlf(t))
+  write("http", "head-too-long", crlf { "GET / HTTP/1.1", "X-Big: " .. rep("b", 8200) })
+  write("http", "head-8192-exact", crlf { "GET / HTTP/1.1", "X-Big: " .. rep("b", 8192 - 27) })
+end
+write("http", "response-rfc6455-1.3", crlf {
+  "HTTP/1.1 101 Switching Protocols",
+  "Upgrade: websocket",
+  "Connection: Upgrade",
+  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+  "Sec-WebSocket-Protocol: chat",
+})
+write("http", "response-no-reason", "HTTP/1.1 200\r\n\r\n")
+write("http", "response-empty-reason", "HTTP/1.1 204 \r\n\r\n")
+write("http", "response-426", crlf { "HTTP/1.1 426 Upgrade Required", "Sec-WebSocket-Version: 13" })
+write("http", "response-bad-status", "HTTP/1.1 2x0 OK\r\n\r\n")
+write("http", "response-bare-lf", "HTTP/1.0 404 Not Found\nContent-Length: 0\n\n")
+
+---------------------------------------------------------------------------
+-- utf8: [split count][split bytes][text]
+---------------------------------------------------------------------------
+
+local function utf8_seed(splits, text)
+  splits = splits or {}
+  return char(#splits) .. char(table.unpack(splits)) .. text
+end
+
+local cases = {
+  { "empty", "" },
+  { "ascii", "Hello, world" },
+  { "ascii-long", rep("abcdefgh", 5) .. "!" },
+  { "kosme", "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5" },
+  { "first-of-each-length", "\x00\xc2\x80\xe0\xa0\x80\xf0\x90\x80\x80" },
+  { "last-of-each-length", "\x7f\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf" },
+  { "around-surrogates", "\xed\x9f\xbf\xee\x80\x80" },
+  { "surrogate-high", "\xed\xa0\x80" },
+  { "surrogate-low", "\xed\xbf\xbf" },
+  { "above-10ffff", "\xf4\x90\x80\x80" },
+  { "f5-lead", "\xf5\x80\x80\x80" },
+  { "ff", "a\xff" },
+  { "overlong-c0", "\xc0\xaf" },
+  { "overlong-c1", "\xc1\xbf" },
+  { "overlong-e0", "\xe0\x80\xaf" },
+  { "overlong-e0-9f", "\xe0\x9f\xbf" },
+  { "overlong-f0", "\xf0\x80\x80\xaf" },
+  { "overlong-f0-8f", "\xf0\x8f\xbf\xbf" },
+  { "stray-continuation", "ab\x80cd" },
+  { "continuations-all", "\x80\x8f\x90\x9f\xa0\xbf" },
+  { "truncated-2", "ab\xc3" },
+  { "truncated-3", "ab\xe2\x82" },
+  { "truncated-4", "ab\xf0\x9f\x98" },
+  { "lead-then-ascii", "\xe2a\x82\xac" },
+  { "lead-then-lead", "\xc3\xc3\xa9" },
+  { "ascii-then-multibyte-at-7", "1234567\xc3\xa9" },
+  { "ascii-then-multibyte-at-8", "12345678\xe2\x82\xac" },
+  { "ascii-then-bad-at-9", "123456789\xfe" },
+  { "emoji", "\xf0\x9f\x98\x80\xf0\x9f\x91\x8d" },
+  { "mixed", "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z" },
+}
+for _, c in ipairs(cases) do
+  write("utf8", c[1], utf8_seed(nil, c[2]))
+end
+write("utf8", "kosme-bytewise", utf8_seed({ 1 }, cases[4][2]))
+write("utf8", "mixed-split-2-3", utf8_seed({ 2, 3 }, cases[30][2]))
+write("utf8", "emoji-split-mid", utf8_seed({ 3, 0, 1 }, cases[29][2]))
+write("utf8", "surrogate-split", utf8_seed({ 1, 1 }, "ok\xed\xa0\x80"))
+write("utf8", "long-ascii-split-9", utf8_seed({ 9 }, rep("x", 30) .. "\xe2\x82\xac" .. rep("y", 20)))
+write("utf8", "truncated-split", utf8_seed({ 4 }, "abc\xf0\x9f\x98"))
+
+print(("gen_corpus: wrote %d seeds under %s/corpus/"):format(written, root))
