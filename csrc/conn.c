@@ -257,12 +257,15 @@ void conn_abort(struct conn *c, const char *reason)
     conn_finish(c);
 }
 
-void conn_finish_now(struct conn *c)
+/*
+** Release what the connection holds in the system and on the loop: watchers,
+** TLS session, socket, buffers, its place in the server's list and the live
+** count. Returns 1 if on_open had run (so on_close is owed). No hooks.
+*/
+static int conn_teardown(struct conn *c)
 {
     struct ev_loop *loop = loop_get();
     int opened;
-    if (c->state == CONN_CLOSED)
-        return;
     ev_io_stop(loop, &c->io);
     ev_timer_stop(loop, &c->timer);
     if (c->ssl) {
@@ -273,7 +276,6 @@ void conn_finish_now(struct conn *c)
         close(c->fd);
         c->fd = -1;
     }
-    /* Did on_open run? Then on_close must, and the server counts it open. */
     opened = c->state != CONN_HANDSHAKE && !(c->flags & CF_HTTP_ONLY);
     c->state = CONN_CLOSED;
     c->flags &= (uint16_t)~CF_PENDING;
@@ -286,6 +288,15 @@ void conn_finish_now(struct conn *c)
         server_conn_remove(c->srv, c);
     }
     loop_live_conns--;
+    return opened;
+}
+
+void conn_finish_now(struct conn *c)
+{
+    int opened;
+    if (c->state == CONN_CLOSED)
+        return;
+    opened = conn_teardown(c);
     conn_set_reason(c, 1006, NULL, 0);
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
         c->hooks->on_close(c, c->close_code, c->close_reason ? c->close_reason : "",
@@ -295,7 +306,17 @@ void conn_finish_now(struct conn *c)
     c->close_reason_len = 0;
     free(c->key);
     c->key = NULL;
-    c->hooks->release(c);
+    c->hooks->release(c);   /* last: the owner may free c */
+}
+
+void conn_destroy(struct conn *c)
+{
+    if (c->state != CONN_CLOSED)
+        conn_teardown(c);
+    free(c->close_reason);
+    c->close_reason = NULL;
+    free(c->key);
+    c->key = NULL;
 }
 
 /* ------------------------------------------------------------------ sending */
@@ -551,6 +572,38 @@ void conn_resume(struct conn *c)
 
 /* ---------------------------------------------------------------- handshake */
 
+/*
+** Put the parts of an HTTP answer on the wire: straight to a plain socket
+** with one writev when nothing waits before them (a handshake then costs no
+** send-queue allocation), the rest queued. WS_OK or WS_ENOMEM.
+*/
+static int conn_put(struct conn *c, struct iovec *iov, int cnt)
+{
+    size_t done = 0;
+    int i;
+    if (!c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING)) {
+        ssize_t n;
+        do
+            n = writev(c->fd, iov, cnt);
+        while (n < 0 && errno == EINTR);
+        if (n > 0)
+            done = (size_t)n;
+    }
+    for (i = 0; i < cnt; i++) {
+        if (done >= iov[i].iov_len) {
+            done -= iov[i].iov_len;
+            continue;
+        }
+        if (ws_buf_append(&c->out, (const char *)iov[i].iov_base + done,
+                          iov[i].iov_len - done, 0) != WS_OK) {
+            conn_abort(c, "out of memory");
+            return WS_ENOMEM;
+        }
+        done = 0;
+    }
+    return WS_OK;
+}
+
 int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
                  const void *body, size_t body_len, int head_only)
 {
@@ -564,12 +617,11 @@ int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len
     c->flags |= CF_HTTP_ONLY;
     if (c->srv && status != 200)
         c->srv->stats.rejected++;
-    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
-        (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
-        ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK ||
-        (body_len && !head_only && ws_buf_append(&c->out, body, body_len, 0) != WS_OK)) {
-        conn_abort(c, "out of memory");
-        return WS_ENOMEM;
+    {
+        struct iovec iov[4] = { { head, (size_t)n }, { (void *)extra, extra_len },
+                                { "\r\n", 2 }, { (void *)body, head_only ? 0 : body_len } };
+        if (conn_put(c, iov, 4) != WS_OK)
+            return WS_ENOMEM;
     }
     conn_enter(c, CONN_CLOSING);
     if (!(c->flags & CF_CORKED))
@@ -607,11 +659,10 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s",
                  accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
                  protocol ? "\r\n" : "");
-    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
-        (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
-        ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK) {
-        conn_abort(c, "out of memory");
-        return WS_ENOMEM;
+    {
+        struct iovec iov[3] = { { head, (size_t)n }, { (void *)extra, extra_len }, { "\r\n", 2 } };
+        if (conn_put(c, iov, 3) != WS_OK)
+            return WS_ENOMEM;
     }
     if (c->srv) {
         c->srv->stats.upgraded++;
@@ -651,98 +702,100 @@ int conn_client_start(struct conn *c, const char *host, const char *path,
 }
 
 /*
-** Server: a whole request head is in c->in. Answer the errors the core owns
-** (431, 400, 405, 426), hand valid requests to the owner, and once upgraded
-** read on from the bytes that followed the head (a client may send its first
-** frame in the same segment).
+** Server: the request head so far is data[0..len). Unless it is still
+** partial (WS_PARTIAL is returned and the caller keeps the bytes), answer the
+** errors the core owns (431, 400, 405, 426), hand valid requests to the
+** owner, and once upgraded read on from the bytes that followed the head (a
+** client may send its first frame in the same segment).
 */
-static void conn_server_head(struct conn *c)
+static int conn_server_head(struct conn *c, uint8_t *data, size_t len)
 {
     struct ws_http_head head;
-    int r = ws_http_parse_request((const char *)ws_buf_head(&c->in), c->in.len, &head);
+    int r = ws_http_parse_request((const char *)data, len, &head);
     int upgrade, status;
     const char *why;
     if (r == WS_PARTIAL)
-        return;
+        return r;
     if (r == WS_EHEADERS) {
         conn_respond_error(c, 431, NULL);
-        return;
+        return r;
     }
     if (r < 0) {
         conn_respond_error(c, 400, NULL);
-        return;
+        return r;
     }
     upgrade = ws_handshake_is_upgrade(&head);
     if (upgrade && (status = ws_handshake_check(&head, &why)) != 0) {
         conn_respond_error(c, status,
                            status == 426 ? "Sec-WebSocket-Version: 13\r\n"
                            : status == 405 ? "Allow: GET\r\n" : NULL);
-        return;
+        return r;
     }
     if (c->hooks->on_request)
-        c->hooks->on_request(c, &head, upgrade, (const char *)ws_buf_head(&c->in), (size_t)r);
+        c->hooks->on_request(c, &head, upgrade, (const char *)data, (size_t)r);
     if (c->state == CONN_HANDSHAKE && !(c->flags & (CF_PENDING | CF_HTTP_ONLY)))
         conn_respond_error(c, 500, NULL);
     if (c->state == CONN_OPEN && !(c->flags & CF_PENDING)) {
-        size_t rest = c->in.len - (size_t)r;
+        size_t rest = len - (size_t)r;
         if (c->hooks->on_open)
             c->hooks->on_open(c);
         if (rest && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
-            conn_frames(c, ws_buf_head(&c->in) + r, rest);
+            conn_frames(c, data + r, rest);
     }
-    ws_buf_free(&c->in);
+    return r;
 }
 
 /*
-** Client: a whole response head is in c->in. It must be a 101 with the right
-** Upgrade, Connection and Sec-WebSocket-Accept (RFC 6455 §4.1, step 5).
+** Client: the response head so far is data[0..len) (WS_PARTIAL: keep it).
+** It must be a 101 with the right Upgrade, Connection and
+** Sec-WebSocket-Accept (RFC 6455 §4.1, step 5).
 */
-static void conn_client_head(struct conn *c)
+static int conn_client_head(struct conn *c, uint8_t *data, size_t len)
 {
     struct ws_http_head head;
-    int r = ws_http_parse_response((const char *)ws_buf_head(&c->in), c->in.len, &head);
+    int r = ws_http_parse_response((const char *)data, len, &head);
     const char *v;
     size_t vlen;
     char expect[WS_ACCEPT_LEN + 1], why[96];
     if (r == WS_PARTIAL)
-        return;
+        return r;
     if (r < 0) {
         conn_abort(c, "handshake: bad response");
-        return;
+        return r;
     }
     if (head.status != 101) {
         snprintf(why, sizeof why, "handshake: %d %.*s", head.status,
                  (int)(head.reason_len > 60 ? 60 : head.reason_len), head.reason);
         conn_abort(c, why);
-        return;
+        return r;
     }
     v = ws_http_header(&head, "upgrade", &vlen);
     if (!v || !ws_http_has_token(v, vlen, "websocket")) {
         conn_abort(c, "handshake: no Upgrade: websocket");
-        return;
+        return r;
     }
     v = ws_http_header(&head, "connection", &vlen);
     if (!v || !ws_http_has_token(v, vlen, "upgrade")) {
         conn_abort(c, "handshake: no Connection: upgrade");
-        return;
+        return r;
     }
     v = ws_http_header(&head, "sec-websocket-accept", &vlen);
     if (ws_accept_key(c->key, strlen(c->key), expect) != WS_OK || !v ||
         vlen != WS_ACCEPT_LEN || memcmp(v, expect, WS_ACCEPT_LEN) != 0) {
         conn_abort(c, "handshake: wrong Sec-WebSocket-Accept");
-        return;
+        return r;
     }
     free(c->key);
     c->key = NULL;
     c->ping_at = ev_now(loop_get());
     conn_enter(c, CONN_OPEN);
     if (c->hooks->on_request)
-        c->hooks->on_request(c, &head, 1, (const char *)ws_buf_head(&c->in), (size_t)r);
+        c->hooks->on_request(c, &head, 1, (const char *)data, (size_t)r);
     if (c->state == CONN_OPEN && !(c->flags & CF_PENDING) && c->hooks->on_open)
         c->hooks->on_open(c);
-    if ((size_t)r < c->in.len && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
-        conn_frames(c, ws_buf_head(&c->in) + r, c->in.len - (size_t)r);
-    ws_buf_free(&c->in);
+    if ((size_t)r < len && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
+        conn_frames(c, data + r, len - (size_t)r);
+    return r;
 }
 
 /* ------------------------------------------------------------------ reading */
@@ -862,20 +915,30 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
 static void conn_input(struct conn *c, uint8_t *buf, size_t n)
 {
     switch (c->state) {
-    case CONN_HANDSHAKE:
-        if (c->in.len + n > LUAWS_MAX_HEAD_BYTES + c->opt->receive_buffer_size) {
-            conn_respond_error(c, 431, NULL);
-            return;
+    case CONN_HANDSHAKE: {
+        /* A head that came whole in one read is parsed where it landed, in
+         * the shared buffer; only a partial one is kept in c->in. */
+        uint8_t *data = buf;
+        size_t len = n;
+        int r;
+        if (c->in.len > 0) {
+            if (ws_buf_append(&c->in, buf, n, 0) != WS_OK) {
+                conn_abort(c, "out of memory");
+                return;
+            }
+            data = ws_buf_head(&c->in);
+            len = c->in.len;
         }
-        if (ws_buf_append(&c->in, buf, n, 0) != WS_OK) {
+        r = (c->flags & CF_CLIENT) ? conn_client_head(c, data, len) : conn_server_head(c, data, len);
+        if (r != WS_PARTIAL) {
+            ws_buf_free(&c->in);
+        } else if (c->in.len == 0 && ws_buf_append(&c->in, buf, n, 0) != WS_OK) {
             conn_abort(c, "out of memory");
-            return;
+        } else if (c->in.len > LUAWS_MAX_HEAD_BYTES) {
+            conn_respond_error(c, 431, NULL);   /* the parser says so too; belt and braces */
         }
-        if (c->flags & CF_CLIENT)
-            conn_client_head(c);
-        else
-            conn_server_head(c);
         break;
+    }
     case CONN_OPEN:
     case CONN_CLOSING:
         if (c->flags & (CF_HTTP_ONLY | CF_FAILED))

@@ -9,15 +9,15 @@
  * A connection is either the server side of an accepted socket or the client
  * side of luaws.connect(). It does not know Lua: it reports to its owner
  * through struct conn_hooks, and the owner (lua_conn.c) supplies the memory
- * (a Lua full userdata) and keeps it alive until hooks->release.
+ * and keeps it until hooks->release.
  *
  * Lifetime rules (Redis's "never free inside a handler"):
  *   - nothing is freed while a hook runs; conn_finish() only queues the
  *     connection on the loop's pending list, and loop.c finishes it from an
  *     ev_prepare watcher: watchers stopped, fd closed, buffers freed,
  *     hooks->on_close called once, hooks->release called once;
- *   - after that the struct stays valid (the owner's memory) with state
- *     CONN_CLOSED, and every operation returns WS_ECLOSED.
+ *   - release is the last thing conn.c does with the struct: the owner
+ *     frees it there.
  *
  * Timers: one ev_timer per connection serves the handshake timeout, the
  * keep-alive ping, the pong timeout, the idle timeout and the close timeout.
@@ -201,6 +201,10 @@ void conn_finish(struct conn *c);
 
 /* Finish it now: only for loop.c's pending list and shutdown. */
 void conn_finish_now(struct conn *c);
+
+/* Free what a live connection holds without telling its owner (no hooks):
+ * for a Lua state that is closing. The struct itself stays the owner's. */
+void conn_destroy(struct conn *c);
 
 /* Name of a state: "handshake", "open", "closing", "closed". */
 const char *conn_state_name(const struct conn *c);

@@ -1,19 +1,28 @@
 /* SPDX-License-Identifier: MIT
  *
- * lua_conn.c -- the "luaws.conn" userdata: a WebSocket connection as Lua sees
- * it (server side and client side), and the hooks that carry its events into
- * Lua handlers.
+ * lua_conn.c -- connections as Lua sees them ("luaws.conn"), server side and
+ * client side, and the hooks that carry their events into Lua handlers.
  *
- * Memory: struct conn lives inside the full userdata. While the connection is
- * live, the registry holds one reference to it (so a script that forgets a
- * socket cannot free a running watcher); the reference goes when conn.c calls
- * release. Two user values:
- *   1  the handlers table {open, message, close, drain, ping, pong} (shared by
- *      every connection of a route);
- *   2  the fields table: path, headers, protocol, remote, data, and whatever
- *      the script stores (ws.name = …). Made at the upgrade.
- * Methods come first in lookups (the metatable's methods table, which the Lua
- * layer extends: core.conn_methods), then the fields.
+ * Memory: C owns every connection (struct lconn, malloc'd at accept or
+ * connect, freed at release). Lua sees a small box userdata that points at
+ * it, made the first time a script needs the connection (a handler runs,
+ * server:connections(), a client's luaws.connect), and anchored in the
+ * registry while the connection lives. An idle server connection whose route
+ * has nothing to say to it therefore costs no Lua object at all, only its C
+ * struct and its request head; the Lua heap (and the garbage collector's
+ * slack on it) does not grow with idle connections.
+ *
+ * The box's user value is the fields table (path, headers, protocol, remote,
+ * data, and whatever a script stores: ws.name = …), made on first write, or
+ * on first read of ws.headers / ws.data; until then those fields are read
+ * from the C side (the request head kept with the connection). At release
+ * the table is made if a box exists, so a script holding ws after the close
+ * still reads them; the box then points at nothing and its methods answer
+ * nil, "closed".
+ *
+ * Handlers: the route's handlers table is shared by all its connections; the
+ * server keeps one registry ref per handlers table (lua_server.c), and a
+ * connection holds that number. A client's handlers are its own ref.
  *
  * Errors: misuse raises; I/O returns nil, token (see ws_strerror). A handler
  * that raises is logged with its traceback and its connection closed with
@@ -40,9 +49,16 @@
 #include "tls.h"
 #include "utf8.h"
 
+struct lbox;
+
 struct lconn {
     struct conn c;              /* first: a struct conn * is a struct lconn * */
-    int ref;                    /* registry ref while live, else LUA_NOREF */
+    struct lbox *box;           /* the Lua userdata once made, else NULL */
+    int box_ref;                /* its registry ref while the connection lives */
+    int handlers_ref;           /* registry ref of the handlers table */
+    uint8_t own_handlers;       /* 1 if handlers_ref is this connection's own */
+    uint32_t head_len;          /* bytes at head */
+    char *head;                 /* server: request head, a NUL, the subprotocol */
 };
 
 /* A client owns its options; a server's connections share the server's. */
@@ -51,20 +67,37 @@ struct lclient {
     struct conn_options opt;
 };
 
-enum { UV_HANDLERS = 1, UV_FIELDS = 2 };
-
+/* The "luaws.conn" userdata. User value 1: the fields table, or nil. */
+struct lbox {
+    struct lconn *l;            /* NULL once the connection was released */
+};
 
 /* ------------------------------------------------------------ helpers */
 
-static struct lconn *lconn_check(lua_State *L, int i)
+static struct lbox *lconn_box(lua_State *L, int i)
 {
     return luaL_checkudata(L, i, LWS_CONN_MT);
 }
 
-/* Push the userdata of a live connection (its registry ref). */
+/* The live connection of the box at i, or NULL once it was released. */
+static struct lconn *lconn_live(lua_State *L, int i)
+{
+    return lconn_box(L, i)->l;
+}
+
+/* Push the box of a live connection, making it on first use. */
 void lws_conn_push(lua_State *L, struct conn *c)
 {
-    lws_pushref(L, ((struct lconn *)c)->ref);
+    struct lconn *l = (struct lconn *)c;
+    if (l->box) {
+        lws_pushref(L, l->box_ref);
+        return;
+    }
+    l->box = lua_newuserdatauv(L, sizeof *l->box, 1);
+    l->box->l = l;
+    luaL_setmetatable(L, LWS_CONN_MT);
+    lua_pushvalue(L, -1);
+    l->box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 #define lconn_push lws_conn_push
@@ -72,17 +105,16 @@ void lws_conn_push(lua_State *L, struct conn *c)
 /* Push handler `name` of c's route, or return 0 (nothing pushed). */
 static int lconn_push_handler(lua_State *L, struct conn *c, const char *name)
 {
-    lconn_push(L, c);
-    if (lua_getiuservalue(L, -1, UV_HANDLERS) != LUA_TTABLE) {
-        lua_pop(L, 2);
+    struct lconn *l = (struct lconn *)c;
+    if (l->handlers_ref == LUA_NOREF || lws_pushref(L, l->handlers_ref) != LUA_TTABLE) {
+        lua_pop(L, l->handlers_ref == LUA_NOREF ? 0 : 1);
         return 0;
     }
     if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
-        lua_pop(L, 3);
+        lua_pop(L, 2);
         return 0;
     }
-    lua_replace(L, -3);   /* fn, handlers */
-    lua_pop(L, 1);
+    lua_remove(L, -2);
     return 1;
 }
 
@@ -174,8 +206,6 @@ static const char *lconn_header_lines(lua_State *L, int i)
     return bad;
 }
 
-/* ------------------------------------------------------------ hooks */
-
 /* Push the request table of a parsed head: method, target, path, query,
  * headers, origin, upgrade, remote, port. */
 static void lconn_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h,
@@ -209,49 +239,57 @@ static void lconn_push_request(lua_State *L, const struct conn *c, const struct 
     lua_setfield(L, req, "remote");
 }
 
+/* The protocol part of a kept head: after the NUL, or NULL if none. */
+static const char *lconn_head_protocol(const struct lconn *l, size_t *len)
+{
+    const char *nul = l->head ? memchr(l->head, '\0', l->head_len) : NULL;
+    if (!nul || nul + 1 >= l->head + l->head_len)
+        return NULL;
+    *len = (size_t)(l->head + l->head_len - nul - 1);
+    return nul + 1;
+}
+
 /*
-** A server connection keeps its request compactly: until a script writes a
-** field (ws.name = …) or asks for ws.headers or ws.data, user value 2 is one
-** string, the raw request head, a NUL, and the chosen subprotocol. An idle
-** connection then costs its userdata and that string, not three tables.
-** lconn_fields turns the string into the fields table when one is needed.
+** Make sure the box at index ud has its fields table, and push it. Built
+** from the kept request head when there is one (path, query, headers, …,
+** protocol, remote, port) with an empty data table.
 */
 static void lconn_fields(lua_State *L, int ud)
 {
-    const struct conn *c = lua_touserdata(L, ud);
+    struct lbox *box = lua_touserdata(L, ud);
+    const struct lconn *l = box->l;
     struct ws_http_head h;
-    size_t len;
-    const char *s, *nul;
-    int t = lua_getiuservalue(L, ud, UV_FIELDS);
-    if (t == LUA_TTABLE)
+    if (lua_getiuservalue(L, ud, 1) == LUA_TTABLE)
         return;
-    if (t != LUA_TSTRING) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-    } else {
-        s = lua_tolstring(L, -1, &len);
-        nul = memchr(s, '\0', len);
-        if (nul && ws_http_parse_request(s, (size_t)(nul - s), &h) > 0) {
-            lconn_push_request(L, c, &h, 1);
-            lua_pushnil(L);
-            lua_setfield(L, -2, "upgrade");
-            if (nul + 1 < s + len) {
-                lua_pushlstring(L, nul + 1, (size_t)(s + len - nul - 1));
-                lua_setfield(L, -2, "protocol");
-            }
-        } else {
-            lua_newtable(L);
+    lua_pop(L, 1);
+    if (l && l->head && ws_http_parse_request(l->head, strlen(l->head), &h) > 0) {
+        const char *p;
+        size_t plen;
+        lconn_push_request(L, &l->c, &h, 1);
+        lua_pushnil(L);
+        lua_setfield(L, -2, "upgrade");
+        if ((p = lconn_head_protocol(l, &plen)) != NULL) {
+            lua_pushlstring(L, p, plen);
+            lua_setfield(L, -2, "protocol");
         }
-        lua_remove(L, -2);
+    } else {
+        lua_newtable(L);
+        if (l) {
+            lconn_push_peer(L, &l->c);
+            lua_setfield(L, -3, "port");
+            lua_setfield(L, -2, "remote");
+        }
     }
     lua_newtable(L);
     lua_setfield(L, -2, "data");
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, ud, UV_FIELDS);
+    lua_setiuservalue(L, ud, 1);
 }
 
+/* ------------------------------------------------------------ hooks */
+
 /*
-** Server: hand the request to the server's on_request(ws, req), which answers
+** Server: hand the request to the server's on_request(req), which answers
 **   true, handlers [, protocol [, headers]]   to accept the upgrade, or
 **   false, status [, headers [, body]]        for any other answer.
 ** Client: the 101 arrived; note the protocol, status and headers.
@@ -260,13 +298,14 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
                              const char *head, size_t head_len)
 {
     lua_State *L = lws_main;
+    struct lconn *l = (struct lconn *)c;
     int top = lua_gettop(L), req;
 
     if (c->flags & CF_CLIENT) {
         const char *p;
         size_t plen;
         lconn_push(L, c);
-        lua_getiuservalue(L, -1, UV_FIELDS);
+        lconn_fields(L, lua_gettop(L));
         lconn_push_headers(L, h);
         lua_setfield(L, -2, "headers");
         lua_pushinteger(L, h->status);
@@ -282,11 +321,9 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
     /* the request table, at top + 1, for on_request and the upgrade hook */
     lconn_push_request(L, c, h, upgrade);
     req = lua_gettop(L);
-
     lws_server_push_handler(L, c->srv);
-    lconn_push(L, c);
     lua_pushvalue(L, req);
-    if (!lws_call(L, 2, 4, "on_request")) {
+    if (!lws_call(L, 1, 4, "on_request")) {
         conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
         lua_settop(L, top);
         return;
@@ -294,7 +331,7 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
     /* results: ok at req+1, then handlers|status, protocol|headers, headers|body */
     if (lua_toboolean(L, req + 1) && upgrade) {
         const char *protocol = lua_tostring(L, req + 3);
-        size_t elen;
+        size_t elen, plen = protocol ? strlen(protocol) : 0;
         const char *extra;
         int rc;
         if (!lua_istable(L, req + 2)) {
@@ -303,13 +340,21 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
             lua_settop(L, top);
             return;
         }
-        if (protocol) {
-            lua_pushvalue(L, req + 3);
-            lua_setfield(L, req, "protocol");
-        }
         if (lconn_header_lines(L, req + 4))
             lws_log(L, "on_request: an invalid response header was left out");
         extra = lua_tolstring(L, -1, &elen);
+        /* keep the head (and the protocol after a NUL) for ws.path & co */
+        l->head = malloc(head_len + 1 + plen);
+        if (!l->head) {
+            conn_abort(c, "out of memory");
+            lua_settop(L, top);
+            return;
+        }
+        memcpy(l->head, head, head_len);
+        l->head[head_len] = '\0';
+        if (plen)
+            memcpy(l->head + head_len + 1, protocol, plen);
+        l->head_len = (uint32_t)(head_len + 1 + plen);
         rc = conn_accept(c, h, protocol, extra, elen);
         if (rc != WS_OK) {
             if (c->state == CONN_HANDSHAKE && !(c->flags & CF_PENDING))
@@ -320,26 +365,19 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
         lua_getfield(L, req + 2, "drain");
         if (lua_isfunction(L, -1))
             c->flags |= CF_DRAIN_WANTED;
-        lconn_push(L, c);
-        lua_pushvalue(L, req + 2);
-        lua_setiuservalue(L, -2, UV_HANDLERS);
+        l->handlers_ref = lws_server_handlers_ref(L, c->srv, req + 2);
         if (lua_getfield(L, req, "data") != LUA_TNIL) {
             /* the upgrade hook gave the connection its data: keep the table */
-            lua_pop(L, 1);
             lua_pushnil(L);
             lua_setfield(L, req, "upgrade");
-            lua_pushvalue(L, req);
-        } else {
-            lua_pop(L, 1);
-            lua_pushlstring(L, head, head_len);
-            lua_pushlstring(L, "", 1);   /* a NUL: heads never hold one */
-            if (protocol)
+            if (protocol) {
                 lua_pushvalue(L, req + 3);
-            else
-                lua_pushliteral(L, "");
-            lua_concat(L, 3);
+                lua_setfield(L, req, "protocol");
+            }
+            lconn_push(L, c);
+            lua_pushvalue(L, req);
+            lua_setiuservalue(L, -2, 1);
         }
-        lua_setiuservalue(L, -2, UV_FIELDS);
         lua_settop(L, top);
         return;
     }
@@ -406,13 +444,33 @@ static void lconn_on_close(struct conn *c, unsigned code, const char *reason, si
     lws_call(L, 3, 0, "close handler");
 }
 
+/* Free a connection's Lua-side things and its memory (no hooks). */
+static void lconn_free(lua_State *L, struct lconn *l)
+{
+    if (l->box) {
+        l->box->l = NULL;
+        if (L)
+            luaL_unref(L, LUA_REGISTRYINDEX, l->box_ref);
+    }
+    if (l->own_handlers && L)
+        luaL_unref(L, LUA_REGISTRYINDEX, l->handlers_ref);
+    free(l->head);
+    free(l);
+}
+
+/* The connection finished: keep its fields for a box a script may hold,
+ * then let go of everything. */
 static void lconn_release(struct conn *c)
 {
     lua_State *L = lws_main;
     struct lconn *l = (struct lconn *)c;
     struct server *s = c->srv;
-    luaL_unref(L, LUA_REGISTRYINDEX, l->ref);
-    l->ref = LUA_NOREF;
+    if (l->box) {
+        lws_pushref(L, l->box_ref);
+        lconn_fields(L, lua_gettop(L));
+        lua_pop(L, 2);
+    }
+    lconn_free(L, l);
     if (s)
         lws_server_conn_released(L, s);
 }
@@ -426,13 +484,31 @@ const struct conn_hooks lws_conn_hooks = {
 
 struct conn *lws_conn_new_server(lua_State *L, struct server *s)
 {
-    struct lconn *l = lua_newuserdatauv(L, sizeof *l, 2);
+    struct lconn *l = calloc(1, sizeof *l);
+    (void)L;
     (void)s;
-    memset(l, 0, sizeof *l);
-    l->ref = LUA_NOREF;
-    luaL_setmetatable(L, LWS_CONN_MT);
-    l->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (!l)
+        return NULL;
+    l->box_ref = LUA_NOREF;
+    l->handlers_ref = LUA_NOREF;
     return &l->c;
+}
+
+struct conn *lws_conn_check(lua_State *L, int idx)
+{
+    struct lconn *l = lconn_live(L, idx);
+    return l ? &l->c : NULL;
+}
+
+int lws_conn_handlers_ref(const struct conn *c)
+{
+    return ((const struct lconn *)c)->handlers_ref;
+}
+
+void lws_conn_destroy(struct conn *c)
+{
+    conn_destroy(c);
+    lconn_free(NULL, (struct lconn *)c);
 }
 
 /* Read a number option from table t (index i) into *dst if present. */
@@ -472,7 +548,7 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
 ** core.connect(host, port, path, handlers [, opts [, headers]]) -> ws | nil, token, detail
 ** [-0, +1|3, e]  A client connection, connecting in the background: its
 ** handlers get open, message, close like a server's. opts: the conn options
-** (handshake_timeout, max_message_size, …) and host_header.
+** (handshake_timeout, max_message_size, …) and tls.
 ** Usage: local ws = core.connect("127.0.0.1", 5000, "/ws", handlers)
 */
 static int lconn_connect(lua_State *L)
@@ -563,15 +639,20 @@ static int lconn_connect(lua_State *L)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
 
-    cl = lua_newuserdatauv(L, sizeof *cl, 2);
-    memset(cl, 0, sizeof *cl);
-    cl->l.ref = LUA_NOREF;
-    cl->l.c.state = CONN_CLOSED;   /* until conn_init: __gc must not touch fd */
-    cl->l.c.fd = -1;
+    cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        close(fd);
+        tls_ctx_free(tls_ctx);
+        return lws_fail(L, WS_ENOMEM, NULL);
+    }
+    cl->l.box_ref = LUA_NOREF;
     cl->opt = opt;
-    luaL_setmetatable(L, LWS_CONN_MT);
     lua_pushvalue(L, 4);
-    lua_setiuservalue(L, -2, UV_HANDLERS);
+    cl->l.handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    cl->l.own_handlers = 1;
+    conn_init(&cl->l.c, fd, NULL, &lws_conn_hooks, &cl->opt, CF_CLIENT | CF_CONNECTING);
+    memcpy(&cl->l.c.peer, &peer, sizeof cl->l.c.peer);
+    lconn_push(L, &cl->l.c);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, path);
     lua_setfield(L, -2, "path");
@@ -581,12 +662,7 @@ static int lconn_connect(lua_State *L)
     lua_setfield(L, -2, "port");
     lua_newtable(L);
     lua_setfield(L, -2, "data");
-    lua_setiuservalue(L, -2, UV_FIELDS);
-    lua_pushvalue(L, -1);
-    cl->l.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-
-    conn_init(&cl->l.c, fd, NULL, &lws_conn_hooks, &cl->opt, CF_CLIENT | CF_CONNECTING);
-    memcpy(&cl->l.c.peer, &peer, sizeof cl->l.c.peer);
+    lua_setiuservalue(L, -2, 1);
     if (tls_ctx) {
         struct ssl_st *ssl = tls_new(tls_ctx, fd, 0, host);
         tls_ctx_free(tls_ctx);   /* the session holds its own reference */
@@ -616,11 +692,11 @@ static const char *const kind_names[] = { "text", "binary", NULL };
 */
 static int lconn_send(lua_State *L)
 {
-    struct lconn *l = lconn_check(L, 1);
+    struct lconn *l = lconn_live(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int kind = luaL_checkoption(L, 3, "text", kind_names);
-    int rc = conn_send(&l->c, kind == 0 ? WS_OP_TEXT : WS_OP_BINARY, data, len);
+    int rc = l ? conn_send(&l->c, kind == 0 ? WS_OP_TEXT : WS_OP_BINARY, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
         return lws_fail(L, rc, NULL);
     lua_pushboolean(L, 1);
@@ -631,12 +707,12 @@ static int lconn_send(lua_State *L)
  * [-0, +1|2, v]  payload at most 125 bytes (else raises). */
 static int lconn_control(lua_State *L, int opcode)
 {
-    struct lconn *l = lconn_check(L, 1);
+    struct lconn *l = lconn_live(L, 1);
     size_t len = 0;
     const char *data = luaL_optlstring(L, 2, "", &len);
     int rc;
     luaL_argcheck(L, len <= WS_MAX_CONTROL_PAYLOAD, 2, "control payload over 125 bytes");
-    rc = conn_send(&l->c, opcode, data, len);
+    rc = l ? conn_send(&l->c, opcode, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
         return lws_fail(L, rc, NULL);
     lua_pushboolean(L, 1);
@@ -654,7 +730,7 @@ static int lconn_pong(lua_State *L) { return lconn_control(L, WS_OP_PONG); }
 */
 static int lconn_close(lua_State *L)
 {
-    struct lconn *l = lconn_check(L, 1);
+    struct lconn *l = lconn_live(L, 1);
     lua_Integer code = luaL_optinteger(L, 2, 1000);
     size_t len = 0;
     const char *reason = luaL_optlstring(L, 3, "", &len);
@@ -664,7 +740,7 @@ static int lconn_close(lua_State *L)
     luaL_argcheck(L, len <= 123, 3, "reason over 123 bytes");
     luaL_argcheck(L, ws_utf8_valid((const uint8_t *)reason, len), 3,
                   "reason is not UTF-8 (RFC 6455 §5.5.1)");
-    rc = conn_close(&l->c, (unsigned)code, reason, len);
+    rc = l ? conn_close(&l->c, (unsigned)code, reason, len) : WS_ECLOSED;
     if (rc != WS_OK)
         return lws_fail(L, rc, NULL);
     lua_pushboolean(L, 1);
@@ -677,91 +753,110 @@ static int lconn_close(lua_State *L)
  * Usage: ws:send_raw(core.frame_encode(1, "Hel", false, "abcd")) */
 static int lconn_send_raw(lua_State *L)
 {
-    struct lconn *l = lconn_check(L, 1);
+    struct lconn *l = lconn_live(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    int rc = conn_send_raw(&l->c, data, len);
+    int rc = l ? conn_send_raw(&l->c, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
         return lws_fail(L, rc, NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* ws:buffered() -> bytes waiting in the send queue. [-0, +1, v] */
+/* ws:buffered() -> bytes waiting in the send queue (0 once closed). */
 static int lconn_buffered(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)conn_buffered(&lconn_check(L, 1)->c));
+    struct lconn *l = lconn_live(L, 1);
+    lua_pushinteger(L, l ? (lua_Integer)conn_buffered(&l->c) : 0);
     return 1;
 }
 
 /* ws:pause() / ws:resume(): stop / restart reading from the peer. */
 static int lconn_pause(lua_State *L)
 {
-    conn_pause(&lconn_check(L, 1)->c);
+    struct lconn *l = lconn_live(L, 1);
+    if (l)
+        conn_pause(&l->c);
     return 0;
 }
 
 static int lconn_resume(lua_State *L)
 {
-    conn_resume(&lconn_check(L, 1)->c);
+    struct lconn *l = lconn_live(L, 1);
+    if (l)
+        conn_resume(&l->c);
     return 0;
 }
 
-/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out} */
+/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out}
+ * | nil, "closed" once the connection was released. */
 static int lconn_stats(lua_State *L)
 {
-    struct conn *c = &lconn_check(L, 1)->c;
+    struct lconn *l = lconn_live(L, 1);
+    if (!l)
+        return lws_fail(L, WS_ECLOSED, NULL);
     lua_createtable(L, 0, 4);
-    lua_pushinteger(L, (lua_Integer)c->msgs_in);
+    lua_pushinteger(L, (lua_Integer)l->c.msgs_in);
     lua_setfield(L, -2, "messages_in");
-    lua_pushinteger(L, (lua_Integer)c->msgs_out);
+    lua_pushinteger(L, (lua_Integer)l->c.msgs_out);
     lua_setfield(L, -2, "messages_out");
-    lua_pushinteger(L, (lua_Integer)c->bytes_in);
+    lua_pushinteger(L, (lua_Integer)l->c.bytes_in);
     lua_setfield(L, -2, "bytes_in");
-    lua_pushinteger(L, (lua_Integer)c->bytes_out);
+    lua_pushinteger(L, (lua_Integer)l->c.bytes_out);
     lua_setfield(L, -2, "bytes_out");
     return 1;
 }
 
-/* ws:handlers([t]) -> the handlers table; with t, replace it (the Lua layer
- * uses this for clients and coroutine routes). */
+/* ws:handlers([t]) -> the handlers table; with t, this connection's own
+ * from now on (the Lua layer uses this for clients and receive()). */
 static int lconn_handlers(lua_State *L)
 {
-    lconn_check(L, 1);
+    struct lconn *l = lconn_live(L, 1);
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
+        if (!l)
+            return 0;
+        if (l->own_handlers)
+            luaL_unref(L, LUA_REGISTRYINDEX, l->handlers_ref);
         lua_pushvalue(L, 2);
-        lua_setiuservalue(L, 1, UV_HANDLERS);
+        l->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        l->own_handlers = 1;
     }
-    lua_getiuservalue(L, 1, UV_HANDLERS);
+    if (!l || l->handlers_ref == LUA_NOREF)
+        lua_newtable(L);
+    else
+        lws_pushref(L, l->handlers_ref);
     return 1;
 }
 
-/* A field of a compact connection (see lconn_fields), answered from the
- * head string without making the table; 0 if it needs the table. */
-static int lconn_compact_field(lua_State *L, const struct lconn *l, const char *k)
+/* A field of a connection with no fields table yet, read from the C side;
+ * 0 if it needs the table (headers, origin, data). */
+static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
 {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len), *nul = memchr(s, '\0', len);
-    const char *sp1, *sp2, *q;
+    const char *s = l->head, *sp1, *sp2, *q, *p;
+    size_t plen;
     if (strcmp(k, "remote") == 0 || strcmp(k, "port") == 0) {
         lconn_push_peer(L, &l->c);
         if (k[0] == 'r')
             lua_pop(L, 1);
         return 1;
     }
-    if (!nul)
-        return 0;
     if (strcmp(k, "protocol") == 0) {
-        if (nul + 1 < s + len)
-            lua_pushlstring(L, nul + 1, (size_t)(s + len - nul - 1));
+        if ((p = lconn_head_protocol(l, &plen)) != NULL)
+            lua_pushlstring(L, p, plen);
         else
             lua_pushnil(L);
         return 1;
     }
+    if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0)
+        return 0;   /* tables, or worth caching: make the fields table */
+    if (!s) {
+        lua_pushnil(L);
+        return 1;
+    }
     /* request line: METHOD SP target SP HTTP/1.1 (the parser checked it) */
-    sp1 = memchr(s, ' ', (size_t)(nul - s));
-    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(nul - sp1 - 1)) : NULL;
+    sp1 = strchr(s, ' ');
+    sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
     if (!sp2)
         return 0;
     q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
@@ -773,37 +868,29 @@ static int lconn_compact_field(lua_State *L, const struct lconn *l, const char *
         lua_pushlstring(L, sp1 + 1, (size_t)((q ? q : sp2) - sp1 - 1));
     else if (strcmp(k, "query") == 0 && q)
         lua_pushlstring(L, q + 1, (size_t)(sp2 - q - 1));
-    else if (strcmp(k, "query") == 0)
-        lua_pushnil(L);
-    else if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0)
-        return 0;   /* tables, or worth caching: make the fields table */
     else
-        lua_pushnil(L);   /* nothing was ever stored */
+        lua_pushnil(L);   /* nothing was ever stored under any other key */
     return 1;
 }
 
 /* __index: methods, then "state", then the fields. */
 static int lconn_index(lua_State *L)
 {
-    struct lconn *l = lconn_check(L, 1);
+    struct lbox *box = lconn_box(L, 1);
     const char *k;
-    int t;
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
-    k = lua_tostring(L, 2);
+    k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     if (k && strcmp(k, "state") == 0) {
-        lua_pushstring(L, conn_state_name(&l->c));
+        lua_pushstring(L, box->l ? conn_state_name(&box->l->c) : "closed");
         return 1;
     }
-    t = lua_getiuservalue(L, 1, UV_FIELDS);
-    if (t == LUA_TSTRING && k && lua_type(L, 2) == LUA_TSTRING && lconn_compact_field(L, l, k))
-        return 1;
-    if (t != LUA_TTABLE) {
-        if (t != LUA_TSTRING)
-            return 0;
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
         lua_pop(L, 1);
+        if (k && box->l && lconn_c_field(L, box->l, k))
+            return 1;
         lconn_fields(L, 1);
     }
     lua_pushvalue(L, 2);
@@ -814,7 +901,7 @@ static int lconn_index(lua_State *L)
 /* __newindex: stores into the fields table (ws.name = "x"). */
 static int lconn_newindex(lua_State *L)
 {
-    lconn_check(L, 1);
+    lconn_box(L, 1);
     lconn_fields(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
@@ -824,34 +911,25 @@ static int lconn_newindex(lua_State *L)
 
 static int lconn_tostring(lua_State *L)
 {
-    struct lconn *l = lconn_check(L, 1);
-    lua_pushfstring(L, "luaws.conn{%s; %s} (%p)", (l->c.flags & CF_CLIENT) ? "client" : "server",
-                    conn_state_name(&l->c), (void *)l);
+    struct lbox *box = lconn_box(L, 1);
+    const struct lconn *l = box->l;
+    lua_pushfstring(L, "luaws.conn{%s; %s} (%p)",
+                    l ? ((l->c.flags & CF_CLIENT) ? "client" : "server") : "released",
+                    l ? conn_state_name(&l->c) : "closed", (void *)box);
     return 1;
 }
 
-/* __gc: a live connection holds a registry ref, so this runs only for a
- * finished one, or at lua_close: then stop its watchers and close its fd
- * without calling back into a state that is going away. Idempotent. */
+/* __gc: a live connection anchors its box, so a box with a connection is
+ * collected only at lua_close: then free the connection quietly (no hooks
+ * into a state that is going away). */
 static int lconn_gc(lua_State *L)
 {
-    struct lconn *l = lconn_check(L, 1);
-    struct conn *c = &l->c;
-    if (c->state != CONN_CLOSED) {
-        struct ev_loop *loop = loop_get();
-        ev_io_stop(loop, &c->io);
-        ev_timer_stop(loop, &c->timer);
-        if (c->fd >= 0)
-            close(c->fd);
-        c->fd = -1;
-        c->state = CONN_CLOSED;
-        ws_buf_free(&c->in);
-        ws_buf_free(&c->msg);
-        ws_buf_free(&c->out);
-        free(c->close_reason);
-        c->close_reason = NULL;
-        free(c->key);
-        c->key = NULL;
+    struct lbox *box = lconn_box(L, 1);
+    struct lconn *l = box->l;
+    if (l) {
+        box->l = NULL;
+        l->box = NULL;
+        lws_conn_destroy(&l->c);
     }
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "handshake.h"
 #include "loop.h"
 
 lua_State *lws_main;
@@ -220,6 +221,10 @@ LUAWS_EXPORT int luaopen_luaws_core(lua_State *L)
     if (!loop_get())
         return luaL_error(L, "luaws: libev could not start its loop");
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key) == LUA_TNIL) {
+        /* Load OpenSSL's SHA-1 now (provider, code pages) rather than in
+         * the first handshake, which would otherwise pay for it. */
+        char accept[WS_ACCEPT_LEN + 1];
+        ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, accept);
         lua_newuserdatauv(L, 1, 0);
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, lcore_unload);

@@ -51,9 +51,19 @@ extern const struct conn_hooks lws_conn_hooks;
 /* lua_conn.c: push the userdata of a live connection. */
 void lws_conn_push(lua_State *L, struct conn *c);
 
-/* lua_conn.c: allocate a connection userdata for a server (pushes nothing;
- * the registry holds it). NULL if out of memory. */
+/* lua_conn.c: allocate a server connection (C memory; lua_conn.c frees it
+ * at release). NULL if out of memory. */
 struct conn *lws_conn_new_server(lua_State *L, struct server *s);
+
+/* lua_conn.c: free a live connection quietly (lua_close): no hooks. */
+void lws_conn_destroy(struct conn *c);
+
+/* lua_conn.c: the live connection of the "luaws.conn" at idx (raises if it
+ * is not one), or NULL if it was released. */
+struct conn *lws_conn_check(lua_State *L, int idx);
+
+/* lua_conn.c: the registry ref of a connection's handlers table. */
+int lws_conn_handlers_ref(const struct conn *c);
 
 /* lua_conn.c: fill conn_options from the table at index i; fields that are
  * missing keep their value in *o. Raises on a wrong type. */
@@ -66,6 +76,10 @@ void lws_server_conn_released(lua_State *L, struct server *s);
 
 /* lua_server.c: push the server's on_request function. */
 void lws_server_push_handler(lua_State *L, struct server *s);
+
+/* lua_server.c: the registry ref for the handlers table at idx, one per
+ * table for the server's life (routes share theirs). */
+int lws_server_handlers_ref(lua_State *L, struct server *s, int idx);
 
 /* 1 while a loop callback runs (core.step/run must not nest). */
 extern int lws_in_loop;

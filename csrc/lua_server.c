@@ -42,6 +42,29 @@ void lws_server_push_handler(lua_State *L, struct server *s)
     lua_remove(L, -2);
 }
 
+int lws_server_handlers_ref(lua_State *L, struct server *s, int idx)
+{
+    struct lserver *ls = (struct lserver *)s;
+    int ref;
+    idx = lua_absindex(L, idx);
+    lws_pushref(L, ls->anchor);
+    lua_getiuservalue(L, -1, 2);           /* {[handlers] = ref} */
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TNUMBER) {
+        ref = (int)lua_tointeger(L, -1);
+        lua_pop(L, 3);
+        return ref;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, idx);
+    lua_pushinteger(L, ref);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+    return ref;
+}
+
 /* Drop the anchor once the server neither listens nor has a connection. */
 static void lserver_maybe_release(lua_State *L, struct lserver *ls)
 {
@@ -59,9 +82,9 @@ void lws_server_conn_released(lua_State *L, struct server *s)
 /*
 ** core.listen(host, port, opts, on_request) -> server | nil, token, detail
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
-** (see conn.h) plus max_connections and backlog. on_request(ws, req) answers
-** each request head (see lua_conn.c).
-** Usage: local s = core.listen("127.0.0.1", 0, {}, function(ws, req) ... end)
+** (see conn.h) plus max_connections, backlog and tls. on_request(req)
+** answers each request head (see lua_conn.c).
+** Usage: local s = core.listen("127.0.0.1", 0, {}, function(req) ... end)
 */
 static int lserver_listen(lua_State *L)
 {
@@ -74,7 +97,7 @@ static int lserver_listen(lua_State *L)
     luaL_checktype(L, 3, LUA_TTABLE);
     luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port out of range");
-    ls = lua_newuserdatauv(L, sizeof *ls, 1);
+    ls = lua_newuserdatauv(L, sizeof *ls, 2);
     memset(ls, 0, sizeof *ls);
     ls->anchor = LUA_NOREF;
     ls->s.closed = 1;
@@ -109,6 +132,8 @@ static int lserver_listen(lua_State *L)
     ls->s.alloc = lserver_alloc;
     lua_pushvalue(L, 4);
     lua_setiuservalue(L, -2, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 2);
     rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
     if (rc != WS_OK)
         return lws_fail(L, rc, err);
@@ -151,27 +176,22 @@ static int lserver_broadcast(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int kind = luaL_checkoption(L, 3, "text", kinds);
-    const void *except = lua_isnoneornil(L, 4) ? NULL : luaL_checkudata(L, 4, LWS_CONN_MT);
-    int route = !lua_isnoneornil(L, 5);
+    const struct conn *except = lua_isnoneornil(L, 4) ? NULL : lws_conn_check(L, 4);
+    int route = LUA_NOREF;
     uint8_t hdr[WS_MAX_HEADER];
     size_t hlen = ws_frame_header_encode(hdr, 1, kind ? WS_OP_BINARY : WS_OP_TEXT, len, NULL);
     struct conn *c, *next;
     lua_Integer n = 0;
-    if (route)
+    if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
+        route = lws_server_handlers_ref(L, &ls->s, 5);
+    }
     for (c = ls->s.conns; c; c = next) {
         next = c->next;   /* a failing send only queues the finish; the list holds */
         if (c == except || c->state != CONN_OPEN)
             continue;
-        if (route) {   /* only the connections whose handlers are the route's */
-            int same;
-            lws_conn_push(L, c);
-            lua_getiuservalue(L, -1, 1);
-            same = lua_rawequal(L, -1, 5);
-            lua_pop(L, 2);
-            if (!same)
-                continue;
-        }
+        if (route != LUA_NOREF && lws_conn_handlers_ref(c) != route)
+            continue;   /* only the connections whose handlers are the route's */
         if (conn_send_preframed(c, hdr, hlen, data, len) == WS_OK)
             n++;
     }
@@ -224,12 +244,24 @@ static int lserver_tostring(lua_State *L)
     return 1;
 }
 
-/* __gc: only reached when not anchored, so closed with no connection. */
+/* __gc: reached when not anchored (closed, no connection), or at lua_close,
+ * when connections may still be live: free them quietly, and the handlers
+ * refs with them. */
 static int lserver_gc(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
     server_close(&ls->s, 0, NULL);
+    while (ls->s.conns)
+        lws_conn_destroy(ls->s.conns);   /* unlinks itself from the list */
     loop_server_remove(&ls->s);
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            luaL_unref(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
     if (ls->s.tls) {
         tls_ctx_free(ls->s.tls);
         ls->s.tls = NULL;

@@ -3,7 +3,7 @@
 -- luaws.server: luaws.listen{...} -- options and their defaults, routes,
 -- the origin policy, subprotocol choice, the upgrade hook, static files.
 --
--- The C core calls on_request(ws, req) once per request head, after it has
+-- The C core calls on_request(req) once per request head, after it has
 -- answered what RFC 6455 decides by itself (400 for a malformed upgrade, 405,
 -- 426, 431). Everything here is app policy, in the order a request meets it:
 --   upgrade request:  route? (404) -> origin allowed? (403) -> subprotocol ->
@@ -146,7 +146,7 @@ function methods:route(path, handlers)
 end
 
 -- Answer one request head (called by the C core; see the file comment).
-local function on_request(self, ws, req)
+local function on_request(self, req)
   local route = self._routes[req.path]
   if req.upgrade then
     if not route then return text(404, "404 Not Found\n") end
@@ -156,7 +156,7 @@ local function on_request(self, ws, req)
     req.protocol = pick_protocol(route.protocols or self.options.protocols,
       req.headers["sec-websocket-protocol"])
     if route.upgrade then
-      local ok, status, body, headers = route.upgrade(req, ws)
+      local ok, status, body, headers = route.upgrade(req)
       if ok == false then
         status = math.tointeger(status) or 403
         if status < 400 or status > 599 then status = 403 end
@@ -204,8 +204,8 @@ function M.listen(opts)
     backlog = math.floor(o.backlog),
     tls = o.tls,
   }
-  local c, token, detail = core.listen(o.host, math.floor(o.port), copts, function(ws, req)
-    return on_request(self, ws, req)
+  local c, token, detail = core.listen(o.host, math.floor(o.port), copts, function(req)
+    return on_request(self, req)
   end)
   if not c then return nil, token, detail end
   self._c = c
