@@ -378,6 +378,7 @@ static void conn_reset(struct conn *c)
 }
 
 static void start_conn(struct conn *c);
+static void on_event(struct conn *c, uint32_t ev);
 
 /*
 ** A connection failed (the caller has counted why). In echo and idle modes
@@ -603,15 +604,55 @@ fail:
     start_failed(c);
 }
 
-/* One handshake cycle finished cleanly (handshake mode). */
+/*
+** The close handshake finished cleanly. Handshake mode counts a cycle and
+** starts the next one; the other modes are shutting down.
+*/
 static void cycle_done(struct conn *c)
 {
+    conn_reset(c);
+    if (opt.mode != MODE_HANDSHAKE) {
+        c->state = C_FREE;
+        n_open--;
+        return;
+    }
     if (counting())
         cycles++;
-    conn_reset(c);
     c->state = C_FREE;
     if (phase != PH_DONE)
         start_conn(c);
+}
+
+/*
+** After the window: send every open connection a close frame (1000) and
+** wait, at most until deadline, for the servers to close TCP (§7.1.1), so no
+** server logs a connection that just vanished. Counts nothing.
+*/
+static void close_all(uint64_t deadline)
+{
+    static const uint8_t code1000[2] = { 0x03, 0xE8 };
+    for (long i = 0; i < nconns; i++) {
+        struct conn *c = &conns[i];
+        if (c->state == C_OPEN) {
+            queue_frame(c, 8, code1000, 2);
+            c->state = C_CLOSING;
+            conn_flush(c);
+        } else if (c->state != C_CLOSING && c->fd >= 0) {
+            conn_reset(c); /* mid-connect or mid-upgrade: just go */
+            c->state = C_FREE;
+        }
+    }
+    struct epoll_event evs[LG_MAX_EVENTS];
+    while (n_open > 0 && (g_now = now_ns()) < deadline) {
+        int wait_ms = (int)((deadline - g_now) / 1000000) + 1;
+        int n = epoll_wait(epfd, evs, LG_MAX_EVENTS, wait_ms > 50 ? 50 : wait_ms);
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < n; i++)
+            on_event(evs[i].data.ptr, evs[i].events);
+        if (opt.mode == MODE_HANDSHAKE)
+            break; /* slots are not tracked in n_open; one pass is enough */
+    }
 }
 
 /* The connection is open: echo mode fills the pipeline, handshake mode closes. */
@@ -1322,6 +1363,11 @@ int main(int argc, char **argv)
     }
     if (s_end.cpu_s < 0 && s_end.rss_kb < 0)
         s_end = sample_server();
+    phase = PH_DONE;
+    struct errors final = err; /* what happens while closing is not the server's score */
+    long open_final = n_open;
+    close_all(now_ns() + 1000000000u);
+    err = final;
 
     /* Results. */
     double win = t_end > t_win ? (double)(t_end - t_win) / 1e9 : 0.0;
@@ -1336,10 +1382,10 @@ int main(int argc, char **argv)
     double per_cpu = cpu > 0 ? (double)ops / cpu : -1;
     long rss_before = opt.mode == MODE_IDLE ? s_base.rss_kb : s_begin.rss_kb;
     long rss_after = s_end.rss_kb;
-    double rss_per_conn = (opt.mode == MODE_IDLE && rss_before >= 0 && rss_after >= 0 && n_open > 0)
-                              ? (double)(rss_after - rss_before) * 1024.0 / (double)n_open
+    double rss_per_conn = (opt.mode == MODE_IDLE && rss_before >= 0 && rss_after >= 0 && open_final > 0)
+                              ? (double)(rss_after - rss_before) * 1024.0 / (double)open_final
                               : -1;
-    long open_at_end = opt.mode == MODE_HANDSHAKE ? 0 : n_open;
+    long open_at_end = opt.mode == MODE_HANDSHAKE ? 0 : open_final;
 
     if (opt.mode == MODE_ECHO)
         fprintf(stderr,
