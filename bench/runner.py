@@ -229,8 +229,9 @@ def fmt_ratio(v):
     return "-" if v is None else f"{v:.2f}x"
 
 
-def aggregate(runs):
-    """Per-metric medians over the successful repeats; errors are summed."""
+def aggregate(runs, head):
+    """Per-metric medians over the successful repeats; errors are summed; the
+    headline's spread is (max - min) / median over the repeats."""
     ok = [r for r in runs if r is not None]
     if not ok:
         return None
@@ -247,6 +248,8 @@ def aggregate(runs):
             if v:
                 err_kinds[k] = err_kinds.get(k, 0) + v
     agg["err_kinds"] = err_kinds
+    hv = [r[head] for r in ok if r.get(head) is not None and r[head] >= 0]
+    agg["spread"] = (max(hv) - min(hv)) / agg[head] if len(hv) > 1 and agg[head] else None
     return agg
 
 
@@ -275,8 +278,8 @@ def env_lines():
 
     def out(cmd):
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10,
-                                  cwd=ROOT).stdout.strip()
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=ROOT)
+            return (r.stdout.strip() or r.stderr.strip()) or "?"
         except (OSError, subprocess.TimeoutExpired):
             return "?"
 
@@ -312,6 +315,8 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
               f"scenario); {WARMUP:g} s warm-up, {DURATION:g} s window (idle: 2 s hold); "
               f"{REPEATS} repeats, servers interleaved; every number is the median of the "
               f"repeats; errors are summed over them.")
+    md.append("- spread: (max - min) / median of the headline over the repeats; this 2-core VM is "
+              "noisy (see bench/NOTES.md), so read a ratio within the spread as a tie.")
     md.append("- server CPU is utime+stime from /proc/PID/stat over the window (100% = the "
               "server's core was saturated); \"gen CPU\" is the generator's own, so a row where "
               "gen CPU is near 100% measures the generator, not the server.")
@@ -368,13 +373,13 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         hn = HEAD_NAMES[sc["head"]]
         if sc["kind"] == "echo":
             cols = ["server", "msg/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "server CPU",
-                    "msg per server CPU-s", "gen CPU", "errors", f"{hn} ÷ {blabel}"]
+                    "msg per server CPU-s", "gen CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         elif sc["kind"] == "idle":
             cols = ["server", "open", "all open after s", "RSS before MiB", "RSS after MiB",
-                    "bytes/conn", "errors", f"{hn} ÷ {blabel}"]
+                    "bytes/conn", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         else:
             cols = ["server", "handshakes/s", "connect→101 p50 µs", "p99 µs", "server CPU",
-                    "handshakes per server CPU-s", "gen CPU", "errors", f"{hn} ÷ {blabel}"]
+                    "handshakes per server CPU-s", "gen CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         md.append("| " + " | ".join(cols) + " |")
         md.append("|" + "---|" * len(cols))
         for s in servers:
@@ -388,6 +393,7 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                 continue
             b = table.get((baseline, sc["key"]))
             r = fmt_ratio(ratio(a[sc["head"]], b[sc["head"]] if b else None))
+            sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
             errs = str(a["errors"])
             if a["err_kinds"]:
                 errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
@@ -400,15 +406,15 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                 row = [s["label"], fmt(a["rate"]), fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
                        fmt(a["lat_p99_us"], 1), fmt(a["lat_p999_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", errs, r]
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", errs, sp, r]
             elif sc["kind"] == "idle":
                 mib = lambda kb: None if kb is None else kb / 1024.0
                 row = [s["label"], fmt(a["open"]), fmt(a["open_s"], 2), fmt(mib(a["rss_before_kb"]), 1),
-                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"]), errs, r]
+                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"]), errs, sp, r]
             else:
                 row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", errs, r]
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", errs, sp, r]
             md.append("| " + " | ".join(row) + " |")
         md.append("")
     md.append("![relative performance](latest.png)")
@@ -531,7 +537,8 @@ def main():
         if k[0] == "why":
             table[k] = v
         else:
-            agg = aggregate(v)
+            sc = next(x for x in SCENARIOS if x["key"] == k[1])
+            agg = aggregate(v, sc["head"])
             if agg:
                 table[k] = agg
     finished = datetime.datetime.now()
