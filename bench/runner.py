@@ -148,6 +148,41 @@ def free_port():
         return s.getsockname()[1]
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot():
+    """{pid: (comm, utime+stime ticks)} for every user-space process (not kernel threads)."""
+    snap = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rp = st.rfind(")")
+        fields = st[rp + 2:].split()
+        comm = st[st.find("(") + 1:rp]
+        if fields[1] == "2" or d == "2":  # ppid 2: a kernel thread
+            continue
+        snap[int(d)] = (comm, int(fields[11]) + int(fields[12]))
+    return snap
+
+
+def foreign_cpu(before, after, ours):
+    """CPU seconds used between two snapshots by processes that are not ours."""
+    used = {}
+    for pid, (comm, t1) in after.items():
+        if pid in ours or pid not in before:
+            continue
+        d = (t1 - before[pid][1]) / CLK_TCK
+        if d > 0:
+            used[(pid, comm)] = d
+    return used
+
+
 def wait_ready(proc, port, logpath, timeout):
     """Ready when the server printed a 'listening' line or accepts TCP; bounded."""
     deadline = time.monotonic() + timeout
@@ -197,19 +232,38 @@ def run_one(srv, sc, rep):
                "--pid", str(proc.pid), "--duration", str(duration), "--warmup", str(WARMUP),
                "--connect-timeout", str(connect_timeout), "--quiet"] + sc["args"]
         limit = connect_timeout + WARMUP + duration + 20
+        before, t_before = cpu_snapshot(), time.monotonic()
         try:
-            r = subprocess.run(gen, capture_output=True, text=True, timeout=limit)
+            genp = subprocess.Popen(gen, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = genp.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
+            genp.kill()
+            genp.communicate()
             return None, "generator timed out"
+        elapsed = time.monotonic() - t_before
+        other = foreign_cpu(before, cpu_snapshot(), {os.getpid(), proc.pid, genp.pid})
+        r = subprocess.CompletedProcess(gen, genp.returncode, out, err)
         lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
         if r.returncode != 0 or not lines:
             return None, f"generator failed: {r.stderr.strip()[-200:]}"
         res = json.loads(lines[-1])
         res["human"] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
         res["server_alive"] = proc.poll() is None
+        res["other_cpu_pct"] = 100.0 * sum(other.values()) / elapsed if elapsed > 0 else None
+        res["other_top"] = sorted(((c, round(v, 2)) for (_, c), v in other.items()),
+                                  key=lambda x: -x[1])[:3]
         return res, None
     finally:
         stop(proc)
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        return int(st[st.rfind(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def median(vals):
@@ -237,8 +291,9 @@ def aggregate(runs, head):
         return None
     keys = ["rate", "mb_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "server_cpu_s",
             "ops_per_cpu_s", "gen_cpu_s", "window_s", "open", "open_s", "rss_before_kb",
-            "rss_after_kb", "rss_per_conn_b"]
+            "rss_after_kb", "rss_per_conn_b", "other_cpu_pct"]
     agg = {k: median([r.get(k) for r in ok]) for k in keys}
+    agg["other_cpu_max"] = max((r.get("other_cpu_pct") or 0) for r in ok)
     agg["errors"] = sum(r["errors"] for r in ok)
     agg["n"] = len(ok)
     agg["crashed"] = sum(1 for r in ok if not r.get("server_alive", True))
@@ -317,6 +372,10 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
               f"repeats; errors are summed over them.")
     md.append("- spread: (max - min) / median of the headline over the repeats; this 2-core VM is "
               "noisy (see bench/NOTES.md), so read a ratio within the spread as a tie.")
+    md.append("- other CPU: CPU time used by processes outside the benchmark (not the server, "
+              "the generator or this runner) while the generator ran, in % of one core (median "
+              "of the repeats; the worst is shown when it reached 20%). The machine has 2 cores, "
+              "so anything here competes with the server or the generator.")
     md.append("- server CPU is utime+stime from /proc/PID/stat over the window (100% = the "
               "server's core was saturated); \"gen CPU\" is the generator's own, so a row where "
               "gen CPU is near 100% measures the generator, not the server.")
@@ -373,13 +432,13 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         hn = HEAD_NAMES[sc["head"]]
         if sc["kind"] == "echo":
             cols = ["server", "msg/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "server CPU",
-                    "msg per server CPU-s", "gen CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+                    "msg per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         elif sc["kind"] == "idle":
             cols = ["server", "open", "all open after s", "RSS before MiB", "RSS after MiB",
-                    "bytes/conn", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+                    "bytes/conn", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         else:
             cols = ["server", "handshakes/s", "connect→101 p50 µs", "p99 µs", "server CPU",
-                    "handshakes per server CPU-s", "gen CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+                    "handshakes per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         md.append("| " + " | ".join(cols) + " |")
         md.append("|" + "---|" * len(cols))
         for s in servers:
@@ -394,6 +453,9 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
             b = table.get((baseline, sc["key"]))
             r = fmt_ratio(ratio(a[sc["head"]], b[sc["head"]] if b else None))
             sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
+            oc = fmt(a["other_cpu_pct"]) + "%"
+            if a["other_cpu_max"] >= 20:
+                oc += f" (max {a['other_cpu_max']:.0f}%)"
             errs = str(a["errors"])
             if a["err_kinds"]:
                 errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
@@ -406,15 +468,15 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                 row = [s["label"], fmt(a["rate"]), fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
                        fmt(a["lat_p99_us"], 1), fmt(a["lat_p999_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", errs, sp, r]
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
             elif sc["kind"] == "idle":
                 mib = lambda kb: None if kb is None else kb / 1024.0
                 row = [s["label"], fmt(a["open"]), fmt(a["open_s"], 2), fmt(mib(a["rss_before_kb"]), 1),
-                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"]), errs, sp, r]
+                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"]), oc, errs, sp, r]
             else:
                 row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", errs, sp, r]
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
             md.append("| " + " | ".join(row) + " |")
         md.append("")
     md.append("![relative performance](latest.png)")
@@ -506,6 +568,7 @@ def main():
 
     started = datetime.datetime.now()
     t0 = time.monotonic()
+    snap0 = cpu_snapshot()
     runs = {}
     notes = []
     budget_hit = 0
@@ -529,6 +592,24 @@ def main():
                     else:
                         log(f"rep {rep + 1}/{REPEATS} {sc['key']:<9} {s['key']:<8} FAILED: {why}")
                         runs.setdefault(("why", s["key"], sc["key"]), why)
+    wall = time.monotonic() - t0
+    # Processes started by this runner are its children (servers, generators, checks).
+    mine = {os.getpid()} | {pid for pid in cpu_snapshot() if _ppid(pid) == os.getpid()}
+    other = foreign_cpu(snap0, cpu_snapshot(), mine)
+    by_name = {}
+    for (_, comm), v in other.items():
+        by_name[comm] = by_name.get(comm, 0) + v
+    total = sum(by_name.values())
+    top = ", ".join(f"{c} {v:.0f} s" for c, v in sorted(by_name.items(), key=lambda x: -x[1])[:5])
+    if wall > 0 and total / wall > 0.10:
+        notes.append(f"**Warning: the machine was not quiet. Processes outside the benchmark used "
+                     f"{100 * total / wall:.0f}% of a core on average, so these numbers are "
+                     f"lower and noisier than this machine can give. Rerun on a quiet machine "
+                     f"before drawing conclusions.**")
+    notes.append(f"other processes used {total:.0f} CPU-s during the {wall:.0f} s run "
+                 f"({100 * total / wall:.0f}% of one core; top: {top or 'none'}). "
+                 "Processes that started and ended between snapshots are not counted, "
+                 "so read the per-run \"other CPU\" column too.")
     if budget_hit:
         notes.append(f"the {BUDGET:.0f} s budget ran out: {budget_hit} runs were not started.")
 
