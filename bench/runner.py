@@ -44,6 +44,9 @@ DURATION = float(os.environ.get("BENCH_DURATION", "5"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 BUDGET = float(os.environ.get("BENCH_BUDGET", "1500"))
+QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "20"))     # per run, seconds
+QUIET_TOTAL = float(os.environ.get("BENCH_QUIET_TOTAL", "300"))  # per benchmark, seconds
+QUIET_PCT = 25.0  # other processes above this share of one core count as "busy"
 SERVER_CPU = "0"
 GEN_CPU = "1"
 START_TIMEOUT = 15.0  # seconds for a server to start listening
@@ -181,6 +184,22 @@ def foreign_cpu(before, after, ours):
         if d > 0:
             used[(pid, comm)] = d
     return used
+
+
+def wait_quiet(limit):
+    """Wait (at most limit seconds) until processes outside the benchmark use less than
+    QUIET_PCT of a core over half a second. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        a = cpu_snapshot()
+        time.sleep(0.5)
+        used = sum(foreign_cpu(a, cpu_snapshot(), {os.getpid()}).values())
+        waited = time.monotonic() - t0
+        if 100.0 * used / 0.5 < QUIET_PCT:
+            return max(0.0, waited - 0.5)  # the one sample is not waiting
+        if waited >= limit:
+            return waited
+        time.sleep(min(1.5, max(0.0, limit - waited)))
 
 
 def wait_ready(proc, port, logpath, timeout):
@@ -572,6 +591,7 @@ def main():
     runs = {}
     notes = []
     budget_hit = 0
+    waited_total = 0.0
     rawpath = os.path.join(RESULTS, "latest.raw")
     with open(rawpath, "w") as raw:
         for rep in range(REPEATS):
@@ -582,6 +602,11 @@ def main():
                         budget_hit += 1
                         runs.setdefault((s["key"], sc["key"]), []).append(None)
                         continue
+                    if QUIET_WAIT > 0 and waited_total < QUIET_TOTAL:
+                        w = wait_quiet(min(QUIET_WAIT, QUIET_TOTAL - waited_total))
+                        waited_total += w
+                        if w > 1:
+                            log(f"waited {w:.0f} s for other processes to quieten")
                     res, why = run_one(s, sc, rep)
                     runs.setdefault((s["key"], sc["key"]), []).append(res)
                     if res:
@@ -593,6 +618,10 @@ def main():
                         log(f"rep {rep + 1}/{REPEATS} {sc['key']:<9} {s['key']:<8} FAILED: {why}")
                         runs.setdefault(("why", s["key"], sc["key"]), why)
     wall = time.monotonic() - t0
+    if waited_total > 1:
+        notes.append(f"before its runs the runner waited {waited_total:.0f} s in all (at most "
+                     f"{QUIET_WAIT:.0f} s a run, {QUIET_TOTAL:.0f} s in total) for other processes "
+                     f"to drop below {QUIET_PCT:.0f}% of a core.")
     # Processes started by this runner are its children (servers, generators, checks).
     mine = {os.getpid()} | {pid for pid in cpu_snapshot() if _ppid(pid) == os.getpid()}
     other = foreign_cpu(snap0, cpu_snapshot(), mine)
