@@ -1002,6 +1002,15 @@ struct sample {
     long rss_kb;  /* VmRSS; < 0 when unreadable */
 };
 
+/* This process's own CPU time, to tell a generator-bound run from a server-bound one. */
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static struct sample sample_server(void)
 {
     struct sample s = { -1, -1 };
@@ -1274,6 +1283,7 @@ int main(int argc, char **argv)
 
     struct sample s_base = sample_server(); /* idle mode: RSS before any connection */
     struct sample s_begin = { -1, -1 }, s_end = { -1, -1 };
+    double gen_begin = 0, gen_end = 0;
     uint64_t t0 = now_ns();
     g_now = t0;
     uint64_t t_all_open = 0, t_win = 0, t_end = 0;
@@ -1333,10 +1343,12 @@ int main(int argc, char **argv)
         if (phase == PH_WARMUP && g_now >= t_win) {
             phase = PH_MEASURE;
             s_begin = sample_server();
+            gen_begin = self_cpu();
             t_win = g_now; /* the real edge, for the rates */
         }
         if (phase == PH_MEASURE && g_now >= t_end) {
             s_end = sample_server();
+            gen_end = self_cpu();
             t_end = g_now;
             phase = PH_DONE;
             break;
@@ -1410,14 +1422,14 @@ int main(int argc, char **argv)
            "\"lat_n\":%" PRIu64 ",\"lat_mean_us\":%.2f,\"lat_p50_us\":%.2f,\"lat_p99_us\":%.2f,"
            "\"lat_p999_us\":%.2f,\"lat_max_us\":%.2f,"
            "\"open\":%ld,\"open_s\":%.3f,"
-           "\"server_cpu_s\":%.3f,\"ops_per_cpu_s\":%.1f,"
+           "\"server_cpu_s\":%.3f,\"ops_per_cpu_s\":%.1f,\"gen_cpu_s\":%.3f,"
            "\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_per_conn_b\":%.1f,"
            "\"errors\":%" PRIu64 ",\"err\":{\"connect\":%" PRIu64 ",\"handshake\":%" PRIu64
            ",\"reset\":%" PRIu64 ",\"eof\":%" PRIu64 ",\"close\":%" PRIu64 ",\"length\":%" PRIu64
            ",\"payload\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"unexpected\":%" PRIu64
            ",\"timeout\":%" PRIu64 "}}\n",
            mode_name(), nconns, opt.size, opt.inflight, win, ops, rate, mbps, lat.n, mean / 1000.0,
-           us(p50), us(p99), us(p999), us(lat.max), open_at_end, open_s, cpu, per_cpu, rss_before,
+           us(p50), us(p99), us(p999), us(lat.max), open_at_end, open_s, cpu, per_cpu, gen_end - gen_begin, rss_before,
            rss_after, rss_per_conn, errors_total(), err.connect, err.handshake, err.reset, err.eof,
            err.close, err.length, err.payload, err.protocol, err.unexpected, err.timeout);
     fflush(stdout);
