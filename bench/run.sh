@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# bench/run.sh -- what `make bench` runs.
+#
+# 1. installs what the benchmark lacks: Debian packages through apt-get
+#    (gnuplot-nox, python3-websockets, lua5.1 + lua-http, the C toolchain and
+#    the luaws build deps) and node `ws` into bench/peers/node_modules (npm ci);
+#    BENCH_DEPS=none skips this on a machine you manage yourself;
+# 2. builds build/bench/loadgen and build/bench/c_echo (bench/Makefile.inc);
+# 3. builds luaws with `make all` when examples/echo.lua exists (a failed
+#    build is logged to build/bench/luaws-build.log and luaws is skipped);
+# 4. runs bench/runner.py under Debian's /usr/bin/python3, which starts every
+#    server pinned to core 0 with the generator on core 1, and writes
+#    bench/results/latest.md and latest.png.
+#
+# Knobs (environment): BENCH_DURATION (5 s window), BENCH_WARMUP (1 s),
+# BENCH_REPEATS (3), BENCH_SERVERS and BENCH_SCENARIOS (comma lists of keys to
+# run; `bench/runner.py --list` shows them), BENCH_BUDGET (1500 s: no run starts
+# after that), BENCH_QUIET_WAIT (20 s) and BENCH_QUIET_TOTAL (300 s): how long to
+# wait, per run and in all, for other processes to leave the CPU; BENCH_DEPS=none.
+set -eu
+cd "$(dirname "$0")/.."
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+if [ "${BENCH_DEPS:-}" != none ]; then
+  missing=""
+  for p in gcc make libssl-dev python3-websockets lua5.1 lua-http lua5.4 liblua5.4-dev libev-dev; do
+    have_pkg "$p" || missing="$missing $p"
+  done
+  command -v gnuplot >/dev/null 2>&1 || missing="$missing gnuplot-nox"
+  command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+  command -v npm >/dev/null 2>&1 || missing="$missing npm"
+  if [ -n "$missing" ]; then
+    echo "bench: installing Debian packages:$missing"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+  if [ ! -d bench/peers/node_modules/ws ]; then
+    echo "bench: installing node ws into bench/peers/node_modules"
+    (cd bench/peers && npm ci --no-audit --no-fund --silent >/dev/null)
+  fi
+fi
+
+make --no-print-directory -f bench/Makefile.inc bench-tools
+
+rm -f build/bench/luaws-build.failed
+if [ -f examples/echo.lua ]; then
+  echo "bench: building luaws (make all)"
+  if ! make --no-print-directory all >build/bench/luaws-build.log 2>&1; then
+    echo "bench: luaws build failed (build/bench/luaws-build.log); luaws is skipped"
+    touch build/bench/luaws-build.failed
+  fi
+fi
+
+exec /usr/bin/python3 bench/runner.py "$@"

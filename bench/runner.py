@@ -1,0 +1,669 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""bench/runner.py -- run the luaws benchmark matrix and write the report.
+
+bench/run.sh installs and builds, then runs this under Debian's /usr/bin/python3
+(standard library only). For each repeat, for each scenario, for each server
+(in an order that rotates per repeat, so no server always runs first or last):
+start a fresh server pinned to core 0, run build/bench/loadgen pinned to core 1
+(or to core 0 too for the same-core scenario) with --pid so it samples the
+server's CPU time and RSS at the edges of its own window, stop the server by
+its PID. Then take per-metric medians over the repeats, compare against luaws
+(or node ws while luaws is absent), and write bench/results/latest.md (tables),
+latest.png (gnuplot chart) and latest.raw (every loadgen JSON line).
+
+Design criteria: every wait is bounded (server start, generator, stop, and a
+whole-run budget); traffic goes only to 127.0.0.1 (plus 127.0.0.2-4 as extra
+source addresses in the idle scenario); a server that is missing is skipped and
+the table says why; nothing is stopped by name.
+
+Usage: bench/runner.py [--list]
+Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_REPEATS, BENCH_SERVERS,
+BENCH_SCENARIOS, BENCH_BUDGET (see bench/run.sh).
+"""
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build", "bench")
+LOADGEN = os.path.join(BUILD, "loadgen")
+RESULTS = os.path.join(ROOT, "bench", "results")
+LOGS = os.path.join(RESULTS, "logs")
+
+DURATION = float(os.environ.get("BENCH_DURATION", "5"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+BUDGET = float(os.environ.get("BENCH_BUDGET", "1500"))
+QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "20"))     # per run, seconds
+QUIET_TOTAL = float(os.environ.get("BENCH_QUIET_TOTAL", "300"))  # per benchmark, seconds
+QUIET_PCT = 25.0  # other processes above this share of one core count as "busy"
+SERVER_CPU = "0"
+GEN_CPU = "1"
+START_TIMEOUT = 15.0  # seconds for a server to start listening
+STOP_TIMEOUT = 3.0    # seconds after SIGTERM before SIGKILL
+
+
+def _lua_module_ok(lua, module):
+    if not shutil.which(lua):
+        return False
+    r = subprocess.run([lua, "-e", f'require "{module}"'], capture_output=True, timeout=10)
+    return r.returncode == 0
+
+
+def _check_luaws():
+    if not os.path.exists(os.path.join(ROOT, "examples", "echo.lua")):
+        return "examples/echo.lua not in this tree"
+    if os.path.exists(os.path.join(BUILD, "luaws-build.failed")):
+        return "`make all` failed (build/bench/luaws-build.log)"
+    if not os.path.exists(os.path.join(ROOT, "build", "luaws", "core.so")):
+        return "build/luaws/core.so missing (run `make`)"
+    if not shutil.which("lua5.4"):
+        return "lua5.4 not installed"
+    return None
+
+
+def _check_c_echo():
+    return None if os.access(os.path.join(BUILD, "c_echo"), os.X_OK) else "build/bench/c_echo not built"
+
+
+def _check_node():
+    if not shutil.which("node"):
+        return "node not installed"
+    if not os.path.isdir(os.path.join(ROOT, "bench", "peers", "node_modules", "ws")):
+        return "ws not installed (cd bench/peers && npm ci)"
+    return None
+
+
+def _check_python():
+    r = subprocess.run(["/usr/bin/python3", "-c", "import websockets"], capture_output=True, timeout=10)
+    return None if r.returncode == 0 else "python3-websockets not installed"
+
+
+def _check_luahttp():
+    if not shutil.which("lua5.1"):
+        return "lua5.1 not installed"
+    if not _lua_module_ok("lua5.1", "http.websocket"):
+        return "lua-http not importable under lua5.1 (apt-get install lua-http)"
+    return None
+
+
+# Each server: key, label, argv ({port} is filled in), check() -> skip reason or None.
+SERVERS = [
+    dict(key="luaws", label="luaws (callback)",
+         cmd=["lua5.4", "examples/echo.lua", "--port", "{port}"], check=_check_luaws),
+    dict(key="luaws-co", label="luaws (coroutine)",
+         cmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--coroutine"], check=_check_luaws),
+    dict(key="c_echo", label="c_echo (epoll floor)",
+         cmd=[os.path.join(BUILD, "c_echo"), "{port}"], check=_check_c_echo),
+    dict(key="node", label="node ws",
+         cmd=["node", "bench/peers/node_echo.js", "{port}"], check=_check_node),
+    dict(key="python", label="python websockets",
+         cmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}"], check=_check_python),
+    dict(key="luahttp", label="lua-http (lua5.1)",
+         cmd=["lua5.1", "bench/peers/luahttp_echo.lua", "{port}"], check=_check_luahttp),
+]
+
+# kind picks the table layout; head is the headline metric; better says which way is good.
+SCENARIOS = [
+    dict(key="lat1", title="1 connection x 16 B ping-pong (server core 0, generator core 1)",
+         kind="echo", head="lat_p50_us", better="lower",
+         args=["--conns", "1", "--size", "16", "--inflight", "1"]),
+    dict(key="lat1same", title="1 connection x 16 B ping-pong, server and generator on core 0",
+         kind="echo", head="lat_p50_us", better="lower", same_core=True,
+         args=["--conns", "1", "--size", "16", "--inflight", "1"]),
+    dict(key="c100x16", title="100 connections x 16 B, 1 in flight each",
+         kind="echo", head="rate", better="higher",
+         args=["--conns", "100", "--size", "16", "--inflight", "1"]),
+    dict(key="c100x16k", title="100 connections x 16 KiB, 1 in flight each",
+         kind="echo", head="rate", better="higher",
+         args=["--conns", "100", "--size", "16384", "--inflight", "1"]),
+    dict(key="c1x1m", title="1 connection x 1 MiB messages",
+         kind="echo", head="mb_per_s", better="higher",
+         args=["--conns", "1", "--size", "1048576", "--inflight", "1"]),
+    dict(key="idle10k", title="10,000 idle connections (server RSS growth per connection)",
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=30.0,
+         args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4"]),
+    dict(key="handshake", title="Handshakes per second (16 parallel clients: connect, upgrade, close)",
+         kind="handshake", head="rate", better="higher",
+         args=["--mode", "handshake", "--conns", "16"]),
+]
+
+HEAD_NAMES = {"lat_p50_us": "p50 RTT", "rate": "rate", "mb_per_s": "MB/s", "rss_per_conn_b": "B/conn"}
+
+
+def log(msg):
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot():
+    """{pid: (comm, utime+stime ticks)} for every user-space process (not kernel threads)."""
+    snap = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rp = st.rfind(")")
+        fields = st[rp + 2:].split()
+        comm = st[st.find("(") + 1:rp]
+        if fields[1] == "2" or d == "2":  # ppid 2: a kernel thread
+            continue
+        snap[int(d)] = (comm, int(fields[11]) + int(fields[12]))
+    return snap
+
+
+def foreign_cpu(before, after, ours):
+    """CPU seconds used between two snapshots by processes that are not ours."""
+    used = {}
+    for pid, (comm, t1) in after.items():
+        if pid in ours or pid not in before:
+            continue
+        d = (t1 - before[pid][1]) / CLK_TCK
+        if d > 0:
+            used[(pid, comm)] = d
+    return used
+
+
+def wait_quiet(limit):
+    """Wait (at most limit seconds) until processes outside the benchmark use less than
+    QUIET_PCT of a core over half a second. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        a = cpu_snapshot()
+        time.sleep(0.5)
+        used = sum(foreign_cpu(a, cpu_snapshot(), {os.getpid()}).values())
+        waited = time.monotonic() - t0
+        if 100.0 * used / 0.5 < QUIET_PCT:
+            return max(0.0, waited - 0.5)  # the one sample is not waiting
+        if waited >= limit:
+            return waited
+        time.sleep(min(1.5, max(0.0, limit - waited)))
+
+
+def wait_ready(proc, port, logpath, timeout):
+    """Ready when the server printed a 'listening' line or accepts TCP; bounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with open(logpath, "rb") as f:
+                if b"listening" in f.read():
+                    return True
+        except OSError:
+            pass
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop(proc):
+    """SIGTERM to the server's own PID, then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+def run_one(srv, sc, rep):
+    port = free_port()
+    tag = f"{srv['key']}-{sc['key']}-{rep}"
+    logpath = os.path.join(LOGS, tag + ".log")
+    cmd = ["taskset", "-c", SERVER_CPU] + [a.replace("{port}", str(port)) for a in srv["cmd"]]
+    with open(logpath, "wb") as logf:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        if not wait_ready(proc, port, logpath, START_TIMEOUT):
+            return None, f"did not start (see bench/results/logs/{tag}.log)"
+        duration = sc.get("duration", DURATION)
+        connect_timeout = sc.get("connect_timeout", 10.0)
+        gen_cpu = SERVER_CPU if sc.get("same_core") else GEN_CPU
+        gen = ["taskset", "-c", gen_cpu, LOADGEN, "--url", f"ws://127.0.0.1:{port}/ws",
+               "--pid", str(proc.pid), "--duration", str(duration), "--warmup", str(WARMUP),
+               "--connect-timeout", str(connect_timeout), "--quiet"] + sc["args"]
+        limit = connect_timeout + WARMUP + duration + 20
+        before, t_before = cpu_snapshot(), time.monotonic()
+        try:
+            genp = subprocess.Popen(gen, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = genp.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            genp.kill()
+            genp.communicate()
+            return None, "generator timed out"
+        elapsed = time.monotonic() - t_before
+        other = foreign_cpu(before, cpu_snapshot(), {os.getpid(), proc.pid, genp.pid})
+        r = subprocess.CompletedProcess(gen, genp.returncode, out, err)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        if r.returncode != 0 or not lines:
+            return None, f"generator failed: {r.stderr.strip()[-200:]}"
+        res = json.loads(lines[-1])
+        res["human"] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+        res["server_alive"] = proc.poll() is None
+        res["other_cpu_pct"] = 100.0 * sum(other.values()) / elapsed if elapsed > 0 else None
+        res["other_top"] = sorted(((c, round(v, 2)) for (_, c), v in other.items()),
+                                  key=lambda x: -x[1])[:3]
+        return res, None
+    finally:
+        stop(proc)
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        return int(st[st.rfind(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def median(vals):
+    vals = [v for v in vals if v is not None and v >= 0]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def fmt_ratio(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def aggregate(runs, head):
+    """Per-metric medians over the successful repeats; errors are summed; the
+    headline's spread is (max - min) / median over the repeats."""
+    ok = [r for r in runs if r is not None]
+    if not ok:
+        return None
+    keys = ["rate", "mb_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "server_cpu_s",
+            "ops_per_cpu_s", "gen_cpu_s", "window_s", "open", "open_s", "rss_before_kb",
+            "rss_after_kb", "rss_per_conn_b", "other_cpu_pct"]
+    agg = {k: median([r.get(k) for r in ok]) for k in keys}
+    agg["other_cpu_max"] = max((r.get("other_cpu_pct") or 0) for r in ok)
+    agg["errors"] = sum(r["errors"] for r in ok)
+    agg["n"] = len(ok)
+    agg["crashed"] = sum(1 for r in ok if not r.get("server_alive", True))
+    err_kinds = {}
+    for r in ok:
+        for k, v in r["err"].items():
+            if v:
+                err_kinds[k] = err_kinds.get(k, 0) + v
+    agg["err_kinds"] = err_kinds
+    hv = [r[head] for r in ok if r.get(head) is not None and r[head] >= 0]
+    agg["spread"] = (max(hv) - min(hv)) / agg[head] if len(hv) > 1 and agg[head] else None
+    return agg
+
+
+def pct(cpu, window):
+    if cpu is None or not window:
+        return None
+    return 100.0 * cpu / window
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def env_lines():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def out(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=ROOT)
+            return (r.stdout.strip() or r.stderr.strip()) or "?"
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    ws_ver = "?"
+    try:
+        with open(os.path.join(ROOT, "bench/peers/node_modules/ws/package.json")) as f:
+            ws_ver = json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return [
+        f"- machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}",
+        f"- commit: `{out(['git', 'rev-parse', '--short', 'HEAD'])}`"
+        f" ({out(['git', 'rev-parse', '--abbrev-ref', 'HEAD'])})",
+        f"- node {out(['node', '--version'])} with ws {ws_ver}; python websockets "
+        f"{out(['/usr/bin/python3', '-c', 'import websockets; print(websockets.__version__)'])}; "
+        f"lua-http {out(['dpkg-query', '-W', '-f=${Version}', 'lua-http'])} on "
+        f"{out(['lua5.1', '-v']).split(' Copyright')[0] or '?'}",
+    ]
+
+
+def write_report(servers, skipped, table, baseline, started, finished, notes):
+    base = next(s for s in servers if s["key"] == baseline)
+    blabel = base["label"]
+    md = []
+    md.append("# luaws benchmark: latest run")
+    md.append("")
+    md.append(f"Generated by `make bench` (bench/run.sh) on {started:%Y-%m-%d %H:%M} "
+              f"in {(finished - started).total_seconds() / 60:.1f} min.")
+    md.append("")
+    md += env_lines()
+    md.append(f"- method: a fresh server per run, pinned with `taskset -c {SERVER_CPU}`; "
+              f"build/bench/loadgen on core {GEN_CPU} (core {SERVER_CPU} in the same-core "
+              f"scenario); {WARMUP:g} s warm-up, {DURATION:g} s window (idle: 2 s hold); "
+              f"{REPEATS} repeats, servers interleaved; every number is the median of the "
+              f"repeats; errors are summed over them.")
+    md.append("- spread: (max - min) / median of the headline over the repeats; this 2-core VM is "
+              "noisy (see bench/NOTES.md), so read a ratio within the spread as a tie.")
+    md.append("- other CPU: CPU time used by processes outside the benchmark (not the server, "
+              "the generator or this runner) while the generator ran, in % of one core (median "
+              "of the repeats; the worst is shown when it reached 20%). The machine has 2 cores, "
+              "so anything here competes with the server or the generator.")
+    md.append("- server CPU is utime+stime from /proc/PID/stat over the window (100% = the "
+              "server's core was saturated); \"gen CPU\" is the generator's own, so a row where "
+              "gen CPU is near 100% measures the generator, not the server.")
+    if baseline == "luaws":
+        md.append(f"- ratios: each server's headline metric divided by **{blabel}**.")
+    else:
+        md.append(f"- ratios: luaws did not run, so each server's headline metric is divided by "
+                  f"**{blabel}** instead.")
+    md.append("")
+    if skipped:
+        md.append("Skipped servers:")
+        for s, why in skipped:
+            md.append(f"- {s['label']}: {why}")
+        md.append("")
+    for n in notes:
+        md.append(f"- {n}")
+    if notes:
+        md.append("")
+
+    # Summary: one headline per scenario.
+    md.append("## Summary (headline metric per scenario)")
+    md.append("")
+    hdr = ["server"] + [f"{sc['key']}: {HEAD_NAMES[sc['head']]}" for sc in SCENARIOS]
+    md.append("| " + " | ".join(hdr) + " |")
+    md.append("|" + "---|" * len(hdr))
+    for s in servers:
+        cells = [s["label"]]
+        for sc in SCENARIOS:
+            if s.get("skip"):
+                cells.append("skipped")
+                continue
+            a = table.get((s["key"], sc["key"]))
+            b = table.get((baseline, sc["key"]))
+            if not a:
+                cells.append("failed")
+                continue
+            v = a[sc["head"]]
+            r = ratio(v, b[sc["head"]] if b else None)
+            digits = 1 if sc["head"] in ("lat_p50_us", "mb_per_s") else 0
+            cells.append(f"{fmt(v, digits)} ({fmt_ratio(r)})")
+        md.append("| " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("Headlines: lat1/lat1same p50 round trip in µs (lower is better); c100x16, "
+              "c100x16k messages/s; c1x1m MB/s echoed; idle10k server RSS bytes per idle "
+              "connection (lower is better); handshake completed cycles/s. "
+              f"In parentheses: value ÷ {blabel}.")
+    md.append("")
+
+    for sc in SCENARIOS:
+        md.append(f"## {sc['title']}")
+        md.append("")
+        md.append("`loadgen " + " ".join(sc["args"]) + "`")
+        md.append("")
+        hn = HEAD_NAMES[sc["head"]]
+        if sc["kind"] == "echo":
+            cols = ["server", "msg/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "server CPU",
+                    "msg per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+        elif sc["kind"] == "idle":
+            cols = ["server", "open", "all open after s", "RSS before MiB", "RSS after MiB",
+                    "bytes/conn", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+        else:
+            cols = ["server", "handshakes/s", "connect→101 p50 µs", "p99 µs", "server CPU",
+                    "handshakes per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+        md.append("| " + " | ".join(cols) + " |")
+        md.append("|" + "---|" * len(cols))
+        for s in servers:
+            if s.get("skip"):
+                md.append(f"| {s['label']} | skipped: {s['skip']} |" + " |" * (len(cols) - 2))
+                continue
+            a = table.get((s["key"], sc["key"]))
+            if not a:
+                why = table.get(("why", s["key"], sc["key"]), "no successful run")
+                md.append(f"| {s['label']} | failed: {why} |" + " |" * (len(cols) - 2))
+                continue
+            b = table.get((baseline, sc["key"]))
+            r = fmt_ratio(ratio(a[sc["head"]], b[sc["head"]] if b else None))
+            sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
+            oc = fmt(a["other_cpu_pct"]) + "%"
+            if a["other_cpu_max"] >= 20:
+                oc += f" (max {a['other_cpu_max']:.0f}%)"
+            errs = str(a["errors"])
+            if a["err_kinds"]:
+                errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
+            if a["crashed"]:
+                errs += f"; server died in {a['crashed']} run(s)"
+            if a["n"] < REPEATS:
+                errs += f"; {a['n']}/{REPEATS} runs"
+            w = a["window_s"]
+            if sc["kind"] == "echo":
+                row = [s["label"], fmt(a["rate"]), fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
+                       fmt(a["lat_p99_us"], 1), fmt(a["lat_p999_us"], 1),
+                       fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
+            elif sc["kind"] == "idle":
+                mib = lambda kb: None if kb is None else kb / 1024.0
+                row = [s["label"], fmt(a["open"]), fmt(a["open_s"], 2), fmt(mib(a["rss_before_kb"]), 1),
+                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"]), oc, errs, sp, r]
+            else:
+                row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
+                       fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
+            md.append("| " + " | ".join(row) + " |")
+        md.append("")
+    md.append("![relative performance](latest.png)")
+    md.append("")
+    return "\n".join(md)
+
+
+def write_chart(servers, table, baseline):
+    """Grouped bars: each scenario's headline relative to the baseline, higher is better."""
+    if not shutil.which("gnuplot"):
+        return "gnuplot not installed: no chart"
+    ran = [s for s in servers if not s.get("skip")]
+    datpath = os.path.join(LOGS, "chart.dat")
+    with open(datpath, "w") as f:
+        f.write("scenario " + " ".join(f'"{s["label"]}"' for s in ran) + "\n")
+        for sc in SCENARIOS:
+            b = table.get((baseline, sc["key"]))
+            row = [sc["key"]]
+            for s in ran:
+                a = table.get((s["key"], sc["key"]))
+                v = a and a[sc["head"]]
+                bv = b and b[sc["head"]]
+                if not v or not bv:
+                    row.append("NaN")
+                elif sc["better"] == "higher":
+                    row.append(f"{v / bv:.4f}")
+                else:
+                    row.append(f"{bv / v:.4f}")
+            f.write(" ".join(row) + "\n")
+    blabel = next(s["label"] for s in servers if s["key"] == baseline)
+    png = os.path.join(RESULTS, "latest.png")
+    script = f"""
+set terminal pngcairo size 1200,600 font "sans,10" noenhanced
+set output "{png}"
+set title "Relative to {blabel} (higher is better; latency and bytes/conn inverted; log scale)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set logscale y 10
+set yrange [0.01:*]
+set ytics ("0.01" 0.01, "0.03" 0.03, "0.1" 0.1, "0.3" 0.3, "1" 1, "3" 3, "10" 10, "30" 30, "100" 100)
+set grid ytics
+set key outside right top
+set ylabel "x {blabel}"
+set xtics nomirror
+plot for [i=2:{len(ran) + 1}] "{datpath}" using i:xtic(1) title columnheader(i)
+"""
+    r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return "gnuplot failed: " + r.stderr.strip()[-300:]
+    return None
+
+
+def main():
+    global SCENARIOS, GEN_CPU
+    if "--list" in sys.argv:
+        print("servers:   " + ", ".join(s["key"] for s in SERVERS))
+        print("scenarios: " + ", ".join(sc["key"] for sc in SCENARIOS))
+        return 0
+    only_srv = [x for x in os.environ.get("BENCH_SERVERS", "").split(",") if x]
+    only_sc = [x for x in os.environ.get("BENCH_SCENARIOS", "").split(",") if x]
+    if only_sc:
+        SCENARIOS = [sc for sc in SCENARIOS if sc["key"] in only_sc]
+    servers = [dict(s) for s in SERVERS if not only_srv or s["key"] in only_srv]
+    if not os.access(LOADGEN, os.X_OK):
+        sys.exit("runner: build/bench/loadgen missing; run bench/run.sh")
+    if os.cpu_count() < 2:
+        log("only one core: the generator shares core 0 with the server")
+        GEN_CPU = "0"
+    # Servers inherit this: 10,000 idle connections need more than 1024 fds.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    os.makedirs(LOGS, exist_ok=True)
+
+    skipped = []
+    for s in servers:
+        why = s["check"]()
+        if why:
+            s["skip"] = why
+            skipped.append((s, why))
+            log(f"skipping {s['label']}: {why}")
+    active = [s for s in servers if not s.get("skip")]
+    if not active:
+        sys.exit("runner: no server to benchmark")
+    keys = [s["key"] for s in active]
+    baseline = "luaws" if "luaws" in keys else ("node" if "node" in keys else keys[0])
+
+    started = datetime.datetime.now()
+    t0 = time.monotonic()
+    snap0 = cpu_snapshot()
+    runs = {}
+    notes = []
+    budget_hit = 0
+    waited_total = 0.0
+    rawpath = os.path.join(RESULTS, "latest.raw")
+    with open(rawpath, "w") as raw:
+        for rep in range(REPEATS):
+            for sc in SCENARIOS:
+                order = active[rep % len(active):] + active[:rep % len(active)]
+                for s in order:
+                    if time.monotonic() - t0 > BUDGET:
+                        budget_hit += 1
+                        runs.setdefault((s["key"], sc["key"]), []).append(None)
+                        continue
+                    if QUIET_WAIT > 0 and waited_total < QUIET_TOTAL:
+                        w = wait_quiet(min(QUIET_WAIT, QUIET_TOTAL - waited_total))
+                        waited_total += w
+                        if w > 1:
+                            log(f"waited {w:.0f} s for other processes to quieten")
+                    res, why = run_one(s, sc, rep)
+                    runs.setdefault((s["key"], sc["key"]), []).append(res)
+                    if res:
+                        log(f"rep {rep + 1}/{REPEATS} {sc['key']:<9} {s['key']:<8} {res['human']}")
+                        raw.write(json.dumps(dict(res, server=s["key"], scenario=sc["key"],
+                                                  rep=rep)) + "\n")
+                        raw.flush()
+                    else:
+                        log(f"rep {rep + 1}/{REPEATS} {sc['key']:<9} {s['key']:<8} FAILED: {why}")
+                        runs.setdefault(("why", s["key"], sc["key"]), why)
+    wall = time.monotonic() - t0
+    if waited_total > 1:
+        notes.append(f"before its runs the runner waited {waited_total:.0f} s in all (at most "
+                     f"{QUIET_WAIT:.0f} s a run, {QUIET_TOTAL:.0f} s in total) for other processes "
+                     f"to drop below {QUIET_PCT:.0f}% of a core.")
+    # Processes started by this runner are its children (servers, generators, checks).
+    mine = {os.getpid()} | {pid for pid in cpu_snapshot() if _ppid(pid) == os.getpid()}
+    other = foreign_cpu(snap0, cpu_snapshot(), mine)
+    by_name = {}
+    for (_, comm), v in other.items():
+        by_name[comm] = by_name.get(comm, 0) + v
+    total = sum(by_name.values())
+    top = ", ".join(f"{c} {v:.0f} s" for c, v in sorted(by_name.items(), key=lambda x: -x[1])[:5])
+    if wall > 0 and total / wall > 0.10:
+        notes.append(f"**Warning: the machine was not quiet. Processes outside the benchmark used "
+                     f"{100 * total / wall:.0f}% of a core on average, so these numbers are "
+                     f"lower and noisier than this machine can give. Rerun on a quiet machine "
+                     f"before drawing conclusions.**")
+    notes.append(f"other processes used {total:.0f} CPU-s during the {wall:.0f} s run "
+                 f"({100 * total / wall:.0f}% of one core; top: {top or 'none'}). "
+                 "Processes that started and ended between snapshots are not counted, "
+                 "so read the per-run \"other CPU\" column too.")
+    if budget_hit:
+        notes.append(f"the {BUDGET:.0f} s budget ran out: {budget_hit} runs were not started.")
+
+    table = {}
+    for (k, v) in runs.items():
+        if k[0] == "why":
+            table[k] = v
+        else:
+            sc = next(x for x in SCENARIOS if x["key"] == k[1])
+            agg = aggregate(v, sc["head"])
+            if agg:
+                table[k] = agg
+    finished = datetime.datetime.now()
+    chart_note = write_chart(servers, table, baseline)
+    if chart_note:
+        notes.append(chart_note)
+    md = write_report(servers, skipped, table, baseline, started, finished, notes)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write(md)
+    print()
+    print(md)
+    log(f"wrote bench/results/latest.md, latest.png and latest.raw in "
+        f"{(time.monotonic() - t0) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
