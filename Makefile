@@ -161,3 +161,4 @@ $(COV_DIR)/%.o: csrc/%.c
 	$(CC) $(CFLAGS) -O0 --coverage -MMD -MP -c -o $@ $<
 
 -include $(COV_OBJS:.o=.d)
+include bench/Makefile.inc
