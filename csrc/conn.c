@@ -40,6 +40,23 @@
 /* Reads per readable event before giving other connections their turn. */
 #define CONN_READS_PER_EVENT 16
 
+/* Inside the read path small sends wait to go out in one write; a frame at
+ * least this large goes straight out with writev instead of being copied
+ * into the queue (when nothing waits before it). */
+#ifndef CONN_DIRECT_SEND_MIN
+#define CONN_DIRECT_SEND_MIN 2048
+#endif
+
+/* While a data frame has at least CONN_DIRECT_READ_MIN payload bytes to
+ * come, they are read straight into the message buffer (no copy through the
+ * shared buffer, and fewer reads), at most CONN_BIG_READ_MAX at a time. */
+#ifndef CONN_DIRECT_READ_MIN
+#define CONN_DIRECT_READ_MIN 2048
+#endif
+#ifndef CONN_BIG_READ_MAX
+#define CONN_BIG_READ_MAX (256 * 1024)
+#endif
+
 /* Timer slack: a deadline this close is treated as reached, so a timer that
  * fires a hair early does not re-arm itself for a microsecond. */
 #define CONN_TIMER_SLACK 1e-3
@@ -378,8 +395,8 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
     size_t done = 0;
     int err = WS_OK;
 
-    if (!mask && !c->ssl && c->out.len == 0 && !(c->flags & (CF_CORKED | CF_CONNECTING)) &&
-        c->state != CONN_HANDSHAKE) {
+    if (!mask && !c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING) &&
+        (!(c->flags & CF_CORKED) || len >= CONN_DIRECT_SEND_MIN) && c->state != CONN_HANDSHAKE) {
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
         ssize_t n;
         do
@@ -866,7 +883,9 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
             if (ev.fin && c->msg.len == 0) {
                 conn_deliver(c, ev.opcode, ev.data, ev.len);
             } else {
-                if (ws_buf_append(&c->msg, ev.data, ev.len, 0) != WS_OK) {
+                if (c->msg.data && ev.data == ws_buf_head(&c->msg) + c->msg.len) {
+                    ws_buf_commit(&c->msg, ev.len);   /* read in place (conn_on_readable) */
+                } else if (ws_buf_append(&c->msg, ev.data, ev.len, 0) != WS_OK) {
                     conn_fail(c, 1011, "out of memory");
                     return;
                 }
@@ -978,15 +997,37 @@ static void conn_on_readable(struct conn *c)
     c->flags |= CF_CORKED;
     c->flags &= (uint16_t)~CF_RD_WANTS_WR;
     for (i = 0; i < CONN_READS_PER_EVENT; i++) {
-        ssize_t n = conn_sock_read(c, buf, cap);
+        uint8_t *dst = buf;
+        size_t want = cap;
+        ssize_t n;
+        int into_msg = 0;
+        /* the rest of a large data frame: read it where it will stay */
+        if (c->state == CONN_OPEN && c->rd.remaining >= CONN_DIRECT_READ_MIN &&
+            !(c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD | CF_FAILED))) {
+            int err = WS_OK;
+            want = c->rd.remaining < CONN_BIG_READ_MAX ? (size_t)c->rd.remaining : CONN_BIG_READ_MAX;
+            dst = ws_buf_reserve(&c->msg, want, 0, &err);
+            if (!dst) {
+                conn_fail(c, 1011, "out of memory");
+                break;
+            }
+            into_msg = 1;
+        }
+        n = conn_sock_read(c, dst, want);
         if (n > 0) {
             c->last_rx = ev_now(loop);
-            conn_input(c, buf, (size_t)n);
+            if (into_msg) {
+                conn_frames(c, dst, (size_t)n);
+                if (c->msg.len == 0)
+                    ws_buf_free(&c->msg);   /* delivered in place */
+            } else {
+                conn_input(c, buf, (size_t)n);
+            }
             if (c->flags & (CF_PENDING | CF_PAUSED))
                 break;
             /* A short plain read drained the socket. OpenSSL may hold
              * decrypted bytes that the socket no longer signals. */
-            if ((size_t)n < cap && !(c->ssl && SSL_pending(c->ssl) > 0))
+            if ((size_t)n < want && !(c->ssl && SSL_pending(c->ssl) > 0))
                 break;
             continue;
         }
