@@ -74,9 +74,24 @@ struct lbox {
 
 /* ------------------------------------------------------------ helpers */
 
+/* Registry key (a light userdata) of the "luaws.conn" metatable: checking a
+ * box against it costs a pointer lookup, where luaL_checkudata looks the
+ * metatable up by name (a strcmp in Lua's string cache) on every call. */
+static const char conn_mt_key = 'c';
+
 static struct lbox *lconn_box(lua_State *L, int i)
 {
-    return luaL_checkudata(L, i, LWS_CONN_MT);
+    void *p = lua_touserdata(L, i);
+    if (p && lua_getmetatable(L, i)) {
+        int same;
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (same)
+            return p;
+    }
+    luaL_typeerror(L, i, LWS_CONN_MT);
+    return NULL;
 }
 
 /* The live connection of the box at i, or NULL once it was released. */
@@ -102,31 +117,40 @@ void lws_conn_push(lua_State *L, struct conn *c)
 
 #define lconn_push lws_conn_push
 
-/* Push handler `name` of c's route, or return 0 (nothing pushed). */
-static int lconn_push_handler(lua_State *L, struct conn *c, const char *name)
+/*
+** Start a call of handler `name` of c's route: push the traceback handler,
+** the function and ws, in that order (no stack rotation on the message
+** path). Returns the traceback handler's index for lconn_end, or 0 (nothing
+** pushed) when the route has no such handler. The caller pushes the other
+** arguments.
+*/
+static int lconn_begin(lua_State *L, struct conn *c, const char *name)
 {
     struct lconn *l = (struct lconn *)c;
-    if (l->handlers_ref == LUA_NOREF || lws_pushref(L, l->handlers_ref) != LUA_TTABLE) {
-        lua_pop(L, l->handlers_ref == LUA_NOREF ? 0 : 1);
+    int top = lua_gettop(L);
+    if (l->handlers_ref == LUA_NOREF)
+        return 0;
+    lua_pushcfunction(L, lws_traceback);
+    if (lws_pushref(L, l->handlers_ref) != LUA_TTABLE || lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+        lua_settop(L, top);
         return 0;
     }
-    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
-        lua_pop(L, 2);
-        return 0;
-    }
-    lua_remove(L, -2);
-    return 1;
+    lua_replace(L, -2);   /* the function takes the table's slot */
+    lconn_push(L, c);
+    return top + 1;
 }
 
-/* Call a handler with ws and nargs more arguments already pushed after the
- * function (ws is inserted). A raising handler closes its connection with
- * 1011. */
-static void lconn_call(lua_State *L, struct conn *c, int nargs, const char *what)
+/* Run the call lconn_begin started with the arguments pushed since. A
+ * raising handler is logged; with close_on_error its connection is closed
+ * with 1011. Leaves the stack as it was before lconn_begin. */
+static void lconn_end(lua_State *L, struct conn *c, int msgh, const char *what, int close_on_error)
 {
-    lconn_push(L, c);
-    lua_insert(L, -1 - nargs);
-    if (!lws_call(L, nargs + 1, 0, what))
-        conn_close(c, 1011, "handler error", 13);
+    if (lua_pcall(L, lua_gettop(L) - msgh - 1, 0, msgh) != LUA_OK) {
+        lws_report(L, what);
+        if (close_on_error)
+            conn_close(c, 1011, "handler error", 13);
+    }
+    lua_settop(L, msgh - 1);
 }
 
 /* "ip" and port of the connection's peer (kept from accept/connect, so it
@@ -400,48 +424,52 @@ static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int u
 static void lconn_on_open(struct conn *c)
 {
     lua_State *L = lws_main;
-    if (lconn_push_handler(L, c, "open"))
-        lconn_call(L, c, 0, "open handler");
+    int h = lconn_begin(L, c, "open");
+    if (h)
+        lconn_end(L, c, h, "open handler", 1);
 }
 
 static void lconn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
-    if (!lconn_push_handler(L, c, "message"))
+    int h = lconn_begin(L, c, "message");
+    if (!h)
         return;
-    lua_pushlstring(L, (const char *)data, len);
+    lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
     if (opcode == WS_OP_TEXT)
         lua_pushliteral(L, "text");
     else
         lua_pushliteral(L, "binary");
-    lconn_call(L, c, 2, "message handler");
+    lconn_end(L, c, h, "message handler", 1);
 }
 
 static void lconn_on_control(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
-    if (!lconn_push_handler(L, c, opcode == WS_OP_PING ? "ping" : "pong"))
+    int h = lconn_begin(L, c, opcode == WS_OP_PING ? "ping" : "pong");
+    if (!h)
         return;
     lua_pushlstring(L, (const char *)data, len);
-    lconn_call(L, c, 1, opcode == WS_OP_PING ? "ping handler" : "pong handler");
+    lconn_end(L, c, h, opcode == WS_OP_PING ? "ping handler" : "pong handler", 1);
 }
 
 static void lconn_on_drain(struct conn *c)
 {
     lua_State *L = lws_main;
-    if (lconn_push_handler(L, c, "drain"))
-        lconn_call(L, c, 0, "drain handler");
+    int h = lconn_begin(L, c, "drain");
+    if (h)
+        lconn_end(L, c, h, "drain handler", 1);
 }
 
 static void lconn_on_close(struct conn *c, unsigned code, const char *reason, size_t len)
 {
     lua_State *L = lws_main;
-    if (!lconn_push_handler(L, c, "close"))
+    int h = lconn_begin(L, c, "close");
+    if (!h)
         return;
-    lconn_push(L, c);
     lua_pushinteger(L, code);
     lua_pushlstring(L, reason, len);
-    lws_call(L, 3, 0, "close handler");
+    lconn_end(L, c, h, "close handler", 0);
 }
 
 /* Free a connection's Lua-side things and its memory (no hooks). */
@@ -682,8 +710,6 @@ static int lconn_connect(lua_State *L)
 
 /* ------------------------------------------------------------ methods */
 
-static const char *const kind_names[] = { "text", "binary", NULL };
-
 /*
 ** ws:send(data [, "text"|"binary"]) -> true | nil, token
 ** [-0, +1|2, v]  Queue one whole message (default text). "closed" once the
@@ -693,10 +719,17 @@ static const char *const kind_names[] = { "text", "binary", NULL };
 static int lconn_send(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
-    size_t len;
+    size_t len, klen;
     const char *data = luaL_checklstring(L, 2, &len);
-    int kind = luaL_checkoption(L, 3, "text", kind_names);
-    int rc = l ? conn_send(&l->c, kind == 0 ? WS_OP_TEXT : WS_OP_BINARY, data, len) : WS_ECLOSED;
+    int op = WS_OP_TEXT, rc;
+    if (!lua_isnoneornil(L, 3)) {   /* luaL_checkoption's strcmp loop, unrolled */
+        const char *k = luaL_checklstring(L, 3, &klen);
+        if (klen == 6 && memcmp(k, "binary", 6) == 0)
+            op = WS_OP_BINARY;
+        else if (!(klen == 4 && memcmp(k, "text", 4) == 0))
+            return luaL_argerror(L, 3, lua_pushfstring(L, "invalid option '%s'", k));
+    }
+    rc = l ? conn_send(&l->c, op, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
         return lws_fail(L, rc, NULL);
     lua_pushboolean(L, 1);
@@ -963,6 +996,8 @@ void lws_conn_open(lua_State *L)
         lua_setfield(L, -2, "__tostring");
         lua_pushcfunction(L, lconn_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
     }
     lua_getfield(L, -1, "methods");
     lua_setfield(L, -3, "conn_methods");

@@ -48,13 +48,20 @@ void lws_log(lua_State *L, const char *msg)
     fflush(stderr);
 }
 
-static int lws_traceback(lua_State *L)
+int lws_traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (!msg)
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     luaL_traceback(L, L, msg, 1);
     return 1;
+}
+
+void lws_report(lua_State *L, const char *what)
+{
+    lua_pushfstring(L, "error in %s: %s", what, lua_tostring(L, -1));
+    lws_log(L, lua_tostring(L, -1));
+    lua_pop(L, 2);
 }
 
 int lws_call(lua_State *L, int nargs, int nresults, const char *what)
@@ -67,9 +74,7 @@ int lws_call(lua_State *L, int nargs, int nresults, const char *what)
     lua_remove(L, base);
     if (rc == LUA_OK)
         return 1;
-    lua_pushfstring(L, "error in %s: %s", what, lua_tostring(L, -1));
-    lws_log(L, lua_tostring(L, -1));
-    lua_pop(L, 2);
+    lws_report(L, what);
     return 0;
 }
 

@@ -31,6 +31,12 @@ int lws_fail(lua_State *L, int code, const char *detail);
  * Returns 1 on success (nresults pushed), 0 on error (nothing pushed). */
 int lws_call(lua_State *L, int nargs, int nresults, const char *what);
 
+/* The message handler lws_call uses (error + traceback), for callers that
+ * push it themselves below the function, and the report of an error on the
+ * stack top (logged as "error in <what>: …", popped). */
+int lws_traceback(lua_State *L);
+void lws_report(lua_State *L, const char *what);
+
 /* Log a line through the same sink as callback errors. */
 void lws_log(lua_State *L, const char *msg);
 
