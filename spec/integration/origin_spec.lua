@@ -125,6 +125,19 @@ describe("before the upgrade", function()
       assert.equal("token needed\n", body)
     end)
 
+    it("hands req.data from the upgrade hook to the connection as ws.data", function()
+      local seen
+      server:route("/who", {
+        upgrade = function(req) req.data = { user = req.headers["x-user"] } end,
+        message = function(ws, msg) seen = { ws.data.user, ws.path, msg } end,
+      })
+      local ws = assert(luaws.connect(server:url("/who"), { headers = { ["X-User"] = "alice" } }))
+      assert(ws:send("hi"))
+      h.pump(function() return seen ~= nil end, "the message handler")
+      assert.same({ "alice", "/who", "hi" }, seen)
+      ws:close()
+    end)
+
     it("lets the upgrade through when it returns nothing, and sees the request", function()
       local ws = assert(luaws.connect(url .. "?room=7", { headers = { ["X-Token"] = "s3cret" },
         origin = "https://client.com" }))
