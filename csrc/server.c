@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,8 +29,6 @@
 
 /* How long to stop accepting after EMFILE. */
 #define SERVER_EMFILE_PAUSE 0.1
-
-static ev_timer emfile_timer;
 
 /* Descriptors ran out: stop every server's listeners for a moment. */
 static void server_emfile_resume(struct ev_loop *loop, ev_timer *w, int revents);
@@ -48,7 +47,7 @@ static void server_listeners(struct server *s, int on)
 
 static void server_emfile_resume(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct server *s = w->data;
+    struct server *s = (struct server *)((char *)w - offsetof(struct server, retry));
     (void)loop;
     (void)revents;
     if (!s->closed)
@@ -81,11 +80,12 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE) {
+            if ((errno == EMFILE || errno == ENFILE) && !ev_is_active(&s->retry)) {
+                /* each server has its own retry timer: two servers out of
+                 * descriptors at once must not share (and re-init) one */
                 server_listeners(s, 0);
-                ev_timer_init(&emfile_timer, server_emfile_resume, SERVER_EMFILE_PAUSE, 0.);
-                emfile_timer.data = s;
-                ev_timer_start(loop, &emfile_timer);
+                ev_timer_init(&s->retry, server_emfile_resume, SERVER_EMFILE_PAUSE, 0.);
+                ev_timer_start(loop, &s->retry);
             }
             return;
         }
@@ -195,8 +195,7 @@ void server_close(struct server *s, unsigned code, const char *reason)
         server_listeners(s, 0);
         while (s->nlisten > 0)
             close(s->listen[--s->nlisten].fd);
-        if (ev_is_active(&emfile_timer) && emfile_timer.data == s)
-            ev_timer_stop(loop_get(), &emfile_timer);
+        ev_timer_stop(loop_get(), &s->retry);
     }
     if (!code)
         return;

@@ -27,6 +27,7 @@ struct server_stats {
 
 struct server {
     ev_io listen[SERVER_MAX_LISTEN];
+    ev_timer retry;                   /* resumes accepting after EMFILE/ENFILE */
     int nlisten;
     int port;                         /* the bound port of the first socket */
     struct conn_options opt;
