@@ -57,6 +57,12 @@
 #define CONN_BIG_READ_MAX (256 * 1024)
 #endif
 
+/* Messages up to this size are read whole when the last one was as large
+ * (see conn_on_readable); larger ones take the direct read above. */
+#ifndef CONN_HINT_MAX
+#define CONN_HINT_MAX (64 * 1024)
+#endif
+
 /* Timer slack: a deadline this close is treated as reached, so a timer that
  * fires a hair early does not re-arm itself for a microsecond. */
 #define CONN_TIMER_SLACK 1e-3
@@ -820,6 +826,7 @@ static int conn_client_head(struct conn *c, uint8_t *data, size_t len)
 /* A whole message: count it and hand it to the owner. */
 static void conn_deliver(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
+    c->read_hint = len < CONN_BIG_READ_MAX ? (uint32_t)len : CONN_BIG_READ_MAX;
     c->msgs_in++;
     c->bytes_in += len;
     if (c->srv) {
@@ -988,8 +995,14 @@ static void conn_on_readable(struct conn *c)
 {
     struct ev_loop *loop = loop_get();
     size_t cap = c->opt->receive_buffer_size;
-    uint8_t *buf = loop_rbuf(cap);
+    uint8_t *buf;
     int i;
+    /* A peer whose last message was larger than the read step likely sends
+     * another such: read it whole (the buffer is shared, so this costs no
+     * memory per connection), and it is handed to Lua without a copy. */
+    if (c->read_hint + WS_MAX_HEADER > cap && c->read_hint <= CONN_HINT_MAX)
+        cap = c->read_hint + WS_MAX_HEADER;
+    buf = loop_rbuf(cap);
     if (!buf) {
         conn_abort(c, "out of memory");
         return;

@@ -126,6 +126,7 @@ struct conn {
     unsigned close_code;          /* code reported to on_close */
     uint8_t close_reason_len;
     char *close_reason;           /* reason reported to on_close (malloc'd, or NULL) */
+    uint32_t read_hint;           /* size of the last message, for the next read's size */
     ev_tstamp since;              /* time the current state began */
     ev_tstamp last_rx;            /* time anything last arrived */
     ev_tstamp ping_at;            /* time the last keep-alive ping went out */
