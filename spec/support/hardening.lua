@@ -188,6 +188,9 @@ function M.settle(srv, want_fds, timeout)
   return n
 end
 
+-- A number from a tool's JSON, or -1 for null (json.null) and absent.
+function M.num(v) return type(v) == "number" and v or -1 end
+
 -- "a=1 b=2" for a table of counts (the tools' JSON objects), keys sorted.
 function M.counts(t)
   local out = {}
@@ -203,6 +206,15 @@ function M.lines(srv, pattern)
     local cap = line:match(pattern)
     if cap then out[#out + 1] = cap end
   end
+  return out
+end
+
+-- The codes the server's /ws close handler reported ("close CODE REASON"
+-- lines), in order, from the first+1-th on (first defaults to 0).
+function M.closes(srv, first)
+  local codes = M.lines(srv, "^close (%d+)")
+  local out = {}
+  for i = (first or 0) + 1, #codes do out[#out + 1] = tonumber(codes[i]) end
   return out
 end
 

@@ -340,6 +340,9 @@ def mode_bigframe(a):
     # then keep sending what the header announced, as far as the server lets us
     sent, how = send_for(s, b"y" * (a.then), time.monotonic() + a.wait + 10)
     res["sent_after"], res["send_end"] = sent, how
+    # hold the connection open, so what the server keeps for it can be measured
+    print("holding", flush=True)
+    time.sleep(a.hold)
     linger0(s)
     s.close()
     emit(res)
@@ -569,7 +572,7 @@ def main():
     mode("endless-head", mode_endless_head, sockets=(int, 1), kib=(int, 100), chunk=(int, 1024),
          pause=(float, 0.01))
     mode("bigframe", mode_bigframe, announce=(int, 1 << 30), first=(int, 65536), then=(int, 0),
-         opcode=(int, 2), wait=(float, 2.0))
+         opcode=(int, 2), wait=(float, 2.0), hold=(float, 0.0))
     mode("utf8deep", mode_utf8deep, total=(int, 8 << 20), fragment=(int, 65536), bad_at=(int, 7 << 20),
          wait=(float, 10.0))
     mode("nonreader", mode_nonreader, mib=(int, 200), size=(int, 65536), block=(float, 10.0),
