@@ -22,7 +22,7 @@ describe("hostile handshakes", function()
     local atk = hard.attack("slowloris", srv.port, "--sockets", SOCKETS, "--duration", 4 * TIMEOUT + 2)
     assert(atk:wait_output("(connected %d+)", 20), "the attacker did not connect: " .. atk:stderr())
     local held = hard.fds(srv.pid) - base_fds
-    local samples = hard.sample_echo(srv.url, function() return atk:status() ~= nil end, 0.05)
+    local samples = hard.sample_echo(srv.probe, function() return atk:status() ~= nil end, 0.05)
     local r = hard.report(atk, 30)
     print(("# slowloris: %d sockets, %d held by the server at once, dropped %d (%s), lifetime %.3f-%.3f s "
       .. "(median %.3f), fresh client connect %s, echo %s, total %s"):format(r.connected, held, r.dropped,
@@ -70,7 +70,7 @@ describe("hostile handshakes", function()
     assert.is_true(hwm - base_rss <= 4 * hard.MiB,
       ("RSS grew by %d KiB under %d endless heads"):format(hwm - base_rss, SOCKETS))
     assert.equal(base_fds, hard.settle(srv, base_fds, 10))
-    local c, e = hard.fresh_echo(srv.url)
+    local c, e = hard.fresh_echo(srv.probe)
     assert(c, e)
   end)
 end)

@@ -19,7 +19,7 @@ describe("hostile frames", function()
     srv = hard.server {}
     -- one whole connection first, so one-time set-up (OpenSSL's SHA-1 for the
     -- accept key, the Lua heap's first growth) is in the baseline
-    assert(hard.fresh_echo(srv.url))
+    assert(hard.fresh_echo(srv.probe))
     hard.idle(0.2)
     base_rss = hard.rss(srv.pid)
     closes0 = #hard.closes(srv)
@@ -51,7 +51,7 @@ describe("hostile frames", function()
       assert.is_true(hard.num(r.close_after) <= 1, "the close came " .. tostring(r.close_after) .. " s after the header")
       assert.same({ 1009 }, hard.closes(srv, closes0))
       assert.is_true(rss - base_rss <= 1024, ("server RSS grew by %d KiB"):format(rss - base_rss))
-      local c, e = hard.fresh_echo(srv.url)
+      local c, e = hard.fresh_echo(srv.probe)
       assert(c, e)
     end)
   end

@@ -31,7 +31,7 @@ M.MiB = 1024   -- RSS figures are in KiB
 -- make RSS and speed figures those of ASan, not of luaws.
 M.sanitized = (os.getenv("LUAWS_TEST_RUNENV") or "") ~= ""
 
---[[ server(opts [, spawn_opts]) -> {proc, pid, port, url}
+--[[ server(opts [, spawn_opts]) -> {proc, pid, port, url, probe}
   Starts spec/hardening/servers/echo.lua with opts as name=value arguments
   and waits (stepping the loop) for its "listening" line. spawn_opts.shell:
   a shell prefix such as "ulimit -n 64;" (the command then runs under sh). ]]
@@ -50,7 +50,8 @@ function M.server(opts, spawn_opts)
   local p = proc.spawn(argv, { unset = spawn_opts.unset })
   local port, why = p:wait_output("listening on 127%.0%.0%.1:(%d+)", 15)
   assert(port, ("the hardening server did not start (%s): %s%s"):format(tostring(why), p:stdout(), p:stderr()))
-  return { proc = p, pid = p.pid, port = tonumber(port), url = "ws://127.0.0.1:" .. port .. "/ws" }
+  local base = "ws://127.0.0.1:" .. port
+  return { proc = p, pid = p.pid, port = tonumber(port), url = base .. "/ws", probe = base .. "/probe" }
 end
 
 -- A field of /proc/PID/status in KiB (VmRSS, VmHWM, ...), or nil.
@@ -134,16 +135,55 @@ end
   done() is true; each sample {connect = s, echo = s, total = s, at = t}.
   An error fails the calling spec. ]]
 function M.sample_echo(url, done, every)
-  local samples = {}
-  every = every or 0.1
+  return M.watch(nil, done, { url = url, every = every }).fresh
+end
+
+-- The time from ws:send to its echo on an open client, or nil, err.
+function M.echo_on(ws)
+  local t0 = core.now()
+  local msg = "still there? " .. t0
+  local ok, err = ws:send(msg)
+  if not ok then return nil, "send: " .. tostring(err) end
+  local got, why = ws:receive(5)
+  if got ~= msg then return nil, "echo: " .. tostring(got or why) end
+  return core.now() - t0
+end
+
+--[[ watch(srv, done, opts) -> {peak = KiB, fresh = samples, bystander = samples}
+  Until done() is true: the server's RSS every 20 ms (peak: the largest
+  seen, and VmHWM), and every opts.every seconds (default 0.1) a fresh echo
+  on opts.url (default srv.probe; opts.url = false: none) and an echo on the
+  open client opts.bystander (if given), as in sample_echo. An echo that
+  fails fails the calling spec. ]]
+function M.watch(srv, done, opts)
+  opts = opts or {}
+  local url = opts.url
+  if url == nil and srv then url = srv.probe end
+  local res = { peak = srv and M.rss(srv.pid) or 0, fresh = {}, bystander = {} }
+  local every = opts.every or 0.1
+  local next_echo, next_rss = core.now(), core.now()
   while not done() do
-    local c, e = M.fresh_echo(url)
-    assert(c, e)
-    samples[#samples + 1] = { connect = c, echo = e, total = c + e, at = core.now() }
-    local next_at = core.now() + every
-    while core.now() < next_at and not done() do core.step(0.01) end
+    local now = core.now()
+    if srv and now >= next_rss then
+      res.peak = math.max(res.peak, M.rss(srv.pid))
+      next_rss = now + 0.02
+    end
+    if now >= next_echo and (url or opts.bystander) then
+      if url then
+        local c, e = M.fresh_echo(url)
+        assert(c, e)
+        res.fresh[#res.fresh + 1] = { connect = c, echo = e, total = c + e, at = core.now() }
+      end
+      if opts.bystander then
+        local e = assert(M.echo_on(opts.bystander))
+        res.bystander[#res.bystander + 1] = { echo = e, at = core.now() }
+      end
+      next_echo = core.now() + every
+    end
+    core.step(0.005)
   end
-  return samples
+  if srv and M.alive(srv) then res.peak = math.max(res.peak, M.rss(srv.pid), M.hwm(srv.pid)) end
+  return res
 end
 
 -- The largest value of field among samples, and the median.

@@ -13,6 +13,8 @@
 --   close CODE REASON
 -- Routes:
 --   /ws     echo (callback style), each message back with its kind
+--   /probe  the same echo without the "close" lines: for the clients that
+--           measure the server while /ws is attacked
 --   /flood  on open, sends a 64 KiB binary message every millisecond until
 --           the connection ends (a server that writes to peers that vanish)
 --   /ctl    answers "stats" with one line of name=value pairs: the server's
@@ -50,6 +52,7 @@ server:route("/ws", {
   message = function(ws, msg, kind) ws:send(msg, kind) end,
   close = function(_, code, reason) print(("close %d %s"):format(code, reason)) end,
 })
+server:route("/probe", { message = function(ws, msg, kind) ws:send(msg, kind) end })
 
 local CHUNK = ("\0\1\2\3\4\5\6\7"):rep(8192)   -- 64 KiB
 server:route("/flood", {
