@@ -210,7 +210,7 @@ function M.ctl(srv)
   local line = assert(ws:receive(5))
   ws:close()
   local st = {}
-  for k, v in line:gmatch("(%w+)=(%d+)") do st[k] = tonumber(v) end
+  for k, v in line:gmatch("([%w_]+)=(%d+)") do st[k] = tonumber(v) end
   return st
 end
 
