@@ -33,11 +33,21 @@ M.sanitized = (os.getenv("LUAWS_TEST_RUNENV") or "") ~= ""
 
 --[[ server(opts [, spawn_opts]) -> {proc, pid, port, url, probe}
   Starts spec/hardening/servers/echo.lua with opts as name=value arguments
-  and waits (stepping the loop) for its "listening" line. spawn_opts.shell:
-  a shell prefix such as "ulimit -n 64;" (the command then runs under sh). ]]
+  and waits (stepping the loop) for its "listening" line (its first port).
+  spawn_opts.shell: a shell prefix such as "ulimit -n 64;" (the command then
+  runs under sh); spawn_opts.env: environment variables for the server
+  only (set by env(1) after it restored SIGPIPE, so an LD_PRELOAD there
+  does not act on env itself); spawn_opts.script: another server script
+  (servers/two.lua). ]]
 function M.server(opts, spawn_opts)
   spawn_opts = spawn_opts or {}
-  local argv = { "lua5.4", M.SERVER }
+  -- SIGPIPE at its default action, as from a login shell: the spec runner's
+  -- own luaws ignores it, and an ignored signal is inherited across exec,
+  -- which would hide a server that forgot to ignore it itself.
+  local argv = { "env", "--default-signal=PIPE" }
+  for k, v in pairs(spawn_opts.env or {}) do argv[#argv + 1] = k .. "=" .. v end
+  argv[#argv + 1] = "lua5.4"
+  argv[#argv + 1] = spawn_opts.script or M.SERVER
   local names = {}
   for k in pairs(opts or {}) do names[#names + 1] = k end
   table.sort(names)
@@ -72,6 +82,18 @@ function M.fds(pid)
   local n = tonumber(f:read("a"))
   f:close()
   return n
+end
+
+-- Open descriptors of pid numbered below n (those an RLIMIT_NOFILE of n
+-- allows; a process may hold inherited ones above it).
+function M.fds_below(pid, n)
+  local f = assert(io.popen("ls /proc/" .. math.floor(pid) .. "/fd 2>/dev/null"))
+  local count = 0
+  for fd in f:read("a"):gmatch("%d+") do
+    if tonumber(fd) < n then count = count + 1 end
+  end
+  f:close()
+  return count
 end
 
 -- CPU seconds (user + system) pid has used.

@@ -17,6 +17,9 @@
 --           measure the server while /ws is attacked
 --   /flood  on open, sends a 64 KiB binary message every millisecond until
 --           the connection ends (a server that writes to peers that vanish)
+--   /flood-paused  the same, but the connection is paused at once
+--           (ws:pause()): the server reads nothing, so it learns that the
+--           peer went only from a write that fails
 --   /ctl    answers "stats" with one line of name=value pairs: the server's
 --           stats(), core.live() and the Lua heap in KiB
 --
@@ -55,14 +58,19 @@ server:route("/ws", {
 server:route("/probe", { message = function(ws, msg, kind) ws:send(msg, kind) end })
 
 local CHUNK = ("\0\1\2\3\4\5\6\7"):rep(8192)   -- 64 KiB
-server:route("/flood", {
-  open = function(ws)
-    luaws.every(0.001, function(t)
-      if ws.state ~= "open" then return t:stop() end
-      ws:send(CHUNK, "binary")
-    end)
-  end,
-})
+local function flood(paused)
+  return {
+    open = function(ws)
+      if paused then ws:pause() end
+      luaws.every(0.001, function(t)
+        if ws.state ~= "open" then return t:stop() end
+        ws:send(CHUNK, "binary")
+      end)
+    end,
+  }
+end
+server:route("/flood", flood(false))
+server:route("/flood-paused", flood(true))
 
 server:route("/ctl", {
   message = function(ws, msg)

@@ -22,6 +22,7 @@
 #   storm         many handshakes at once (max_connections)
 #   resetmid      a reset (SO_LINGER 0) in the middle of a frame
 #   silent        a peer that reads everything and answers nothing (no pongs)
+#   emfile        connections until the server runs out of descriptors, then fewer
 #   pipe          peers of /flood that vanish while the server writes to them
 import argparse
 import asyncio
@@ -517,21 +518,112 @@ def mode_silent(a):
     emit(res)
 
 
+def try_handshake(port, timeout):
+    """Connect and send the request; (socket, True) once the 101 came within
+    timeout, else (socket, False): the server has not accepted it (yet)."""
+    s = connect(port)
+    s.sendall(request())
+    s.settimeout(timeout)
+    try:
+        head = s.recv(4096)
+    except socket.timeout:
+        return s, False
+    if not head.startswith(b"HTTP/1.1 101 "):
+        raise SystemExit("emfile: handshake got %r" % head[:40])
+    return s, True
+
+
+def echo_ok(s, timeout=2.0):
+    msg = b"echo?"
+    try:
+        s.settimeout(timeout)
+        s.sendall(frame(1, msg))
+        reader, deadline = FrameReader(), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = s.recv(4096)
+            if not chunk:
+                return False
+            reader.feed(chunk)
+            for op, payload in reader.frames():
+                if op == 1:
+                    return payload == msg
+    except (OSError, socket.timeout):
+        return False
+    return False
+
+
+def mode_emfile(a):
+    """Open connections (alternating between --port and --port2 if given)
+    until the server stops answering handshakes (it is out of descriptors);
+    echo on every open one; hold (print "at-limit"); close --free of them;
+    then the pending ones must be accepted and answered, and a fresh one too."""
+    ports = [a.port] + ([a.port2] if a.port2 else [])
+    held, pending, misses, i = [], [], 0, 0
+    while len(held) + len(pending) < a.max and misses < a.misses:
+        port = ports[i % len(ports)]
+        i += 1
+        s, ok = try_handshake(port, a.step)
+        if ok:
+            held.append(s)
+            misses = 0
+        else:
+            pending.append(s)
+            misses += 1
+    res = {"opened": len(held), "pending": len(pending)}
+    res["echo_at_limit"] = sum(1 for s in held if echo_ok(s))
+    print("at-limit %d %d" % (len(held), len(pending)), flush=True)
+    time.sleep(a.hold)
+    for s in held[:a.free]:
+        s.close()
+    held = held[a.free:]
+    t0 = time.monotonic()
+    later = 0
+    for s in pending:
+        s.settimeout(max(0.1, t0 + a.wait - time.monotonic()))
+        try:
+            if s.recv(4096).startswith(b"HTTP/1.1 101 "):
+                later += 1
+                held.append(s)
+        except (socket.timeout, OSError):
+            pass
+    res["pending_answered"] = later
+    res["pending_answered_after"] = round(time.monotonic() - t0, 3)
+    res["echo_after"] = sum(1 for s in held if echo_ok(s))
+    res["held_after"] = len(held)
+    fresh = {}
+    for port in ports:
+        try:
+            s, ok = try_handshake(port, a.wait)
+        except OSError as e:
+            ok = "error: %s" % e
+        fresh[str(port)] = ok
+        s.close()
+    res["fresh"] = fresh
+    for s in held:
+        s.close()
+    emit(res)
+
+
 def mode_pipe(a):
     """Peers of /flood that vanish in three ways while the server writes:
     FIN then a reset with unread data (the server sees FIN, then writes into
     a reset socket: EPIPE), a bare reset, and a shutdown of both directions."""
     ways = {"fin-then-rst": 0, "rst": 0, "shut-rdwr": 0}
     t0 = time.monotonic()
+    failed = None
     for i in range(a.count):
-        s, _ = handshake(a.port, "/flood")
-        s.settimeout(5)
-        got = 0
-        while got < a.read:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += len(chunk)
+        try:
+            s, _ = handshake(a.port, a.path)
+            s.settimeout(5)
+            got = 0
+            while got < a.read:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except (OSError, SystemExit) as e:   # the server went away
+            failed = "peer %d: %s" % (i, e)
+            break
         way = list(ways)[i % 3]
         if way == "fin-then-rst":
             s.shutdown(socket.SHUT_WR)
@@ -545,7 +637,7 @@ def mode_pipe(a):
             time.sleep(a.pause)
             s.close()
         ways[way] += 1
-    emit({"count": a.count, "ways": ways, "seconds": round(time.monotonic() - t0, 3)})
+    emit({"count": sum(ways.values()), "ways": ways, "failed": failed, "seconds": round(time.monotonic() - t0, 3)})
 
 
 def main():
@@ -574,7 +666,9 @@ def main():
     mode("storm", mode_storm, count=(int, 1000), batch=(int, 100))
     mode("resetmid", mode_resetmid, count=(int, 1), pause=(float, 0.05))
     mode("silent", mode_silent, wait=(float, 5.0))
-    mode("pipe", mode_pipe, count=(int, 60), read=(int, 65536), pause=(float, 0.002))
+    mode("emfile", mode_emfile, port2=(int, 0), max=(int, 200), step=(float, 0.5), misses=(int, 5),
+         hold=(float, 1.0), free=(int, 20), wait=(float, 3.0))
+    mode("pipe", mode_pipe, count=(int, 60), read=(int, 65536), pause=(float, 0.002), path=(str, "/flood"))
     a = p.parse_args()
     a.fn(a)
 
