@@ -106,6 +106,19 @@ function M.cpu(pid)
   return ((tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)) / 100
 end
 
+-- CPU seconds the whole machine has spent busy (every CPU, /proc/stat:
+-- all but idle and iowait), for telling how much other processes took.
+function M.machine_busy()
+  local line = (proc.slurp("/proc/stat") or ""):match("^cpu%s+([^\n]*)") or ""
+  local v = {}
+  for n in line:gmatch("%d+") do v[#v + 1] = tonumber(n) end
+  local busy = 0
+  for i, n in ipairs(v) do
+    if i ~= 4 and i ~= 5 and i <= 8 then busy = busy + n end   -- skip idle, iowait; guest is in user
+  end
+  return busy / 100
+end
+
 -- Is the process still running (no exit status yet)?
 function M.alive(srv) return srv.proc:status() == nil end
 

@@ -12,8 +12,9 @@
  * frame (checked: 1000) and its FIN, close(). Any other outcome (refused,
  * reset, another status, EOF too early, no answer in 5 s) counts as an
  * error and the slot starts its next cycle. Prints one JSON line:
- *   {"cycles":N,"ok":N,"errors":N,"seconds":S,"rate":R,"first_error":"..."}
- * rate is ok cycles per second from the first connect to the last close.
+ *   {"cycles":N,"ok":N,"errors":N,"seconds":S,"rate":R,"cpu":C,"first_error":"..."}
+ * rate is ok cycles per second from the first connect to the last close;
+ * cpu the seconds of CPU (user + system) the tool itself used.
  * Exit status 0 unless the tool itself failed (bad arguments, epoll).
  */
 #define _GNU_SOURCE
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,6 +209,7 @@ int main(int argc, char **argv)
     double deadline_s, t0, t_end, deadline;
     struct slot *slots;
     struct epoll_event evs[256];
+    struct rusage ru;
     if (argc < 4) {
         fprintf(stderr, "usage: churn PORT CYCLES PARALLEL [PATH] [DEADLINE_SECONDS]\n");
         return 2;
@@ -267,11 +270,15 @@ int main(int argc, char **argv)
             break;
     }
     t_end = now();
+    getrusage(RUSAGE_SELF, &ru);
     for (i = 0; first_error[i]; i++)   /* keep the JSON string plain */
         if (first_error[i] == '"' || first_error[i] == '\\' || (unsigned char)first_error[i] < 0x20)
             first_error[i] = '?';
-    printf("{\"cycles\":%ld,\"ok\":%ld,\"errors\":%ld,\"seconds\":%.4f,\"rate\":%.0f,\"first_error\":\"%s\"}\n",
-           done, ok, errors, t_end - t0, (double)ok / (t_end - t0), first_error);
+    printf("{\"cycles\":%ld,\"ok\":%ld,\"errors\":%ld,\"seconds\":%.4f,\"rate\":%.0f,\"cpu\":%.4f,"
+           "\"first_error\":\"%s\"}\n",
+           done, ok, errors, t_end - t0, (double)ok / (t_end - t0),
+           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, first_error);
     free(slots);
     close(ep);
     return 0;
