@@ -42,6 +42,19 @@ describe("hostile handshakes", function()
     assert.is_true(hard.alive(srv))
   end)
 
+  it_py("answers a head of 65 short header lines (under 8 KiB) with 431 and closes", function()
+    local srv = hard.server {}
+    local head = { "GET /ws HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13" }
+    for i = #head + 1, 66 do head[i] = "X-" .. i .. ": v" end   -- 65 header lines after the request line
+    local req = table.concat(head, "\r\n") .. "\r\n\r\n"
+    assert.is_true(#req < 2048)
+    local r = proc.raw(srv.port, req, { timeout = 5 })
+    assert.equal(431, (proc.parse_response(r.response)))
+    assert.equal("eof", r.how)
+    assert.is_true(r.elapsed < 1, ("closed after %.3f s"):format(r.elapsed))
+  end)
+
   it_py("answers a request head that never ends (100 KiB sent slowly, no CRLF CRLF) with 431 and closes, its memory bounded", function()
     local SOCKETS, KIB = 100, 100
     local srv = hard.server {}
