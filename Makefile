@@ -175,3 +175,12 @@ SOAK_CLIENTS ?= 500
 soak: deps
 	@$(MAKE) --no-print-directory all
 	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) $(RUNENV) $(LUA) scripts/soak.lua
+
+# ---- hardening controls: each limit spec fails without its limit -----------
+# Runs the specs of spec/hardening/ that attack a limit against a server with
+# that limit lifted (or a core built with the head limits raised) and expects
+# them to fail; ends with "controls: N passed, N failed".
+.PHONY: hardening-controls
+hardening-controls: deps
+	@$(MAKE) --no-print-directory all
+	@BUSTED="$(BUSTED)" scripts/hardening-controls.sh
