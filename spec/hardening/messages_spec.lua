@@ -69,6 +69,6 @@ describe("hostile frames", function()
     assert.equal("eof", r.how)
     assert.same({ 1007 }, hard.closes(srv, closes0))
     -- the 7 MiB before the bad byte were held for reassembly; once failed, given back
-    assert.is_true(rss - base_rss <= 2048, ("server RSS grew by %d KiB"):format(rss - base_rss))
+    hard.figure(rss - base_rss <= 2048, ("server RSS grew by %d KiB"):format(rss - base_rss))
   end)
 end)
