@@ -26,6 +26,7 @@ package.cpath = "build/?.so;" .. package.cpath
 local luaws = require "luaws"
 local core = require "luaws.core"
 local conn = require "luaws.conn"
+local h = require "helper"   -- the specs' helper: h.idle steps the loop
 local proc = require "support.subproc"
 local hard = require "support.hardening"
 local json = require "support.json"
@@ -42,7 +43,7 @@ io.stdout:setvbuf("line")
 math.randomseed(SEED)
 
 local callback_errors = {}
-core.on_error(function(msg)
+core.on_error(function(msg)   -- replaces the helper's collector
   callback_errors[#callback_errors + 1] = msg
   io.stderr:write(msg, "\n")
 end)
@@ -174,7 +175,7 @@ end
 
 -- ------------------------------------------------------------------ the run
 
-hard.idle(0.3)
+h.idle(0.3)
 local base_fds, rss_idle = hard.fds(srv.pid), hard.rss(srv.pid)
 say("%d s, %d clients (%d luaws, %d python3-websockets), seed %d; server PID %d, %d fds, RSS %d KiB",
   SECONDS, CLIENTS, N_LUA, N_PY, SEED, srv.pid, base_fds, rss_idle)
@@ -220,7 +221,7 @@ for line in py:stdout():gmatch("[^\n]+") do
 end
 local alive = hard.alive(srv)
 local fds = alive and hard.settle(srv, base_fds, 10) or -1
-hard.idle(0.5)
+h.idle(0.5)
 local rss_after = alive and hard.rss(srv.pid) or -1
 local closes = {}
 for _, c in ipairs(alive and hard.closes(srv) or {}) do closes[c] = (closes[c] or 0) + 1 end

@@ -60,9 +60,9 @@ describe("capacity", function()
     local port2 = script and tonumber(srv.proc:stdout():match("and 127%.0%.0%.1:(%d+)"))
     local atk = hard.attack("emfile", srv.port, "--port2", port2 or 0, "--free", 20, "--hold", 1, "--wait", 3)
     assert(atk:wait_output("(at%-limit)", 60), "the attacker did not reach the limit: " .. atk:stderr())
-    local fds_at_limit = hard.fds_below(srv.pid, 64)
+    local fds_at_limit = hard.fds(srv.pid, 64)
     local cpu0, t0 = hard.cpu(srv.pid), core.now()
-    hard.idle(0.8)   -- the attacker holds for 1 s: is the server spinning on accept?
+    h.idle(0.8)   -- the attacker holds for 1 s: is the server spinning on accept?
     local cpu = (hard.cpu(srv.pid) - cpu0) / (core.now() - t0)
     local r = hard.report(atk, 60)
     local alive = hard.alive(srv)

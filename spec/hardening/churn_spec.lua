@@ -29,7 +29,7 @@ describe("connection churn", function()
   local function start(opts)
     srv = hard.server(opts)
     assert(hard.fresh_echo(srv.probe))   -- one-time set-up goes into the baseline
-    hard.idle(0.2)
+    h.idle(0.2)
     base_rss, base_fds = hard.rss(srv.pid), hard.fds(srv.pid)
   end
   after_each(function()

@@ -65,7 +65,7 @@ describe("hostile handshakes", function()
     local peak = base_rss
     while atk:status() == nil do
       peak = math.max(peak, hard.rss(srv.pid))
-      hard.idle(0.02)
+      h.idle(0.02)
     end
     local r = hard.report(atk, 60)
     local hwm = math.max(peak, hard.hwm(srv.pid))

@@ -20,7 +20,7 @@ describe("hostile frames", function()
     -- one whole connection first, so one-time set-up (OpenSSL's SHA-1 for the
     -- accept key, the Lua heap's first growth) is in the baseline
     assert(hard.fresh_echo(srv.probe))
-    hard.idle(0.2)
+    h.idle(0.2)
     base_rss = hard.rss(srv.pid)
     closes0 = #hard.closes(srv)
   end)

@@ -9,12 +9,13 @@
 --   local srv = hard.server { handshake_timeout = 1 }    -- spec/hardening/servers/echo.lua
 --   local base = hard.rss(srv.pid)                      -- KiB
 --   local atk = hard.attack("slowloris", srv.port, "--sockets", 500)
---   local samples = hard.sample_echo(srv.url, function() return atk:status() end)
+--   local samples = hard.sample_echo(srv.probe, function() return atk:status() end)
 --   local report = hard.report(atk, 30)                  -- the tool's JSON line, decoded
 --
 -- Every wait steps the luaws loop (support.subproc), every process is
 -- stopped by its PID (proc.cleanup in after_each).
 
+local helper = require "helper"
 local proc = require "support.subproc"
 local json = require "support.json"
 local core = require "luaws.core"
@@ -90,21 +91,14 @@ function M.rss(pid) return (assert(status_kib(pid, "VmRSS"), "no VmRSS for PID "
 -- Peak resident set size of pid in KiB (VmHWM): what RSS reached in between.
 function M.hwm(pid) return (assert(status_kib(pid, "VmHWM"), "no VmHWM for PID " .. pid)) end
 
--- Open descriptors of pid (entries of /proc/PID/fd).
-function M.fds(pid)
-  local f = assert(io.popen("ls /proc/" .. math.floor(pid) .. "/fd 2>/dev/null | wc -l"))
-  local n = tonumber(f:read("a"))
-  f:close()
-  return n
-end
-
--- Open descriptors of pid numbered below n (those an RLIMIT_NOFILE of n
--- allows; a process may hold inherited ones above it).
-function M.fds_below(pid, n)
+-- Open descriptors of pid (entries of /proc/PID/fd); with below, only
+-- those numbered below it (what an RLIMIT_NOFILE of below allows: a process
+-- may hold inherited ones above it).
+function M.fds(pid, below)
   local f = assert(io.popen("ls /proc/" .. math.floor(pid) .. "/fd 2>/dev/null"))
   local count = 0
   for fd in f:read("a"):gmatch("%d+") do
-    if tonumber(fd) < n then count = count + 1 end
+    if not below or tonumber(fd) < below then count = count + 1 end
   end
   f:close()
   return count
@@ -270,8 +264,7 @@ function M.settle(srv, want_fds, timeout)
   local deadline = core.now() + (timeout or 10)
   local n = M.fds(srv.pid)
   while n > want_fds and core.now() < deadline do
-    local t = core.now() + 0.1
-    while core.now() < t do core.step(0.01) end
+    helper.idle(0.1)
     n = M.fds(srv.pid)
   end
   return n
@@ -307,10 +300,11 @@ function M.closes(srv, first)
   return out
 end
 
--- Step the loop for seconds.
-function M.idle(seconds)
-  local deadline = core.now() + seconds
-  while core.now() < deadline do core.step(0.01) end
+-- The values of list counted: {[value] = times}.
+function M.tally(list)
+  local t = {}
+  for _, v in ipairs(list) do t[v] = (t[v] or 0) + 1 end
+  return t
 end
 
 return M
