@@ -255,7 +255,10 @@ check(py_status == 0, "python clients exited 0 (" .. tostring(py_status) .. ")" 
 check(pst.lost == 0 and pst.corrupt == 0, ("python clients: nothing lost or corrupt (%s, %s)"):format(tostring(pst.lost), tostring(pst.corrupt)))
 check(pst.unexpected == 0 and pst.timeouts == 0 and pst.connect_failed == 0,
   "python clients: no unexpected close, echo timeout or failed connect")
-check(growth < 0.10, ("server RSS growth from the warm-up to the end under 10%% (%+.1f%%)"):format(growth * 100))
+-- Under ASan (make soak SANITIZE=1) the RSS figure is ASan's (its
+-- quarantine keeps freed memory on purpose): reported, not checked.
+check(growth < 0.10 or hard.sanitized, ("server RSS growth from the warm-up to the end under 10%% (%+.1f%%)%s")
+  :format(growth * 100, hard.sanitized and ", ASan build: reported, not checked" or ""))
 check(fds == base_fds, ("server fds back at the baseline (%d -> %d)"):format(base_fds, fds))
 check(alive and srv.proc:stderr() == "", "server alive, nothing on its stderr")
 check(#callback_errors == 0, ("no callback errors in the clients (%d)"):format(#callback_errors))
