@@ -30,7 +30,6 @@ import json
 import select
 import socket
 import struct
-import sys
 import time
 
 HOST = "127.0.0.1"
