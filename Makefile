@@ -161,4 +161,28 @@ $(COV_DIR)/%.o: csrc/%.c
 	$(CC) $(CFLAGS) -O0 --coverage -MMD -MP -c -o $@ $<
 
 -include $(COV_OBJS:.o=.d)
+
+# ---- soak: a long run of mixed echo traffic (scripts/soak.lua) -------------
+# SOAK_CLIENTS clients (half luaws coroutines, half python3-websockets in a
+# subprocess) for SOAK_SECONDS against an echo server subprocess, with random
+# sizes and random disconnects; ends with "soak: N passed, N failed" over its
+# checks (nothing lost, RSS growth under 10%, fds back at the baseline).
+# Not part of `make test`. SOAK_SEED repeats a run's random choices.
+SOAK_SECONDS ?= 60
+SOAK_CLIENTS ?= 500
+
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) $(RUNENV) $(LUA) scripts/soak.lua
+
+# ---- hardening controls: each limit spec fails without its limit -----------
+# Runs the specs of spec/hardening/ that attack a limit against a server with
+# that limit lifted (or a core built with the head limits raised) and expects
+# them to fail; ends with "controls: N passed, N failed".
+.PHONY: hardening-controls
+hardening-controls: deps
+	@$(MAKE) --no-print-directory all
+	@BUSTED="$(BUSTED)" scripts/hardening-controls.sh
+
 include bench/Makefile.inc
