@@ -164,6 +164,19 @@ static void conn_enter(struct conn *c, int state)
 /* ------------------------------------------------------ socket I/O (plain or TLS) */
 
 /*
+** writev(2) that cannot raise SIGPIPE: a peer that reset must give EPIPE even
+** in a host program that restored SIGPIPE's default (loop.c ignores it too).
+*/
+static ssize_t conn_writev(int fd, struct iovec *iov, int cnt)
+{
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)cnt;
+    return sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
+/*
 ** read(2) or SSL_read into buf. Returns bytes (> 0), 0 at EOF, or -1 with
 ** errno: EAGAIN when the socket has nothing now (for TLS also when OpenSSL
 ** waits for writability: CF_RD_WANTS_WR then asks for EV_WRITE), EPROTO
@@ -203,7 +216,7 @@ static ssize_t conn_sock_write(struct conn *c, const void *buf, size_t n)
     int want;
     ssize_t r;
     if (!c->ssl)
-        return write(c->fd, buf, n);
+        return send(c->fd, buf, n, MSG_NOSIGNAL);
     r = tls_write(c->ssl, buf, n, &want);
     if (r > 0)
         return r;
@@ -406,7 +419,7 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
         ssize_t n;
         do
-            n = writev(c->fd, iov, len ? 2 : 1);
+            n = conn_writev(c->fd, iov, len ? 2 : 1);
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             conn_abort(c, strerror(errno));
@@ -607,7 +620,7 @@ static int conn_put(struct conn *c, struct iovec *iov, int cnt)
     if (!c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING)) {
         ssize_t n;
         do
-            n = writev(c->fd, iov, cnt);
+            n = conn_writev(c->fd, iov, cnt);
         while (n < 0 && errno == EINTR);
         if (n > 0)
             done = (size_t)n;

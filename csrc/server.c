@@ -59,7 +59,7 @@ static void server_refuse(struct server *s, int fd)
 {
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                "Connection: close\r\nRetry-After: 1\r\n\r\n";
-    ssize_t n = write(fd, busy, sizeof busy - 1);
+    ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
     (void)n;   /* best effort: the socket is fresh, its buffer empty */
     shutdown(fd, SHUT_WR);
     close(fd);
