@@ -27,11 +27,16 @@ local QUEUE_HIGH, QUEUE_LOW = 64, 16
 -- in receive(); anything else waits by turning the loop.
 local managed = setmetatable({}, { __mode = "k" })
 
+-- Each connection's queue, kept beside it rather than in its fields (a write
+-- to ws.x would make the connection's fields table; see csrc/lua_conn.c).
+-- Weak keys: a queue goes with its connection's box.
+local queues = setmetatable({}, { __mode = "k" })
+
 local function queue_of(ws)
-  local q = ws._queue
+  local q = queues[ws]
   if not q then
     q = { first = 1, last = 0, kinds = {} }
-    ws._queue = q
+    queues[ws] = q
   end
   return q
 end
@@ -175,7 +180,7 @@ end
 
 -- ws:close_status() -> code, reason once the close completed (else nil).
 function methods:close_status()
-  local q = self._queue
+  local q = queues[self]
   if q and q.closed then return q.close_code, q.close_reason end
 end
 
