@@ -170,10 +170,30 @@ static void conn_enter(struct conn *c, int state)
 static ssize_t conn_writev(int fd, struct iovec *iov, int cnt)
 {
     struct msghdr m;
+    ssize_t n;
     memset(&m, 0, sizeof m);
     m.msg_iov = iov;
     m.msg_iovlen = (size_t)cnt;
-    return sendmsg(fd, &m, MSG_NOSIGNAL);
+    do
+        n = sendmsg(fd, &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/*
+** Write iov straight to a plain socket, for a caller that has checked that
+** nothing waits in the queue before it. Returns the bytes the socket took
+** (0 when it would block), or -1 after dropping the connection on an error.
+*/
+static ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt)
+{
+    ssize_t n = conn_writev(c->fd, iov, cnt);
+    if (n >= 0)
+        return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    conn_abort(c, strerror(errno));
+    return -1;
 }
 
 /*
@@ -417,16 +437,10 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
     if (!mask && !c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING) &&
         (!(c->flags & CF_CORKED) || len >= CONN_DIRECT_SEND_MIN) && c->state != CONN_HANDSHAKE) {
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
-        ssize_t n;
-        do
-            n = conn_writev(c->fd, iov, len ? 2 : 1);
-        while (n < 0 && errno == EINTR);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            conn_abort(c, strerror(errno));
+        ssize_t n = conn_write_direct(c, iov, len ? 2 : 1);
+        if (n < 0)
             return WS_ECLOSED;
-        }
-        if (n > 0)
-            done = (size_t)n;
+        done = (size_t)n;
         if (done == hlen + len)
             return WS_OK;
     }
@@ -611,19 +625,18 @@ void conn_resume(struct conn *c)
 /*
 ** Put the parts of an HTTP answer on the wire: straight to a plain socket
 ** with one writev when nothing waits before them (a handshake then costs no
-** send-queue allocation), the rest queued. WS_OK or WS_ENOMEM.
+** send-queue allocation), the rest queued. WS_OK, WS_ECLOSED (the socket
+** failed) or WS_ENOMEM.
 */
 static int conn_put(struct conn *c, struct iovec *iov, int cnt)
 {
     size_t done = 0;
     int i;
     if (!c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING)) {
-        ssize_t n;
-        do
-            n = conn_writev(c->fd, iov, cnt);
-        while (n < 0 && errno == EINTR);
-        if (n > 0)
-            done = (size_t)n;
+        ssize_t n = conn_write_direct(c, iov, cnt);
+        if (n < 0)
+            return WS_ECLOSED;
+        done = (size_t)n;
     }
     for (i = 0; i < cnt; i++) {
         if (done >= iov[i].iov_len) {
@@ -656,8 +669,9 @@ int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len
     {
         struct iovec iov[4] = { { head, (size_t)n }, { (void *)extra, extra_len },
                                 { "\r\n", 2 }, { (void *)body, head_only ? 0 : body_len } };
-        if (conn_put(c, iov, 4) != WS_OK)
-            return WS_ENOMEM;
+        int rc = conn_put(c, iov, 4);
+        if (rc != WS_OK)
+            return rc;
     }
     conn_enter(c, CONN_CLOSING);
     if (!(c->flags & CF_CORKED))
@@ -697,8 +711,9 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
                  protocol ? "\r\n" : "");
     {
         struct iovec iov[3] = { { head, (size_t)n }, { (void *)extra, extra_len }, { "\r\n", 2 } };
-        if (conn_put(c, iov, 3) != WS_OK)
-            return WS_ENOMEM;
+        int rc = conn_put(c, iov, 3);
+        if (rc != WS_OK)
+            return rc;
     }
     if (c->srv) {
         c->srv->stats.upgraded++;
