@@ -6,8 +6,9 @@
 
 local proc = require("support.proc")
 local sut = require("support.sut")
+local peer = require("support.peer")
 
-require("support.peer").describe(_ENV, {
+peer.describe(_ENV, {
   title = "node ws client",
   available = function()
     local _, code = proc.run("node --version", { timeout = 20 })
@@ -20,16 +21,5 @@ require("support.peer").describe(_ENV, {
   command = function(url)
     return "node spec/peers/node_client.js " .. url
   end,
-  checks = {
-    "text echo",
-    "binary echo",
-    "empty text echo",
-    "empty binary echo",
-    "1 MiB binary echo",
-    "fragmented text message echoed whole",
-    "100 messages echoed in order",
-    "ping answered by a pong",
-    "close 1000 with a reason: the server closes with 1000",
-    "close 4001: the server echoes 4001",
-  },
+  checks = peer.CHECKS,
 })

@@ -4,8 +4,9 @@
 -- Pending when /usr/bin/python3 cannot import websockets.
 
 local sut = require("support.sut")
+local peer = require("support.peer")
 
-require("support.peer").describe(_ENV, {
+peer.describe(_ENV, {
   title = "python3-websockets client",
   available = function()
     if sut.has_python_websockets() then return true end
@@ -14,16 +15,5 @@ require("support.peer").describe(_ENV, {
   command = function(url)
     return sut.PYTHON .. " spec/peers/python_client.py " .. url
   end,
-  checks = {
-    "text echo",
-    "binary echo",
-    "empty text echo",
-    "empty binary echo",
-    "1 MiB binary echo",
-    "fragmented text message echoed whole",
-    "100 messages echoed in order",
-    "ping answered by a pong",
-    "close 1000 with a reason: the server closes with 1000",
-    "close 4001: the server echoes 4001",
-  },
+  checks = peer.CHECKS,
 })

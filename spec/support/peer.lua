@@ -15,7 +15,7 @@
 --   require("support.peer").describe(_ENV, {
 --     title = "python3-websockets client", available = function() return ok, why end,
 --     command = function(url) return "/usr/bin/python3 spec/peers/python_client.py " .. url end,
---     checks = { "text echo", ... },
+--     checks = require("support.peer").CHECKS,
 --   })
 
 local proc = require("support.proc")
@@ -23,6 +23,20 @@ local json = require("support.json")
 local sut = require("support.sut")
 
 local M = {}
+
+-- The scenario every peer client runs (spec/peers/*_client.*), in order.
+M.CHECKS = {
+  "text echo",
+  "binary echo",
+  "empty text echo",
+  "empty binary echo",
+  "1 MiB binary echo",
+  "fragmented text message echoed whole",
+  "100 messages echoed in order",
+  "ping answered by a pong",
+  "close 1000 with a reason: the server closes with 1000",
+  "close 4001: the server echoes 4001",
+}
 
 local CLIENT_TIMEOUT = 120   -- seconds for the whole client run
 
