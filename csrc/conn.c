@@ -262,7 +262,6 @@ static void conn_sock_shutdown(struct conn *c)
 void conn_use_tls(struct conn *c, struct ssl_st *ssl)
 {
     c->ssl = ssl;
-    c->flags |= CF_TLS;
 }
 
 void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hooks *hooks,

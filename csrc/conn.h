@@ -63,8 +63,7 @@ enum conn_flags {
     CF_CONNECTING = 1u << 11,   /* client: connect() in progress */
     CF_DRAIN_WANTED = 1u << 12, /* tell the owner when the queue empties */
     CF_HTTP_SENT = 1u << 13,    /* client: request head written */
-    CF_RD_WANTS_WR = 1u << 14,  /* TLS: a read waits for the socket to be writable */
-    CF_TLS = 1u << 15           /* the socket speaks TLS (c->ssl) */
+    CF_RD_WANTS_WR = 1u << 14   /* TLS: a read waits for the socket to be writable */
 };
 
 /* What a connection reports to its owner. Any hook but release may be NULL.

@@ -130,11 +130,6 @@ void loop_shutdown(double grace)
     }
 }
 
-int loop_shutting_down(void)
-{
-    return shutting_down;
-}
-
 static void loop_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;

@@ -38,9 +38,6 @@ void loop_server_remove(struct server *s);
  * grace seconds. Idempotent. */
 void loop_shutdown(double grace);
 
-/* 1 once loop_shutdown was called (until loop_reset_shutdown). */
-int loop_shutting_down(void);
-
 /* Watch SIGINT and SIGTERM: either one calls loop_shutdown(grace). on=0 stops. */
 void loop_watch_signals(int on, double grace);
 
