@@ -99,7 +99,7 @@ static void conn_update_events(struct conn *c)
     int ev = 0;
     if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
         return;
-    if (!(c->flags & CF_PAUSED))
+    if (!(c->flags & (CF_PAUSED | CF_PEER_EOF)))
         ev |= EV_READ;
     if (c->flags & (CF_WANT_WRITE | CF_CONNECTING | CF_RD_WANTS_WR))
         ev |= EV_WRITE;
@@ -138,7 +138,8 @@ static void conn_rearm(struct conn *c)
             CONSIDER(c->ping_at + o->keep_alive_interval);
         break;
     case CONN_CLOSING:
-        if (o->close_timeout > 0)
+        /* In a shutdown the grace period bounds the close instead (loop.c). */
+        if (o->close_timeout > 0 && !(c->flags & CF_SHUTDOWN))
             CONSIDER(c->since + o->close_timeout);
         break;
     default:
@@ -192,6 +193,7 @@ static ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt)
         return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
+    c->flags |= CF_SOCK_ERR;
     conn_abort(c, strerror(errno));
     return -1;
 }
@@ -273,7 +275,7 @@ void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hoo
     c->srv = srv;
     c->hooks = hooks;
     c->opt = opt;
-    c->flags = (uint16_t)flags;
+    c->flags = (uint32_t)flags;
     ws_reader_init(&c->rd, !(flags & CF_CLIENT), opt->max_message_size);
     ev_io_init(&c->io, conn_io_cb, fd, 0);
     ev_init(&c->timer, conn_timer_cb);
@@ -333,7 +335,7 @@ static int conn_teardown(struct conn *c)
     }
     opened = c->state != CONN_HANDSHAKE && !(c->flags & CF_HTTP_ONLY);
     c->state = CONN_CLOSED;
-    c->flags &= (uint16_t)~CF_PENDING;
+    c->flags &= ~(uint32_t)CF_PENDING;
     ws_buf_free(&c->in);
     ws_buf_free(&c->msg);
     ws_buf_free(&c->out);
@@ -346,11 +348,41 @@ static int conn_teardown(struct conn *c)
     return opened;
 }
 
+/*
+** The socket is about to close with bytes still queued: a deadline (close_timeout,
+** a shutdown's grace) or an abort came first. Say so in the reason, and count a
+** frame cut in the middle, which the peer sees as a truncated frame. Not for a
+** socket that failed (nothing could be delivered) or raw test bytes.
+*/
+static void conn_note_unsent(struct conn *c)
+{
+    char note[160];
+    int mid, n;
+    if (c->out.len == 0 || c->state == CONN_HANDSHAKE || (c->flags & (CF_RAW | CF_SOCK_ERR)))
+        return;
+    mid = c->out_http == 0 && c->out_unit_left > 0;
+    conn_set_reason(c, 1006, NULL, 0);
+    n = snprintf(note, sizeof note, "%.*s%s%s%zu bytes unsent", (int)c->close_reason_len,
+                 c->close_reason ? c->close_reason : "", c->close_reason_len ? "; " : "",
+                 mid ? "a frame cut mid-way, " : "", c->out.len);
+    if (n > 0) {
+        unsigned code = c->close_code;
+        free(c->close_reason);
+        c->close_reason = NULL;
+        c->close_reason_len = 0;
+        c->close_code = 0;
+        conn_set_reason(c, code, note, (size_t)n < sizeof note ? (size_t)n : sizeof note - 1);
+    }
+    if (mid && c->srv)
+        c->srv->stats.frames_cut++;
+}
+
 void conn_finish_now(struct conn *c)
 {
     int opened;
     if (c->state == CONN_CLOSED)
         return;
+    conn_note_unsent(c);
     opened = conn_teardown(c);
     conn_set_reason(c, 1006, NULL, 0);
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
@@ -377,6 +409,47 @@ void conn_destroy(struct conn *c)
 /* ------------------------------------------------------------------ sending */
 
 /*
+** The first n bytes of the send queue went to the socket: drop them, and keep
+** track of where the next unwritten byte falls (see conn.h), so that a close
+** forced by a deadline can tell whether it cuts a frame. Only a partial write
+** walks the frame headers it passed; a drained queue is at a boundary.
+*/
+static void conn_sent(struct conn *c, size_t n)
+{
+    if (n >= c->out.len) {
+        c->out_http = 0;
+        c->out_unit_left = 0;
+    } else if (!(c->flags & CF_RAW)) {
+        const uint8_t *p = ws_buf_head(&c->out), *end = p + c->out.len;
+        size_t left = n, k = left < c->out_http ? left : c->out_http;
+        c->out_http -= k;
+        left -= k;
+        p += k;
+        k = left < c->out_unit_left ? left : c->out_unit_left;
+        c->out_unit_left -= k;
+        left -= k;
+        p += k;
+        while (left > 0) {
+            struct ws_frame_header h;
+            int hl = ws_frame_header_parse(p, (size_t)(end - p), &h);
+            uint64_t size;
+            if (hl < 0) {
+                c->flags |= CF_RAW;   /* cannot happen with our own frames: stop tracking */
+                break;
+            }
+            size = (uint64_t)hl + h.len;
+            if (size > left) {
+                c->out_unit_left = (size_t)(size - left);
+                break;
+            }
+            left -= (size_t)size;
+            p += size;
+        }
+    }
+    ws_buf_consume(&c->out, n);
+}
+
+/*
 ** Write what the queue holds until the socket pushes back. On a full socket
 ** wait for EV_WRITE; on an error drop the connection. When the queue empties,
 ** tell the owner (drain) and, once the close exchange or an HTTP answer is out,
@@ -389,7 +462,7 @@ static void conn_flush(struct conn *c)
     while (c->out.len > 0) {
         ssize_t n = conn_sock_write(c, ws_buf_head(&c->out), c->out.len);
         if (n > 0) {
-            ws_buf_consume(&c->out, (size_t)n);
+            conn_sent(c, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -401,24 +474,30 @@ static void conn_flush(struct conn *c)
             }
             return;
         }
+        c->flags |= CF_SOCK_ERR;
         conn_abort(c, conn_sock_error(c, errno));
         return;
     }
     if (c->flags & CF_WANT_WRITE) {
-        c->flags &= (uint16_t)~CF_WANT_WRITE;
+        c->flags &= ~(uint32_t)CF_WANT_WRITE;
         conn_update_events(c);
         if ((c->flags & CF_DRAIN_WANTED) && c->state == CONN_OPEN && c->hooks->on_drain)
             c->hooks->on_drain(c);
     }
     if (!(c->flags & CF_SHUT_WR) && c->out.len == 0 &&
         ((c->flags & (CF_HTTP_ONLY | CF_FAILED)) ||
-         (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD))) {
+         (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD) ||
+         (c->flags & (CF_CLOSE_SENT | CF_PEER_EOF)) == (CF_CLOSE_SENT | CF_PEER_EOF))) {
         c->flags |= CF_SHUT_WR;
         /* RFC 6455 §7.1.1: the server closes the TCP connection first. A
          * client waits for the server's FIN (or close_timeout). */
-        if (!(c->flags & CF_CLIENT) || (c->flags & (CF_FAILED | CF_HTTP_ONLY)))
+        if (!(c->flags & CF_CLIENT) || (c->flags & (CF_FAILED | CF_HTTP_ONLY | CF_PEER_EOF)))
             conn_sock_shutdown(c);
     }
+    /* After the peer's EOF nothing more can arrive: once the queue is out,
+     * the conversation is over. */
+    if ((c->flags & CF_PEER_EOF) && c->out.len == 0 && c->state == CONN_CLOSING)
+        conn_finish(c);
 }
 
 /*
@@ -442,6 +521,8 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
         done = (size_t)n;
         if (done == hlen + len)
             return WS_OK;
+        if (done > 0)
+            c->out_unit_left = hlen + len - done;   /* the queue was empty: it starts mid-frame */
     }
     if (done < hlen)
         err = ws_buf_append(&c->out, hdr + done, hlen - done, 0);
@@ -573,6 +654,7 @@ int conn_send_raw(struct conn *c, const void *data, size_t len)
         return WS_ECLOSED;
     if (c->flags & CF_PENDING)
         return WS_ECLOSED;
+    c->flags |= CF_RAW;   /* not necessarily frames: stop tracking frame bounds */
     return conn_queue(c, data, len, NULL, 0, NULL);
 }
 
@@ -615,7 +697,7 @@ void conn_pause(struct conn *c)
 
 void conn_resume(struct conn *c)
 {
-    c->flags &= (uint16_t)~CF_PAUSED;
+    c->flags &= ~(uint32_t)CF_PAUSED;
     conn_update_events(c);
 }
 
@@ -647,6 +729,7 @@ static int conn_put(struct conn *c, struct iovec *iov, int cnt)
             conn_abort(c, "out of memory");
             return WS_ENOMEM;
         }
+        c->out_http += iov[i].iov_len - done;   /* an answer is the first thing queued */
         done = 0;
     }
     return WS_OK;
@@ -746,6 +829,7 @@ int conn_client_start(struct conn *c, const char *host, const char *path,
         (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
         ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK)
         return WS_ENOMEM;
+    c->out_http = c->out.len;
     c->flags |= CF_HTTP_SENT;
     conn_flush(c);
     return WS_OK;
@@ -946,7 +1030,7 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
             }
             if (ev.opcode == WS_OP_PONG && (c->flags & CF_PING_OUT)) {
                 /* the awaited pong: the next deadline is the next ping */
-                c->flags &= (uint16_t)~CF_PING_OUT;
+                c->flags &= ~(uint32_t)CF_PING_OUT;
                 conn_rearm(c);
             }
             if (c->hooks->on_control && !(c->flags & CF_PENDING))
@@ -1003,14 +1087,33 @@ static void conn_input(struct conn *c, uint8_t *buf, size_t n)
     }
 }
 
-/* EOF from the peer. */
+/*
+** EOF from the peer: it shut its write side, with or without a close frame
+** first. That is a half-close, not a vanished peer (it may well read on), so
+** nothing queued is thrown away: reading stops, the queue goes out, then our
+** close frame if none was sent (1000: the conversation is over), then the
+** socket closes (conn_flush). on_close gets the peer's close code if one
+** came, else 1006. close_timeout bounds the wait, as in any close.
+*/
 static void conn_on_eof(struct conn *c)
 {
-    if (c->state == CONN_CLOSING || (c->flags & CF_CLOSE_RCVD))
-        conn_finish(c);
-    else
-        conn_abort(c, c->state == CONN_HANDSHAKE && (c->flags & CF_CLIENT)
-                          ? "handshake: connection closed" : NULL);
+    c->flags |= CF_PEER_EOF;
+    if (c->state == CONN_HANDSHAKE) {
+        conn_abort(c, (c->flags & CF_CLIENT) ? "handshake: connection closed" : NULL);
+        return;
+    }
+    conn_set_reason(c, 1006, NULL, 0);
+    if (c->state == CONN_OPEN && !(c->flags & CF_CLOSE_SENT)) {
+        static const uint8_t normal[] = { 0x03, 0xE8 };
+        c->flags |= CF_CLOSE_SENT;
+        conn_queue_frame(c, WS_OP_CLOSE, normal, sizeof normal);
+        if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+            return;
+    }
+    if (c->state == CONN_OPEN)
+        conn_enter(c, CONN_CLOSING);
+    conn_update_events(c);   /* no more EV_READ: the socket stays readable at EOF */
+    conn_flush(c);
 }
 
 /*
@@ -1035,7 +1138,7 @@ static void conn_on_readable(struct conn *c)
         return;
     }
     c->flags |= CF_CORKED;
-    c->flags &= (uint16_t)~CF_RD_WANTS_WR;
+    c->flags &= ~(uint32_t)CF_RD_WANTS_WR;
     for (i = 0; i < CONN_READS_PER_EVENT; i++) {
         uint8_t *dst = buf;
         size_t want = cap;
@@ -1063,7 +1166,7 @@ static void conn_on_readable(struct conn *c)
             } else {
                 conn_input(c, buf, (size_t)n);
             }
-            if (c->flags & (CF_PENDING | CF_PAUSED))
+            if (c->flags & (CF_PENDING | CF_PAUSED | CF_PEER_EOF))
                 break;
             /* A short plain read drained the socket. OpenSSL may hold
              * decrypted bytes that the socket no longer signals. */
@@ -1077,8 +1180,10 @@ static void conn_on_readable(struct conn *c)
         }
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->flags |= CF_SOCK_ERR;
             conn_abort(c, conn_sock_error(c, errno));
+        }
         break;
     }
     /* Out of turns with TLS bytes still buffered: come back next iteration. */
@@ -1087,7 +1192,7 @@ static void conn_on_readable(struct conn *c)
         ev_feed_event(loop, &c->io, EV_READ);
     if (c->flags & CF_RD_WANTS_WR)
         conn_update_events(c);
-    c->flags &= (uint16_t)~CF_CORKED;
+    c->flags &= ~(uint32_t)CF_CORKED;
     conn_flush(c);
 }
 
@@ -1099,10 +1204,11 @@ static void conn_on_connected(struct conn *c)
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
+        c->flags |= CF_SOCK_ERR;
         conn_abort(c, err == ECONNREFUSED ? "refused" : strerror(err));
         return;
     }
-    c->flags &= (uint16_t)~CF_CONNECTING;
+    c->flags &= ~(uint32_t)CF_CONNECTING;
     conn_update_events(c);
     conn_flush(c);
 }
@@ -1123,8 +1229,13 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ------------------------------------------------------------------- timers */
 
-/* A timeout: report 1006 "timeout", tell the peer (1001) if it may still
- * listen, and finish without waiting for it. */
+/*
+** A timeout: report 1006 "timeout" and tell the peer (1001) in case it still
+** listens. Once the queue and that close frame are in the kernel's hands the
+** socket closes at once (the kernel still delivers them; nothing unread is
+** waiting, so no reset destroys them), without waiting for an answer. A peer
+** that does not read what is queued gets close_timeout, as in any close.
+*/
 static void conn_timeout(struct conn *c)
 {
     conn_set_reason(c, 1006, "timeout", 7);
@@ -1133,7 +1244,13 @@ static void conn_timeout(struct conn *c)
         c->flags |= CF_CLOSE_SENT;
         conn_queue_frame(c, WS_OP_CLOSE, going_away, sizeof going_away);
     }
-    conn_finish(c);
+    if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+        return;
+    c->flags |= CF_FAILED;   /* linger: what arrives now is read and dropped */
+    conn_enter(c, CONN_CLOSING);
+    conn_flush(c);
+    if (c->out.len == 0)
+        conn_finish(c);
 }
 
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1166,7 +1283,8 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         break;
     case CONN_CLOSING:
-        if (o->close_timeout > 0 && now >= c->since + o->close_timeout) {
+        if (o->close_timeout > 0 && !(c->flags & CF_SHUTDOWN) &&
+            now >= c->since + o->close_timeout) {
             conn_finish(c);
             return;
         }

@@ -63,7 +63,11 @@ enum conn_flags {
     CF_CONNECTING = 1u << 11,   /* client: connect() in progress */
     CF_DRAIN_WANTED = 1u << 12, /* tell the owner when the queue empties */
     CF_HTTP_SENT = 1u << 13,    /* client: request head written */
-    CF_RD_WANTS_WR = 1u << 14   /* TLS: a read waits for the socket to be writable */
+    CF_RD_WANTS_WR = 1u << 14,  /* TLS: a read waits for the socket to be writable */
+    CF_PEER_EOF = 1u << 15,     /* the peer shut its write side: nothing more will be read */
+    CF_RAW = 1u << 16,          /* bytes that are not frames were queued: frame bounds unknown */
+    CF_SOCK_ERR = 1u << 17,     /* the socket failed: queued bytes can no longer be delivered */
+    CF_SHUTDOWN = 1u << 18      /* closed by a server shutdown: its grace, not close_timeout, bounds it */
 };
 
 /* What a connection reports to its owner. Any hook but release may be NULL.
@@ -121,7 +125,7 @@ struct conn {
     struct ssl_st *ssl;           /* the TLS session, or NULL for plain TCP */
     int fd;
     uint8_t state;                /* enum conn_state */
-    uint16_t flags;               /* enum conn_flags */
+    uint32_t flags;               /* enum conn_flags */
     unsigned close_code;          /* code reported to on_close */
     uint8_t close_reason_len;
     char *close_reason;           /* reason reported to on_close (malloc'd, or NULL) */
@@ -133,6 +137,11 @@ struct conn {
     struct ws_buf in;             /* unfinished HTTP head (handshake only) */
     struct ws_buf msg;            /* message being reassembled from fragments or reads */
     struct ws_buf out;            /* bytes waiting for the socket */
+    /* Where the queue's first byte falls (see conn_sent): out_http bytes of
+     * an HTTP head come first; else out_unit_left bytes finish a frame that
+     * is partly on the wire (0: the queue starts at a frame boundary). */
+    size_t out_http;
+    size_t out_unit_left;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     char *key;                    /* client: the Sec-WebSocket-Key sent (malloc'd until the 101) */
     union {                       /* the peer's address, kept for ws.remote after the close */

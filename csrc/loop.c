@@ -19,6 +19,7 @@
 #include "server.h"
 
 size_t loop_live_conns;
+size_t loop_shutdown_cut;
 
 static struct ev_loop *the_loop;
 static ev_prepare pending_watcher;
@@ -31,13 +32,22 @@ static ev_timer shutdown_timer;
 static ev_signal sigint_watcher, sigterm_watcher;
 static double signal_grace;
 
+/* A shutdown is over: its timer goes (it must not fire into whatever the
+ * script does next), a later signal starts a new one, and the loop stops. */
+static void loop_shutdown_done(struct ev_loop *loop)
+{
+    ev_timer_stop(loop, &shutdown_timer);
+    shutting_down = 0;
+    ev_break(loop, EVBREAK_ALL);
+}
+
 static void loop_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)w;
     (void)revents;
     loop_pending_run();
     if (shutting_down && loop_live_conns == 0)
-        ev_break(loop, EVBREAK_ALL);
+        loop_shutdown_done(loop);
 }
 
 struct ev_loop *loop_get(void)
@@ -100,19 +110,33 @@ void loop_server_remove(struct server *s)
         }
 }
 
+void loop_shutdown_now(void)
+{
+    struct ev_loop *loop = loop_get();
+    struct server *s;
+    if (!shutting_down)
+        loop_shutdown(0);
+    for (s = servers; s; s = s->next) {
+        struct conn *c;
+        for (c = s->conns; c; c = c->next) {
+            if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
+                continue;
+            s->stats.shutdown_cut++;
+            loop_shutdown_cut++;
+            conn_abort(c, "shutdown");
+        }
+    }
+    loop_pending_run();
+    loop_shutdown_done(loop);
+}
+
 /* The grace period is over: drop whoever is left and stop. */
 static void loop_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct server *s;
+    (void)loop;
     (void)w;
     (void)revents;
-    for (s = servers; s; s = s->next) {
-        struct conn *c;
-        for (c = s->conns; c; c = c->next)
-            conn_abort(c, "shutdown");
-    }
-    loop_pending_run();
-    ev_break(loop, EVBREAK_ALL);
+    loop_shutdown_now();
 }
 
 void loop_shutdown(double grace)
@@ -122,12 +146,13 @@ void loop_shutdown(double grace)
     if (shutting_down)
         return;
     shutting_down = 1;
+    loop_shutdown_cut = 0;
     for (s = servers; s; s = s->next)
-        server_close(s, 1001, "server shutdown");
-    if (grace > 0) {
-        ev_timer_init(&shutdown_timer, loop_shutdown_timeout, grace, 0.);
-        ev_timer_start(loop, &shutdown_timer);
-    }
+        server_close(s, 1001, "server shutdown", 1);
+    /* Always armed, so that no state a connection is in can hold the loop
+     * past the grace period (a grace of 0 cuts on the next iteration). */
+    ev_timer_init(&shutdown_timer, loop_shutdown_timeout, grace > 0 ? grace : 0., 0.);
+    ev_timer_start(loop, &shutdown_timer);
 }
 
 static void loop_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -135,7 +160,10 @@ static void loop_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)w;
     (void)revents;
-    loop_shutdown(signal_grace);
+    if (shutting_down)
+        loop_shutdown_now();   /* the second Ctrl-C: do not wait */
+    else
+        loop_shutdown(signal_grace);
 }
 
 void loop_watch_signals(int on, double grace)
@@ -175,4 +203,5 @@ void loop_free(void)
     servers = NULL;
     pending_head = NULL;
     shutting_down = 0;
+    loop_shutdown_cut = 0;
 }

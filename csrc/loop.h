@@ -34,12 +34,23 @@ void loop_server_add(struct server *s);
 void loop_server_remove(struct server *s);
 
 /* Begin a graceful shutdown: servers stop accepting, every open connection
- * gets close 1001, and the loop is broken once no connection is left or after
- * grace seconds. Idempotent. */
+ * gets close 1001 after what is already queued for it, and the loop is broken
+ * once no connection is left. After grace seconds (at once if grace <= 0) the
+ * connections still open are cut, counted in loop_shutdown_cut and in their
+ * server's stats. Idempotent: a running shutdown keeps its deadline. */
 void loop_shutdown(double grace);
 
-/* Watch SIGINT and SIGTERM: either one calls loop_shutdown(grace). on=0 stops. */
+/* End a shutdown now (or start and end one): every connection is dropped and
+ * the loop broken, as if the grace period had passed. */
+void loop_shutdown_now(void);
+
+/* Watch SIGINT and SIGTERM: the first one calls loop_shutdown(grace); one
+ * that comes while a shutdown runs calls loop_shutdown_now (Ctrl-C twice).
+ * on=0 stops. */
 void loop_watch_signals(int on, double grace);
+
+/* Connections the last shutdown cut when its grace ran out. */
+extern size_t loop_shutdown_cut;
 
 /* Give back what the loop holds (the receive buffer, libev's own memory):
  * at lua_close, after every connection, server and timer was collected. */

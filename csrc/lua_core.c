@@ -108,6 +108,13 @@ static int lcore_run(lua_State *L)
     ev_run(loop, 0);
     loop_pending_run();
     lws_in_loop = 0;
+    if (loop_shutdown_cut > 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "shutdown: %zu connection%s still open when the grace period ran out, cut",
+                 loop_shutdown_cut, loop_shutdown_cut == 1 ? " was" : "s were");
+        lws_log(L, msg);
+        loop_shutdown_cut = 0;
+    }
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -157,7 +157,7 @@ static int lserver_close(lua_State *L)
     lua_Integer code = luaL_optinteger(L, 2, 1001);
     const char *reason = luaL_optstring(L, 3, "server closed");
     luaL_argcheck(L, code == 0 || ws_close_code_valid((unsigned)code), 2, "invalid close code");
-    server_close(&ls->s, (unsigned)code, reason);
+    server_close(&ls->s, (unsigned)code, reason, 0);
     lserver_maybe_release(L, ls);
     return 0;
 }
@@ -199,13 +199,14 @@ static int lserver_broadcast(lua_State *L)
     return 1;
 }
 
-/* server:stats() -> {connections, accepted, upgraded, rejected,
- * messages_in, messages_out, bytes_in, bytes_out}. [-0, +1, v] */
+/* server:stats() -> {connections, pending, accepted, upgraded, rejected,
+ * messages_in, messages_out, bytes_in, bytes_out, frames_cut, shutdown_cut}.
+ * [-0, +1, v] */
 static int lserver_stats(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
     const struct server_stats *st = &ls->s.stats;
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 11);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     FIELD("connections", ls->s.nopen);
     FIELD("pending", ls->s.nconns - ls->s.nopen);
@@ -216,6 +217,8 @@ static int lserver_stats(lua_State *L)
     FIELD("messages_out", st->msgs_out);
     FIELD("bytes_in", st->bytes_in);
     FIELD("bytes_out", st->bytes_out);
+    FIELD("frames_cut", st->frames_cut);
+    FIELD("shutdown_cut", st->shutdown_cut);
 #undef FIELD
     return 1;
 }
@@ -250,7 +253,7 @@ static int lserver_tostring(lua_State *L)
 static int lserver_gc(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
-    server_close(&ls->s, 0, NULL);
+    server_close(&ls->s, 0, NULL, 0);
     while (ls->s.conns)
         lws_conn_destroy(ls->s.conns);   /* unlinks itself from the list */
     loop_server_remove(&ls->s);

@@ -187,7 +187,7 @@ fail:
     return WS_EIO;
 }
 
-void server_close(struct server *s, unsigned code, const char *reason)
+void server_close(struct server *s, unsigned code, const char *reason, int shutdown)
 {
     struct conn *c;
     if (!s->closed) {
@@ -200,6 +200,8 @@ void server_close(struct server *s, unsigned code, const char *reason)
     if (!code)
         return;
     for (c = s->conns; c; c = c->next) {
+        if (shutdown)
+            c->flags |= CF_SHUTDOWN;
         if (c->state == CONN_OPEN)
             conn_close(c, code, reason, reason ? strlen(reason) : 0);
         else if (c->state == CONN_HANDSHAKE)

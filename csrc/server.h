@@ -23,6 +23,8 @@ struct server_stats {
     uint64_t upgraded;        /* handshakes completed */
     uint64_t rejected;        /* refused: over max_connections or a failed handshake */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t frames_cut;      /* connections closed by a deadline in the middle of a frame */
+    uint64_t shutdown_cut;    /* connections still open when a shutdown's grace ran out */
 };
 
 struct server {
@@ -52,10 +54,12 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
                   char *err, size_t errlen);
 
 /* Stop accepting and close the listening sockets. If code is not 0, also
- * start the close handshake on every live connection with that code. The
+ * start the close handshake on every live connection with that code (after
+ * what is already queued for it). shutdown: the loop's shutdown is closing
+ * the server, so its grace period, not close_timeout, bounds each close. The
  * server stays on the loop's list (for shutdown) until its owner frees it
  * and calls loop_server_remove. */
-void server_close(struct server *s, unsigned code, const char *reason);
+void server_close(struct server *s, unsigned code, const char *reason, int shutdown);
 
 /* Connection list upkeep, from conn.c. */
 void server_conn_add(struct server *s, struct conn *c);
