@@ -43,11 +43,10 @@ static void loop_shutdown_done(struct ev_loop *loop)
 
 static void loop_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+    (void)loop;
     (void)w;
     (void)revents;
     loop_pending_run();
-    if (shutting_down && loop_live_conns == 0)
-        loop_shutdown_done(loop);
 }
 
 struct ev_loop *loop_get(void)
@@ -92,6 +91,12 @@ void loop_pending_run(void)
         c->pending_next = NULL;
         conn_finish_now(c);
     }
+    /* Checked here, not only before the loop blocks: step() finishes
+     * connections after its iteration too, and a shutdown must not stay
+     * "running" (swallowing the next signal) because its last connection
+     * went there. */
+    if (shutting_down && loop_live_conns == 0)
+        loop_shutdown_done(the_loop);
 }
 
 void loop_server_add(struct server *s)

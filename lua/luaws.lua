@@ -22,11 +22,23 @@ local M = {
   defaults = server.defaults,
 }
 
--- Run the loop until luaws.stop(), or until SIGINT/SIGTERM has closed every
--- connection (1001) or the grace period (default 5 s) has passed.
--- opts.signals = false leaves SIGINT/SIGTERM to the host program.
+--[[ luaws.run([opts]) -> true
+  Run the loop until luaws.stop(), or until a shutdown (SIGINT/SIGTERM,
+  luaws.shutdown) has closed every connection with 1001 after what was
+  queued for it, or its grace period has passed and cut the rest.
+  opts.grace: seconds a signal's shutdown waits for clients to read what is
+  queued and answer the close (default 5); a second signal during it cuts at
+  once. opts.signals = false leaves SIGINT/SIGTERM to the host program. ]]
 function M.run(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
+  for k, v in pairs(opts) do
+    if k == "grace" then
+      if type(v) ~= "number" or v < 0 or v ~= v then error("option 'grace' must be a number of seconds >= 0", 2) end
+    elseif k ~= "signals" then
+      error("unknown option '" .. tostring(k) .. "'", 2)
+    end
+  end
   if opts.signals ~= false then core.watch_signals(true, opts.grace or 5) end
   return core.run()
 end
@@ -40,9 +52,15 @@ M.now = core.now
 M.on_error = core.on_error
 M.spawn = require("luaws.conn").spawn
 
--- Graceful stop from a script: close every connection with 1001 and let
--- luaws.run() return once they are gone (or after grace seconds).
-function M.shutdown(grace) core.shutdown(grace or 5) end
+-- Graceful stop from a script: close every connection with 1001 after what
+-- is queued for it and let luaws.run() return once they are gone; after
+-- grace seconds (default 5; 0: at once) the rest are cut.
+function M.shutdown(grace)
+  if grace ~= nil and (type(grace) ~= "number" or grace < 0 or grace ~= grace) then
+    error("bad argument #1 to 'shutdown' (number of seconds >= 0 expected)", 2)
+  end
+  core.shutdown(grace or 5)
+end
 
 local function check_fn(fn)
   if type(fn) ~= "function" then error("bad argument #2 (function expected, got " .. type(fn) .. ")", 3) end
