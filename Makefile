@@ -8,7 +8,7 @@ SANITIZE   ?= 0
 PORT       ?= 5000
 SPECS      ?= spec
 
-SRCS := $(wildcard csrc/*.c)
+SRCS := $(wildcard csrc/proto/*.c csrc/io/*.c csrc/lua/*.c)
 OBJDIR := build/obj$(if $(filter 1,$(SANITIZE)),-san)
 OBJS := $(SRCS:csrc/%.c=$(OBJDIR)/%.o)
 CORE := build/luaws/core.so
@@ -48,10 +48,24 @@ deps:
 	@scripts/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(CTEST)
+	@scripts/check-layers
 	@mkdir -p build
 	@$(RUNENV) $(BUSTED) -o TAP $(SPECS) 2>&1 | tee build/test-$(SANITIZE).tap; \
 	  scripts/tap-summary build/test-$(SANITIZE).tap
+
+# The C unit harness of the pure codecs (ctest/codec_test.c: the buffer
+# contract, reads past the end against a guard page), with ASan+UBSan; no
+# Lua, no libev. spec/codec_c_spec.lua runs it inside `make test`.
+CTEST      := build/ctest/codec_test
+CTEST_SRCS := ctest/codec_test.c $(wildcard csrc/proto/*.c)
+$(CTEST): $(CTEST_SRCS) $(wildcard csrc/proto/*.h) csrc/luaws.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -g -O1 -fno-omit-frame-pointer \
+	  -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc -o $@ $(CTEST_SRCS) -lcrypto
+
+test-c: $(CTEST)
+	$(CTEST)
 
 # The example pages in headless Debian chromium (spec/browser/run.sh installs
 # chromium and playwright-core when missing); ends with "N passed, N failed".
@@ -67,7 +81,7 @@ run: deps
 rock: deps
 	luarocks --lua-version=5.4 make --local rockspec/luaws-scm-1.rockspec
 
-# The rockspec's source list must match csrc/*.c.
+# The rockspec's source list must match csrc/*/*.c.
 check-rockspec:
 	@$(LUA) scripts/check-rockspec.lua rockspec/luaws-scm-1.rockspec $(SRCS)
 
@@ -95,9 +109,9 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Icsrc -Ifuzz
 # The pure codec files each target links: no Lua, no libev.
-FUZZ_SRCS_frame := frame utf8
-FUZZ_SRCS_http  := http handshake
-FUZZ_SRCS_utf8  := utf8
+FUZZ_SRCS_frame := proto/frame proto/utf8
+FUZZ_SRCS_http  := proto/http proto/handshake
+FUZZ_SRCS_utf8  := proto/utf8
 FUZZ_LIBS_http  := -lcrypto
 FUZZ_PKGS := clang libclang-rt-14-dev
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
@@ -140,7 +154,7 @@ COV_DIR       := build/obj-cov
 COV_OBJS      := $(SRCS:csrc/%.c=$(COV_DIR)/%.o)
 COV_CORE      := $(COV_DIR)/luaws/core.so
 COV_SPECS     ?= spec
-COV_CODECS    ?= frame.c utf8.c http.c handshake.c
+COV_CODECS    ?= proto/frame.c proto/utf8.c proto/http.c proto/handshake.c
 COV_MIN_CODEC ?= 95
 COV_MIN_TOTAL ?= 85
 COV_PKGS      := lcov

@@ -5,10 +5,8 @@
  * end of the input, caught by putting every input right before a guard page
  * (picohttpparser's test.c trick) in addition to ASan.
  *
- * Build and run from the repository root (no Lua, no libev):
- *   cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -fsanitize=address,undefined \
- *      -Icsrc ctest/codec_test.c csrc/buffer.c csrc/frame.c csrc/utf8.c csrc/http.c \
- *      csrc/handshake.c csrc/errors.c -lcrypto -o build/codec_test && build/codec_test
+ * Built and run by `make test-c` (and by `make test`, through
+ * spec/codec_c_spec.lua), with ASan+UBSan; no Lua, no libev.
  * It prints "N passed, N failed" and exits 1 on a failure.
  */
 #include <stdio.h>
@@ -17,11 +15,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "buffer.h"
-#include "frame.h"
-#include "handshake.h"
-#include "http.h"
-#include "utf8.h"
+#include "proto/buffer.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/http.h"
+#include "proto/utf8.h"
 
 static int passed, failed;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * fuzz/frame_fuzz.c -- libFuzzer target: the RFC 6455 frame reader
- * (ws_reader in csrc/frame.c) with its fragmentation state, and the encoder
+ * (ws_reader in csrc/proto/frame.c) with its fragmentation state, and the encoder
  * and masking it must agree with.
  *
  * Two modes, chosen by bit 7 of the first byte.
@@ -50,8 +50,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "utf8.h"
+#include "proto/frame.h"
+#include "proto/utf8.h"
 #include "guard.h"
 
 #define CHECK FUZZ_CHECK

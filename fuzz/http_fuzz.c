@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * fuzz/http_fuzz.c -- libFuzzer target: the HTTP/1.1 head parsers
- * (csrc/http.c) and the opening-handshake checks on what they return
- * (csrc/handshake.c).
+ * (csrc/proto/http.c) and the opening-handshake checks on what they return
+ * (csrc/proto/handshake.c).
  *
  * The whole input is one head, parsed both as a request and as a response,
  * from a copy that ends at a guard page. For each parser:
@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "handshake.h"
+#include "proto/http.h"
+#include "proto/handshake.h"
 #include "guard.h"
 
 #define CHECK FUZZ_CHECK

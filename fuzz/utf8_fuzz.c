@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * fuzz/utf8_fuzz.c -- libFuzzer target: the incremental UTF-8 validator
- * (csrc/utf8.c) against a reference written here from RFC 3629 §4's table.
+ * (csrc/proto/utf8.c) against a reference written here from RFC 3629 §4's table.
  *
  * Input: byte 0 gives S = byte0 & 31, the next S bytes are chunk lengths
  * (used in turn, cyclically; 0 feeds an empty chunk), the rest is the text.
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "proto/utf8.h"
 #include "guard.h"
 
 /*

@@ -19,12 +19,15 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
-    -- keep in step with csrc/*.c: `make check-rockspec` compares them
+    -- keep in step with csrc/*/*.c: `make check-rockspec` compares them
     ["luaws.core"] = {
       sources = {
-        "csrc/buffer.c", "csrc/conn.c", "csrc/errors.c", "csrc/frame.c", "csrc/handshake.c",
-        "csrc/http.c", "csrc/loop.c", "csrc/lua_codec.c", "csrc/lua_conn.c", "csrc/lua_core.c",
-        "csrc/lua_server.c", "csrc/lua_timer.c", "csrc/server.c", "csrc/tls.c", "csrc/utf8.c",
+        "csrc/proto/buffer.c", "csrc/proto/errors.c", "csrc/proto/frame.c",
+        "csrc/proto/handshake.c", "csrc/proto/http.c", "csrc/proto/utf8.c", "csrc/io/client.c",
+        "csrc/io/conn.c", "csrc/io/conn_http.c", "csrc/io/loop.c", "csrc/io/server.c",
+        "csrc/io/tls.c", "csrc/io/transport.c", "csrc/lua/client.c", "csrc/lua/codec.c",
+        "csrc/lua/conn.c", "csrc/lua/core.c", "csrc/lua/loop.c", "csrc/lua/server.c",
+        "csrc/lua/timer.c", "csrc/lua/util.c",
       },
       defines = { "OPENSSL_API_COMPAT=30000", "_GNU_SOURCE" },
       incdirs = { "csrc", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -20,7 +20,7 @@ core=${1:?usage: coverage.sh COV_CORE COV_DIR}
 objdir=${2:?usage: coverage.sh COV_CORE COV_DIR}
 busted=${BUSTED:-busted --lua=lua5.4}
 specs=${COV_SPECS:-spec}
-codecs=${COV_CODECS:-frame.c utf8.c http.c handshake.c}
+codecs=${COV_CODECS:-proto/frame.c proto/utf8.c proto/http.c proto/handshake.c}
 min_codec=${COV_MIN_CODEC:-95}
 min_total=${COV_MIN_TOTAL:-85}
 out=build/coverage
@@ -69,37 +69,37 @@ awk -v codecs="$codecs" -v min_codec="$min_codec" -v min_total="$min_total" '
     return out
   }
   BEGIN { ncodec = split(codecs, want, " "); for (i = 1; i <= ncodec; i++) is_codec[want[i]] = 1 }
-  /^SF:/   { file = $0; sub(/^SF:.*\//, "", file); files[++nf] = file; miss[file] = "" }
+  /^SF:/   { file = $0; sub(/^SF:.*\/csrc\//, "", file); files[++nf] = file; miss[file] = "" }
   /^DA:/   { split(substr($0, 4), d, ","); if (d[2] == 0) miss[file] = miss[file] " " d[1] }
   /^LF:/   { lf[file] = substr($0, 4) }
   /^LH:/   { lh[file] = substr($0, 4) }
   /^BRF:/  { brf[file] = substr($0, 5) }
   /^BRH:/  { brh[file] = substr($0, 5) }
   END {
-    printf "%-14s %18s %20s\n", "file", "lines hit/found", "branches hit/found"
+    printf "%-20s %18s %20s\n", "file", "lines hit/found", "branches hit/found"
     for (i = 1; i <= nf; i++) {
       f = files[i]
-      printf "%-14s %7s %9s  %7s %11s\n", f, pct(lh[f], lf[f]), lh[f] + 0 "/" lf[f] + 0,
+      printf "%-20s %7s %9s  %7s %11s\n", f, pct(lh[f], lf[f]), lh[f] + 0 "/" lf[f] + 0,
              pct(brh[f], brf[f]), brh[f] + 0 "/" brf[f] + 0
       tlf += lf[f]; tlh += lh[f]; tbf += brf[f]; tbh += brh[f]
     }
-    printf "%-14s %7s %9s  %7s %11s\n", "total", pct(tlh, tlf), tlh "/" tlf, pct(tbh, tbf), tbh "/" tbf
+    printf "%-20s %7s %9s  %7s %11s\n", "total", pct(tlh, tlf), tlh "/" tlf, pct(tbh, tbf), tbh "/" tbf
     print ""
     print "lines no spec reaches:"
     for (i = 1; i <= nf; i++) {
       f = files[i]
-      if (miss[f] != "") printf "  %-14s %s\n", f, ranges(miss[f])
+      if (miss[f] != "") printf "  %-20s %s\n", f, ranges(miss[f])
     }
     print ""
     bad = 0
     for (i = 1; i <= ncodec; i++) {
       f = want[i]
       ok = lf[f] && 100 * lh[f] / lf[f] >= min_codec
-      printf "threshold: %-12s lines %s >= %d%%: %s\n", f, pct(lh[f], lf[f]), min_codec, ok ? "ok" : "BELOW"
+      printf "threshold: %-18s lines %s >= %d%%: %s\n", f, pct(lh[f], lf[f]), min_codec, ok ? "ok" : "BELOW"
       if (!ok) bad = 1
     }
     ok = tlf && 100 * tlh / tlf >= min_total
-    printf "threshold: %-12s lines %s >= %d%%: %s\n", "total", pct(tlh, tlf), min_total, ok ? "ok" : "BELOW"
+    printf "threshold: %-18s lines %s >= %d%%: %s\n", "total", pct(tlh, tlf), min_total, ok ? "ok" : "BELOW"
     if (!ok) bad = 1
     exit bad
   }' "$out/coverage.info" >"$out/summary.txt"

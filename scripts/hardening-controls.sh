@@ -52,10 +52,11 @@ control max_connections "LUAWS_HARDENING_OVERRIDE=max_connections=0" \
 # The head limits are compile-time: build luaws.core with them raised.
 NOLIMIT=build/hardening/nolimit
 mkdir -p "$NOLIMIT/obj" "$NOLIMIT/luaws"
-for f in csrc/*.c; do
+for f in csrc/*/*.c; do
+  o=${f#csrc/}; o=${o%.c}; o=${o//\//_}   # io/conn.c -> io_conn.o: names unique across layers
   cc -O2 -g -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -DOPENSSL_API_COMPAT=30000 \
     -DLUAWS_MAX_HEAD_BYTES=1048576 -DLUAWS_MAX_HEADERS=1000 \
-    -I/usr/include/lua5.4 -Icsrc -c -o "$NOLIMIT/obj/$(basename "$f" .c).o" "$f" || exit 1
+    -I/usr/include/lua5.4 -Icsrc -c -o "$NOLIMIT/obj/$o.o" "$f" || exit 1
 done
 cc -shared -o "$NOLIMIT/luaws/core.so" "$NOLIMIT"/obj/*.o -lev -lssl -lcrypto || exit 1
 control head_limits "LUAWS_HARDENING_CPATH=$NOLIMIT/?.so" \

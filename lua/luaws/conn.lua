@@ -18,7 +18,7 @@ local M = {}
 local methods = core.conn_methods
 local co_running, co_resume, co_status, co_yield = coroutine.running, coroutine.resume,
   coroutine.status, coroutine.yield
-local now, step = core.now, core.step
+local now, step, conn_handlers = core.now, core.step, core.conn_handlers
 
 -- Messages queued before reading is paused, and the level it resumes at.
 local QUEUE_HIGH, QUEUE_LOW = 64, 16
@@ -143,12 +143,12 @@ function M.wait(ws, deadline) return wait(queue_of(ws), deadline) end
   the loop until done. Usage: local msg, kind = ws:receive(5) ]]
 function methods:receive(timeout)
   local q = queue_of(self)
-  local h = self:handlers()
+  local h = conn_handlers(self)
   if h.message ~= on_message then
     if h.message then
       error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 2)
     end
-    self:handlers(M.queue_handlers)
+    conn_handlers(self, M.queue_handlers)
   end
   local deadline = timeout and now() + timeout
   while true do

@@ -113,7 +113,7 @@ describe("broadcast and stats", function()
     local slow, fast = table.unpack(connect(2))
     slow:pause()
     local fast_got = 0
-    fast:handlers { message = function() fast_got = fast_got + 1 end }
+    core.conn_handlers(fast, { message = function() fast_got = fast_got + 1 end })
     local chunk = ("x"):rep(16 * 1024)
     local counts, sent = {}, 0
     repeat   -- the kernel takes a few MiB before luaws queues anything
@@ -155,7 +155,7 @@ describe("broadcast and stats", function()
 
     -- control frames are not messages; a refused request is counted as such
     local pongs = 0
-    ws[1]:handlers().pong = function() pongs = pongs + 1 end
+    core.conn_handlers(ws[1]).pong = function() pongs = pongs + 1 end
     assert(ws[1]:ping("are you there"))
     h.pump(function() return pongs == 1 end, "the pong")
     assert.is_nil((luaws.connect(server:url("/nowhere"))))

@@ -83,7 +83,7 @@ describe("close handshake", function()
 
   it("answers a close frame without a code with an empty close, reported as 1005", function()
     local ws = assert(luaws.connect(url))
-    assert(ws:send_raw(core.frame_encode(8, "", true, MASK)))
+    assert(core.send_raw(ws, core.frame_encode(8, "", true, MASK)))
     assert.same({ nil, "closed" }, { ws:receive(5) })
     assert.equal(1005, (ws:close_status()))
     assert.equal(1005, server_close()[1])
@@ -127,7 +127,7 @@ describe("close handshake", function()
   -- connection should be closed, a peer discards any further data received."
   it("discards data frames that follow the client's close frame", function()
     local ws = assert(luaws.connect(url))
-    assert(ws:send_raw(core.frame_encode(8, "\x03\xe8done", true, MASK)
+    assert(core.send_raw(ws, core.frame_encode(8, "\x03\xe8done", true, MASK)
       .. core.frame_encode(1, "after the close", true, MASK)))
     assert.same({ nil, "closed" }, { ws:receive(5) })
     assert.same({ 1000, "done" }, { server_close()[1], server_close()[2] })
@@ -137,9 +137,9 @@ describe("close handshake", function()
   it("answers a ping of 125 bytes, the most a control frame holds, with the same payload", function()
     local ws = assert(luaws.connect(url))
     local pongs = {}
-    ws:handlers().pong = function(_, payload) pongs[#pongs + 1] = payload end
+    core.conn_handlers(ws).pong = function(_, payload) pongs[#pongs + 1] = payload end
     local payload = ("0123456789"):rep(13):sub(1, 125)
-    assert(ws:send_raw(core.frame_encode(9, payload, true, MASK)))
+    assert(core.send_raw(ws, core.frame_encode(9, payload, true, MASK)))
     h.pump(function() return #pongs > 0 end, "the pong")
     assert.same({ payload }, pongs)
     assert.equal("open", ws.state)
@@ -166,7 +166,7 @@ describe("close handshake", function()
       local what, code, bytes = case[1], case[2], case[3]
       it(("with %d on %s, reported to both sides"):format(code, what), function()
         local ws = assert(luaws.connect(url))
-        assert(ws:send_raw(bytes))
+        assert(core.send_raw(ws, bytes))
         assert.same({ nil, "closed" }, { ws:receive(5) })
         assert.equal(code, (ws:close_status()))
         assert.equal(code, server_close()[1])
@@ -184,7 +184,7 @@ describe("close handshake", function()
       local what, code, bytes = case[1], case[2], case[3]
       it(("with %d on %s, reported to both sides"):format(code, what), function()
         server:route("/ws", {
-          open = function(ws) assert(ws:send_raw(bytes)) end,
+          open = function(ws) assert(core.send_raw(ws, bytes)) end,
           close = function(_, c, reason) closes[#closes + 1] = { c, reason } end,
         })
         local ws = assert(luaws.connect(url))
@@ -209,16 +209,16 @@ describe("close handshake", function()
 
     it("accepts fragments that add up to exactly the limit", function()
       local ws = assert(luaws.connect(url))
-      assert(ws:send_raw(core.frame_encode(2, ("y"):rep(500), false, MASK)))
-      assert(ws:send_raw(core.frame_encode(0, ("y"):rep(500), true, MASK)))
+      assert(core.send_raw(ws, core.frame_encode(2, ("y"):rep(500), false, MASK)))
+      assert(core.send_raw(ws, core.frame_encode(0, ("y"):rep(500), true, MASK)))
       assert.same({ ("y"):rep(1000), "binary" }, { ws:receive(5) })
       ws:close()
     end)
 
     it("with 1009 on fragments that add up past the limit", function()
       local ws = assert(luaws.connect(url))
-      assert(ws:send_raw(core.frame_encode(2, ("y"):rep(600), false, MASK)))
-      assert(ws:send_raw(core.frame_encode(0, ("y"):rep(600), true, MASK)))
+      assert(core.send_raw(ws, core.frame_encode(2, ("y"):rep(600), false, MASK)))
+      assert(core.send_raw(ws, core.frame_encode(0, ("y"):rep(600), true, MASK)))
       assert.same({ nil, "closed" }, { ws:receive(5) })
       assert.equal(1009, (ws:close_status()))
       assert.equal(1009, server_close()[1])

@@ -54,7 +54,7 @@ describe("fragmented messages", function()
     it(("hands the message handler one %s message sent in %d fragments"):format(kind, n), function()
       local ws = assert(luaws.connect(url))
       for _, frame in ipairs(fragments(opcode, split(msg, n))) do
-        assert(ws:send_raw(frame))
+        assert(core.send_raw(ws, frame))
         core.step(0)   -- let some fragments arrive in reads of their own
       end
       assert.same({ msg, kind }, { ws:receive(5) })
@@ -68,14 +68,14 @@ describe("fragmented messages", function()
     local msg = "€€€"   -- 3 bytes each: cut inside every character
     local pieces = {}
     for i = 1, #msg do pieces[i] = msg:sub(i, i) end
-    for _, frame in ipairs(fragments(OP_TEXT, pieces)) do assert(ws:send_raw(frame)) end
+    for _, frame in ipairs(fragments(OP_TEXT, pieces)) do assert(core.send_raw(ws, frame)) end
     assert.same({ msg, "text" }, { ws:receive(5) })
     ws:close()
   end)
 
   it("accepts empty fragments, first, middle and last", function()
     local ws = assert(luaws.connect(url))
-    for _, frame in ipairs(fragments(OP_TEXT, { "", "ab", "", "cd", "" })) do assert(ws:send_raw(frame)) end
+    for _, frame in ipairs(fragments(OP_TEXT, { "", "ab", "", "cd", "" })) do assert(core.send_raw(ws, frame)) end
     assert.same({ "abcd", "text" }, { ws:receive(5) })
     assert.same({ { "abcd", "text" } }, got)
     ws:close()
@@ -84,17 +84,17 @@ describe("fragmented messages", function()
   it("answers a ping between fragments with its pong before the message's echo", function()
     local ws = assert(luaws.connect(url))
     local events = {}
-    ws:handlers {
+    core.conn_handlers(ws, {
       message = function(_, msg) events[#events + 1] = "message:" .. msg end,
       pong = function(_, payload) events[#events + 1] = "pong:" .. payload end,
       close = conn.queue_handlers.close,
-    }
+    })
     local frames = fragments(OP_TEXT, { "frag", "ment", "ed" })
-    assert(ws:send_raw(frames[1]))
-    assert(ws:send_raw(core.frame_encode(OP_PING, "p1", true, MASK)))
-    assert(ws:send_raw(frames[2]))
-    assert(ws:send_raw(core.frame_encode(OP_PING, "p2", true, MASK)))
-    assert(ws:send_raw(frames[3]))
+    assert(core.send_raw(ws, frames[1]))
+    assert(core.send_raw(ws, core.frame_encode(OP_PING, "p1", true, MASK)))
+    assert(core.send_raw(ws, frames[2]))
+    assert(core.send_raw(ws, core.frame_encode(OP_PING, "p2", true, MASK)))
+    assert(core.send_raw(ws, frames[3]))
     h.pump(function() return #events >= 3 end, "two pongs and the echo")
     assert.same({ "pong:p1", "pong:p2", "message:fragmented" }, events)
     assert.same({ { "fragmented", "text" } }, got)
@@ -107,7 +107,7 @@ describe("fragmented messages", function()
     for i = 0, 255 do chunk[#chunk + 1] = string.char(i) end
     local msg = table.concat(chunk):rep(3 * 1024 * 1024 // 256)
     assert.equal(3 * 1024 * 1024, #msg)
-    for _, frame in ipairs(fragments(OP_BINARY, split(msg, 48))) do assert(ws:send_raw(frame)) end
+    for _, frame in ipairs(fragments(OP_BINARY, split(msg, 48))) do assert(core.send_raw(ws, frame)) end
     local echo, kind = ws:receive(20)
     assert.equal("binary", kind)
     assert.equal(#msg, #echo)
@@ -119,8 +119,8 @@ describe("fragmented messages", function()
 
   it("keeps two fragmented messages in a row apart", function()
     local ws = assert(luaws.connect(url))
-    for _, frame in ipairs(fragments(OP_TEXT, { "one", "-", "1" })) do assert(ws:send_raw(frame)) end
-    for _, frame in ipairs(fragments(OP_BINARY, { "two", "-", "2" })) do assert(ws:send_raw(frame)) end
+    for _, frame in ipairs(fragments(OP_TEXT, { "one", "-", "1" })) do assert(core.send_raw(ws, frame)) end
+    for _, frame in ipairs(fragments(OP_BINARY, { "two", "-", "2" })) do assert(core.send_raw(ws, frame)) end
     assert.same({ "one-1", "text" }, { ws:receive(5) })
     assert.same({ "two-2", "binary" }, { ws:receive(5) })
     assert.same({ { "one-1", "text" }, { "two-2", "binary" } }, got)
@@ -129,7 +129,7 @@ describe("fragmented messages", function()
 
   it("closes with 1002 on a continuation frame with no message started", function()
     local ws = assert(luaws.connect(url))
-    assert(ws:send_raw(core.frame_encode(OP_CONT, "orphan", true, MASK)))
+    assert(core.send_raw(ws, core.frame_encode(OP_CONT, "orphan", true, MASK)))
     assert.same({ nil, "closed" }, { ws:receive(5) })
     assert.equal(1002, (ws:close_status()))
     h.pump(function() return closed ~= nil end, "the server's close handler")
@@ -139,8 +139,8 @@ describe("fragmented messages", function()
 
   it("closes with 1002 on a new data frame inside a fragmented message", function()
     local ws = assert(luaws.connect(url))
-    assert(ws:send_raw(core.frame_encode(OP_TEXT, "start", false, MASK)))
-    assert(ws:send_raw(core.frame_encode(OP_TEXT, "again", true, MASK)))
+    assert(core.send_raw(ws, core.frame_encode(OP_TEXT, "start", false, MASK)))
+    assert(core.send_raw(ws, core.frame_encode(OP_TEXT, "again", true, MASK)))
     assert.same({ nil, "closed" }, { ws:receive(5) })
     assert.equal(1002, (ws:close_status()))
     h.pump(function() return closed ~= nil end, "the server's close handler")
@@ -150,7 +150,7 @@ describe("fragmented messages", function()
 
   it("closes with 1002 on a fragmented ping", function()
     local ws = assert(luaws.connect(url))
-    assert(ws:send_raw(core.frame_encode(OP_PING, "pi", false, MASK)))
+    assert(core.send_raw(ws, core.frame_encode(OP_PING, "pi", false, MASK)))
     assert.same({ nil, "closed" }, { ws:receive(5) })
     assert.equal(1002, (ws:close_status()))
     h.pump(function() return closed ~= nil end, "the server's close handler")

@@ -85,7 +85,7 @@ describe("connection timers", function()
       start { keep_alive_interval = 0.3, keep_alive_timeout = 0.5 }
       local ws = connect()
       local pings = {}
-      ws:handlers().ping = function(_, payload) pings[#pings + 1] = { core.now(), payload } end
+      core.conn_handlers(ws).ping = function(_, payload) pings[#pings + 1] = { core.now(), payload } end
       local t0 = core.now()
       h.pump(function() return #pings >= 2 end, "two pings", 1.5)
       assert.is_true(core.now() - t0 <= 1.5)
@@ -99,7 +99,7 @@ describe("connection timers", function()
       start { keep_alive_interval = 0 }
       local ws = connect()
       local pings = 0
-      ws:handlers().ping = function() pings = pings + 1 end
+      core.conn_handlers(ws).ping = function() pings = pings + 1 end
       h.idle(0.8)
       assert.equal(0, pings)
       assert.equal("open", ws.state)

@@ -24,7 +24,7 @@
  */
 #include <string.h>
 
-#include "http.h"
+#include "proto/http.h"
 
 /* Where parsing stands: p moves toward end; over says whether the caller's
  * buffer goes on past end (it was cut at the head limit). */

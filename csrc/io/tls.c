@@ -6,7 +6,7 @@
  * because conn.c's send queue compacts itself (SSL_MODE_ENABLE_PARTIAL_WRITE,
  * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). TLS 1.2 is the floor.
  */
-#include "tls.h"
+#include "io/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -167,6 +167,17 @@ ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t n, int *want)
     }
     *want = tls_want_of(ssl, rc, "tls write");
     return 0;
+}
+
+size_t tls_pending(const struct ssl_st *ssl)
+{
+    int n = SSL_pending(ssl);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void tls_shutdown(struct ssl_st *ssl)
+{
+    SSL_shutdown(ssl);
 }
 
 void tls_free(struct ssl_st *ssl)

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
- * conn.c -- one WebSocket connection on libev: handshake, frames in, the send
- * queue out, the close handshake (RFC 6455 §4, §5, §7) and the timers.
+ * conn.c -- one WebSocket connection on libev: frames in, the send queue
+ * out, the close handshake (RFC 6455 §5, §7), the timers and the deferred
+ * finish. The opening handshake is conn_http.c's; bytes go through the
+ * connection's transport (transport.c: plain or TLS).
  *
- * What it does not do: parse bytes itself (http.c, handshake.c and frame.c do),
- * decide app policy (routes, origins, subprotocols: the owner's on_request), or
- * free memory it does not own (the struct belongs to the owner; see conn.h).
+ * What it does not do: parse bytes itself (frame.c does), decide app policy
+ * (routes, origins, subprotocols: the owner's on_request), know who owns it
+ * (it keeps the counts of its conn_group), or free memory it does not own
+ * (the struct belongs to the owner; see conn.h).
  *
  * Closing, in one place (RFC 6455 §7):
  *   - the peer closes: we echo its code (an empty close if it sent none), shut
@@ -20,7 +23,7 @@
  *     destroy them: the write side is shut first (a "lingering close").
  *   - timeouts and socket errors finish at once (1006).
  */
-#include "conn.h"
+#include "io/conn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,14 +31,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "handshake.h"
-#include "loop.h"
-#include "server.h"
-#include "tls.h"
-
-#include <openssl/ssl.h>
-
-#define CONN_OF(ptr, member) ((struct conn *)((char *)(ptr) - offsetof(struct conn, member)))
+#include "io/conn_int.h"
+#include "io/loop.h"
+#include "proto/handshake.h"
 
 /* Reads per readable event before giving other connections their turn. */
 #define CONN_READS_PER_EVENT 16
@@ -69,8 +67,14 @@
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-static void conn_flush(struct conn *c);
-static void conn_frames(struct conn *c, uint8_t *buf, size_t n);
+static void conn_finish_now(struct conn *c);
+
+/* Connections alive, and those waiting to be finished (a loop hook runs
+ * them before the loop blocks: never inside the event that ended them). */
+static size_t live_conns;
+static struct conn *pending_head;
+static void conn_pending_hook(struct loop_hook *h);
+static struct loop_hook pending_hook = { conn_pending_hook, NULL, 0 };
 
 /*
 ** Remember the code and reason that on_close will report. The first one set
@@ -101,7 +105,7 @@ static void conn_update_events(struct conn *c)
         return;
     if (!(c->flags & (CF_PAUSED | CF_PEER_EOF)))
         ev |= EV_READ;
-    if (c->flags & (CF_WANT_WRITE | CF_CONNECTING | CF_RD_WANTS_WR))
+    if ((c->flags & (CF_WANT_WRITE | CF_CONNECTING)) || c->tp.want_write)
         ev |= EV_WRITE;
     if (ev == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
         return;
@@ -138,8 +142,8 @@ static void conn_rearm(struct conn *c)
             CONSIDER(c->ping_at + o->keep_alive_interval);
         break;
     case CONN_CLOSING:
-        /* In a shutdown the grace period bounds the close instead (loop.c). */
-        if (o->close_timeout > 0 && !(c->flags & CF_SHUTDOWN))
+        /* In a shutdown its grace period bounds the close instead (server.c). */
+        if (o->close_timeout > 0 && !(c->group && c->group->draining))
             CONSIDER(c->since + o->close_timeout);
         break;
     default:
@@ -155,136 +159,97 @@ static void conn_rearm(struct conn *c)
 }
 
 /* Enter a state and restart its clock. */
-static void conn_enter(struct conn *c, int state)
+void conn_enter(struct conn *c, int state)
 {
     c->state = (uint8_t)state;
     c->since = ev_now(loop_get());
     conn_rearm(c);
 }
 
-/* ------------------------------------------------------ socket I/O (plain or TLS) */
+/* ------------------------------------------------------------ set-up */
 
-/*
-** writev(2) that cannot raise SIGPIPE: a peer that reset must give EPIPE even
-** in a host program that restored SIGPIPE's default (loop.c ignores it too).
-*/
-static ssize_t conn_writev(int fd, struct iovec *iov, int cnt)
+ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt)
 {
-    struct msghdr m;
-    ssize_t n;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = (size_t)cnt;
-    do
-        n = sendmsg(fd, &m, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n;
-}
-
-/*
-** Write iov straight to a plain socket, for a caller that has checked that
-** nothing waits in the queue before it. Returns the bytes the socket took
-** (0 when it would block), or -1 after dropping the connection on an error.
-*/
-static ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt)
-{
-    ssize_t n = conn_writev(c->fd, iov, cnt);
+    ssize_t n = c->tp.ops->writev(&c->tp, iov, cnt);
     if (n >= 0)
         return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
     c->flags |= CF_SOCK_ERR;
-    conn_abort(c, strerror(errno));
+    conn_abort(c, WS_EIO, strerror(errno));
     return -1;
-}
-
-/*
-** read(2) or SSL_read into buf. Returns bytes (> 0), 0 at EOF, or -1 with
-** errno: EAGAIN when the socket has nothing now (for TLS also when OpenSSL
-** waits for writability: CF_RD_WANTS_WR then asks for EV_WRITE), EPROTO
-** for a TLS failure (tls_last_error says which), or the socket's error.
-*/
-static ssize_t conn_sock_read(struct conn *c, void *buf, size_t n)
-{
-    int want;
-    ssize_t r;
-    if (!c->ssl)
-        return read(c->fd, buf, n);
-    r = tls_read(c->ssl, buf, n, &want);
-    if (r > 0)
-        return r;
-    switch (want) {
-    case TLS_WANT_WRITE:
-        c->flags |= CF_RD_WANTS_WR;
-        /* fall through */
-    case TLS_WANT_READ:
-        errno = EAGAIN;
-        return -1;
-    case TLS_EOF:
-        return 0;
-    default:
-        errno = EPROTO;
-        return -1;
-    }
-}
-
-/*
-** write(2) or SSL_write from buf, with the same returns (never 0). A TLS
-** write that waits for readability returns EAGAIN: the next readable event
-** flushes the queue again.
-*/
-static ssize_t conn_sock_write(struct conn *c, const void *buf, size_t n)
-{
-    int want;
-    ssize_t r;
-    if (!c->ssl)
-        return send(c->fd, buf, n, MSG_NOSIGNAL);
-    r = tls_write(c->ssl, buf, n, &want);
-    if (r > 0)
-        return r;
-    errno = want == TLS_WANT_READ || want == TLS_WANT_WRITE ? EAGAIN
-            : want == TLS_EOF ? EPIPE : EPROTO;
-    return -1;
-}
-
-/* Text for a failed socket call: OpenSSL's words for a TLS failure. */
-static const char *conn_sock_error(struct conn *c, int err)
-{
-    return c->ssl && err == EPROTO ? tls_last_error() : strerror(err);
-}
-
-/* Shut our write side: close_notify first for TLS. */
-static void conn_sock_shutdown(struct conn *c)
-{
-    if (c->ssl)
-        SSL_shutdown(c->ssl);
-    shutdown(c->fd, SHUT_WR);
 }
 
 void conn_use_tls(struct conn *c, struct ssl_st *ssl)
 {
-    c->ssl = ssl;
+    transport_tls(&c->tp, ssl);
 }
 
-void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hooks *hooks,
-               const struct conn_options *opt, unsigned flags)
+/* Group upkeep: the newest first, so a walk meets the oldest last. */
+static void conn_group_add(struct conn_group *g, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = g->conns;
+    if (g->conns)
+        g->conns->prev = c;
+    g->conns = c;
+    g->nconns++;
+}
+
+static void conn_group_remove(struct conn_group *g, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (g->conns == c)
+        g->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    g->nconns--;
+}
+
+void conn_init(struct conn *c, int fd, struct conn_group *group, const struct conn_hooks *hooks,
+               const struct conn_options *opt, int client, int connecting)
 {
     struct ev_loop *loop = loop_get();
     memset(c, 0, sizeof *c);
-    c->fd = fd;
-    c->srv = srv;
+    transport_plain(&c->tp, fd);
+    c->group = group;
     c->hooks = hooks;
     c->opt = opt;
-    c->flags = (uint32_t)flags;
-    ws_reader_init(&c->rd, !(flags & CF_CLIENT), opt->max_message_size);
+    c->flags = (client ? CF_CLIENT : 0u) | (connecting ? CF_CONNECTING : 0u);
+    ws_reader_init(&c->rd, !client, opt->max_message_size);
     ev_io_init(&c->io, conn_io_cb, fd, 0);
     ev_init(&c->timer, conn_timer_cb);
     c->last_rx = ev_now(loop);
-    loop_live_conns++;
-    if (srv)
-        server_conn_add(srv, c);
+    live_conns++;
+    if (group)
+        conn_group_add(group, c);
     conn_enter(c, CONN_HANDSHAKE);
     conn_update_events(c);
+}
+
+int conn_is_client(const struct conn *c)
+{
+    return (c->flags & CF_CLIENT) != 0;
+}
+
+int conn_is_finishing(const struct conn *c)
+{
+    return c->state == CONN_CLOSED || (c->flags & CF_PENDING);
+}
+
+void conn_want_drain(struct conn *c, int on)
+{
+    if (on)
+        c->flags |= CF_DRAIN_WANTED;
+    else
+        c->flags &= ~(uint32_t)CF_DRAIN_WANTED;
+}
+
+size_t conn_live(void)
+{
+    return live_conns;
 }
 
 const char *conn_state_name(const struct conn *c)
@@ -305,12 +270,33 @@ void conn_finish(struct conn *c)
      * only before the loop next blocks. */
     ev_io_stop(loop, &c->io);
     ev_timer_stop(loop, &c->timer);
-    loop_pending_add(c);
+    c->pending_next = pending_head;
+    pending_head = c;
+    loop_hook_add(&pending_hook);
 }
 
-void conn_abort(struct conn *c, const char *reason)
+void conn_run_pending(void)
+{
+    /* on_close hooks may finish more connections: take the list until empty */
+    while (pending_head) {
+        struct conn *c = pending_head;
+        pending_head = c->pending_next;
+        c->pending_next = NULL;
+        conn_finish_now(c);
+    }
+}
+
+static void conn_pending_hook(struct loop_hook *h)
+{
+    (void)h;
+    conn_run_pending();
+}
+
+void conn_abort(struct conn *c, int err, const char *reason)
 {
     conn_set_reason(c, 1006, reason, reason ? strlen(reason) : 0);
+    if (!c->close_err)
+        c->close_err = err;
     conn_finish(c);
 }
 
@@ -325,13 +311,10 @@ static int conn_teardown(struct conn *c)
     int opened;
     ev_io_stop(loop, &c->io);
     ev_timer_stop(loop, &c->timer);
-    if (c->ssl) {
-        tls_free(c->ssl);
-        c->ssl = NULL;
-    }
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
+    c->tp.ops->release(&c->tp);
+    if (c->tp.fd >= 0) {
+        close(c->tp.fd);
+        c->tp.fd = -1;
     }
     opened = c->state != CONN_HANDSHAKE && !(c->flags & CF_HTTP_ONLY);
     c->state = CONN_CLOSED;
@@ -339,12 +322,12 @@ static int conn_teardown(struct conn *c)
     ws_buf_free(&c->in);
     ws_buf_free(&c->msg);
     ws_buf_free(&c->out);
-    if (c->srv) {
+    if (c->group) {
         if (opened)
-            c->srv->nopen--;
-        server_conn_remove(c->srv, c);
+            c->group->nopen--;
+        conn_group_remove(c->group, c);
     }
-    loop_live_conns--;
+    live_conns--;
     return opened;
 }
 
@@ -373,11 +356,11 @@ static void conn_note_unsent(struct conn *c)
         c->close_code = 0;
         conn_set_reason(c, code, note, (size_t)n < sizeof note ? (size_t)n : sizeof note - 1);
     }
-    if (mid && c->srv)
-        c->srv->stats.frames_cut++;
+    if (mid && c->group)
+        c->group->stats.frames_cut++;
 }
 
-void conn_finish_now(struct conn *c)
+static void conn_finish_now(struct conn *c)
 {
     int opened;
     if (c->state == CONN_CLOSED)
@@ -387,7 +370,7 @@ void conn_finish_now(struct conn *c)
     conn_set_reason(c, 1006, NULL, 0);
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
         c->hooks->on_close(c, c->close_code, c->close_reason ? c->close_reason : "",
-                           c->close_reason_len);
+                           c->close_reason_len, c->close_err);
     free(c->close_reason);
     c->close_reason = NULL;
     c->close_reason_len = 0;
@@ -414,7 +397,7 @@ void conn_destroy(struct conn *c)
 ** forced by a deadline can tell whether it cuts a frame. Only a partial write
 ** walks the frame headers it passed; a drained queue is at a boundary.
 */
-static void conn_sent(struct conn *c, size_t n)
+void conn_sent(struct conn *c, size_t n)
 {
     if (n >= c->out.len) {
         c->out_http = 0;
@@ -455,12 +438,12 @@ static void conn_sent(struct conn *c, size_t n)
 ** tell the owner (drain) and, once the close exchange or an HTTP answer is out,
 ** shut the write side.
 */
-static void conn_flush(struct conn *c)
+void conn_flush(struct conn *c)
 {
     if (c->state == CONN_CLOSED || (c->flags & (CF_PENDING | CF_CONNECTING)))
         return;
     while (c->out.len > 0) {
-        ssize_t n = conn_sock_write(c, ws_buf_head(&c->out), c->out.len);
+        ssize_t n = c->tp.ops->write(&c->tp, ws_buf_head(&c->out), c->out.len);
         if (n > 0) {
             conn_sent(c, (size_t)n);
             continue;
@@ -475,7 +458,7 @@ static void conn_flush(struct conn *c)
             return;
         }
         c->flags |= CF_SOCK_ERR;
-        conn_abort(c, conn_sock_error(c, errno));
+        conn_abort(c, WS_EIO, c->tp.ops->error(&c->tp, errno));
         return;
     }
     if (c->flags & CF_WANT_WRITE) {
@@ -492,7 +475,7 @@ static void conn_flush(struct conn *c)
         /* RFC 6455 §7.1.1: the server closes the TCP connection first. A
          * client waits for the server's FIN (or close_timeout). */
         if (!(c->flags & CF_CLIENT) || (c->flags & (CF_FAILED | CF_HTTP_ONLY | CF_PEER_EOF)))
-            conn_sock_shutdown(c);
+            c->tp.ops->shutdown(&c->tp);
     }
     /* After the peer's EOF nothing more can arrive: once the queue is out,
      * the conversation is over. */
@@ -512,7 +495,7 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
     size_t done = 0;
     int err = WS_OK;
 
-    if (!mask && !c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING) &&
+    if (!mask && c->tp.ops->writev && c->out.len == 0 && !(c->flags & CF_CONNECTING) &&
         (!(c->flags & CF_CORKED) || len >= CONN_DIRECT_SEND_MIN) && c->state != CONN_HANDSHAKE) {
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
         ssize_t n = conn_write_direct(c, iov, len ? 2 : 1);
@@ -537,7 +520,7 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
         }
     }
     if (err != WS_OK) {
-        conn_abort(c, "out of memory");
+        conn_abort(c, WS_ENOMEM, "out of memory");
         return err;
     }
     if (!(c->flags & CF_CORKED))
@@ -577,10 +560,12 @@ static int conn_queue_frame(struct conn *c, int opcode, const void *data, size_t
 ** report it, stop reading frames and finish once the peer has gone or
 ** close_timeout passed.
 */
-static void conn_fail(struct conn *c, unsigned code, const char *reason)
+static void conn_fail(struct conn *c, unsigned code, int err, const char *reason)
 {
     size_t rlen = reason ? strlen(reason) : 0;
     conn_set_reason(c, code, reason, rlen);
+    if (!c->close_err)
+        c->close_err = err;
     if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
         return;
     c->flags |= CF_FAILED;
@@ -614,16 +599,16 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len)
         /* The peer does not read: stop queueing for it (DESIGN: 1008). A
          * message that finds the queue empty is always taken, so one larger
          * than the cap can still go to a peer that reads. */
-        conn_fail(c, 1008, "backpressure");
+        conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
     rc = conn_queue_frame(c, opcode, data, len);
     if (rc == WS_OK && opcode <= WS_OP_BINARY) {
         c->msgs_out++;
         c->bytes_out += len;
-        if (c->srv) {
-            c->srv->stats.msgs_out++;
-            c->srv->stats.bytes_out += len;
+        if (c->group) {
+            c->group->stats.msgs_out++;
+            c->group->stats.bytes_out += len;
         }
     }
     return rc;
@@ -636,14 +621,14 @@ int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
         return WS_ECLOSED;
     if (c->opt->max_backpressure && c->out.len > 0 &&
         c->out.len + len > c->opt->max_backpressure) {
-        conn_fail(c, 1008, "backpressure");
+        conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
     c->msgs_out++;
     c->bytes_out += len;
-    if (c->srv) {
-        c->srv->stats.msgs_out++;
-        c->srv->stats.bytes_out += len;
+    if (c->group) {
+        c->group->stats.msgs_out++;
+        c->group->stats.bytes_out += len;
     }
     return conn_queue(c, hdr, hdr_len, data, len, NULL);
 }
@@ -665,7 +650,7 @@ int conn_close(struct conn *c, unsigned code, const char *reason, size_t reason_
     if (c->state == CONN_CLOSED || (c->flags & CF_PENDING))
         return WS_ECLOSED;
     if (c->state == CONN_HANDSHAKE) {
-        conn_abort(c, "closed before the handshake");
+        conn_abort(c, WS_ECLOSED, "closed before the handshake");
         return WS_OK;
     }
     if (c->flags & CF_CLOSE_SENT)
@@ -701,237 +686,6 @@ void conn_resume(struct conn *c)
     conn_update_events(c);
 }
 
-/* ---------------------------------------------------------------- handshake */
-
-/*
-** Put the parts of an HTTP answer on the wire: straight to a plain socket
-** with one writev when nothing waits before them (a handshake then costs no
-** send-queue allocation), the rest queued. WS_OK, WS_ECLOSED (the socket
-** failed) or WS_ENOMEM.
-*/
-static int conn_put(struct conn *c, struct iovec *iov, int cnt)
-{
-    size_t done = 0;
-    int i;
-    if (!c->ssl && c->out.len == 0 && !(c->flags & CF_CONNECTING)) {
-        ssize_t n = conn_write_direct(c, iov, cnt);
-        if (n < 0)
-            return WS_ECLOSED;
-        done = (size_t)n;
-    }
-    for (i = 0; i < cnt; i++) {
-        if (done >= iov[i].iov_len) {
-            done -= iov[i].iov_len;
-            continue;
-        }
-        if (ws_buf_append(&c->out, (const char *)iov[i].iov_base + done,
-                          iov[i].iov_len - done, 0) != WS_OK) {
-            conn_abort(c, "out of memory");
-            return WS_ENOMEM;
-        }
-        c->out_http += iov[i].iov_len - done;   /* an answer is the first thing queued */
-        done = 0;
-    }
-    return WS_OK;
-}
-
-int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
-                 const void *body, size_t body_len, int head_only)
-{
-    char head[256];
-    int n;
-    if (c->state != CONN_HANDSHAKE || (c->flags & CF_PENDING))
-        return WS_ECLOSED;
-    n = snprintf(head, sizeof head,
-                 "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
-                 status, ws_http_reason(status), body_len);
-    c->flags |= CF_HTTP_ONLY;
-    if (c->srv && status != 200)
-        c->srv->stats.rejected++;
-    {
-        struct iovec iov[4] = { { head, (size_t)n }, { (void *)extra, extra_len },
-                                { "\r\n", 2 }, { (void *)body, head_only ? 0 : body_len } };
-        int rc = conn_put(c, iov, 4);
-        if (rc != WS_OK)
-            return rc;
-    }
-    conn_enter(c, CONN_CLOSING);
-    if (!(c->flags & CF_CORKED))
-        conn_flush(c);
-    return WS_OK;
-}
-
-/* A plain-text error answer from the core itself (400, 405, 426, 431, 500). */
-static void conn_respond_error(struct conn *c, int status, const char *extra)
-{
-    char body[64];
-    int n = snprintf(body, sizeof body, "%d %s\n", status, ws_http_reason(status));
-    char hdrs[160];
-    int h = snprintf(hdrs, sizeof hdrs, "Content-Type: text/plain; charset=utf-8\r\n%s",
-                     extra ? extra : "");
-    conn_respond(c, status, hdrs, (size_t)h, body, (size_t)n, 0);
-}
-
-int conn_accept(struct conn *c, const struct ws_http_head *req, const char *protocol,
-                const char *extra, size_t extra_len)
-{
-    char accept[WS_ACCEPT_LEN + 1], head[512];
-    const char *key;
-    size_t key_len;
-    int n;
-    if (c->state != CONN_HANDSHAKE || (c->flags & (CF_PENDING | CF_HTTP_ONLY | CF_CLIENT)))
-        return WS_ECLOSED;
-    key = ws_http_header(req, "sec-websocket-key", &key_len);
-    if (!key || ws_accept_key(key, key_len, accept) != WS_OK)
-        return WS_EHANDSHAKE;
-    if (protocol && strlen(protocol) > 200)
-        return WS_EHANDSHAKE;
-    n = snprintf(head, sizeof head,
-                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s",
-                 accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
-                 protocol ? "\r\n" : "");
-    {
-        struct iovec iov[3] = { { head, (size_t)n }, { (void *)extra, extra_len }, { "\r\n", 2 } };
-        int rc = conn_put(c, iov, 3);
-        if (rc != WS_OK)
-            return rc;
-    }
-    if (c->srv) {
-        c->srv->stats.upgraded++;
-        c->srv->nopen++;
-    }
-    c->ping_at = ev_now(loop_get());
-    conn_enter(c, CONN_OPEN);
-    if (!(c->flags & CF_CORKED))
-        conn_flush(c);
-    return WS_OK;
-}
-
-int conn_client_start(struct conn *c, const char *host, const char *path,
-                      const char *extra, size_t extra_len)
-{
-    char head[1024];
-    int n;
-    if (!(c->flags & CF_CLIENT) || c->state != CONN_HANDSHAKE || (c->flags & CF_HTTP_SENT))
-        return WS_ECLOSED;
-    if (!c->key && !(c->key = malloc(WS_KEY_LEN + 1)))
-        return WS_ENOMEM;
-    if (ws_client_key(c->key) != WS_OK)
-        return WS_ETLS;
-    n = snprintf(head, sizeof head,
-                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
-                 path, host, c->key);
-    if (n < 0 || (size_t)n >= sizeof head)
-        return WS_ETOOBIG;
-    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
-        (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
-        ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK)
-        return WS_ENOMEM;
-    c->out_http = c->out.len;
-    c->flags |= CF_HTTP_SENT;
-    conn_flush(c);
-    return WS_OK;
-}
-
-/*
-** Server: the request head so far is data[0..len). Unless it is still
-** partial (WS_PARTIAL is returned and the caller keeps the bytes), answer the
-** errors the core owns (431, 400, 405, 426), hand valid requests to the
-** owner, and once upgraded read on from the bytes that followed the head (a
-** client may send its first frame in the same segment).
-*/
-static int conn_server_head(struct conn *c, uint8_t *data, size_t len)
-{
-    struct ws_http_head head;
-    int r = ws_http_parse_request((const char *)data, len, &head);
-    int upgrade, status;
-    const char *why;
-    if (r == WS_PARTIAL)
-        return r;
-    if (r == WS_EHEADERS) {
-        conn_respond_error(c, 431, NULL);
-        return r;
-    }
-    if (r < 0) {
-        conn_respond_error(c, 400, NULL);
-        return r;
-    }
-    upgrade = ws_handshake_is_upgrade(&head);
-    if (upgrade && (status = ws_handshake_check(&head, &why)) != 0) {
-        conn_respond_error(c, status,
-                           status == 426 ? "Sec-WebSocket-Version: 13\r\n"
-                           : status == 405 ? "Allow: GET\r\n" : NULL);
-        return r;
-    }
-    if (c->hooks->on_request)
-        c->hooks->on_request(c, &head, upgrade, (const char *)data, (size_t)r);
-    if (c->state == CONN_HANDSHAKE && !(c->flags & (CF_PENDING | CF_HTTP_ONLY)))
-        conn_respond_error(c, 500, NULL);
-    if (c->state == CONN_OPEN && !(c->flags & CF_PENDING)) {
-        size_t rest = len - (size_t)r;
-        if (c->hooks->on_open)
-            c->hooks->on_open(c);
-        if (rest && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
-            conn_frames(c, data + r, rest);
-    }
-    return r;
-}
-
-/*
-** Client: the response head so far is data[0..len) (WS_PARTIAL: keep it).
-** It must be a 101 with the right Upgrade, Connection and
-** Sec-WebSocket-Accept (RFC 6455 §4.1, step 5).
-*/
-static int conn_client_head(struct conn *c, uint8_t *data, size_t len)
-{
-    struct ws_http_head head;
-    int r = ws_http_parse_response((const char *)data, len, &head);
-    const char *v;
-    size_t vlen;
-    char expect[WS_ACCEPT_LEN + 1], why[96];
-    if (r == WS_PARTIAL)
-        return r;
-    if (r < 0) {
-        conn_abort(c, "handshake: bad response");
-        return r;
-    }
-    if (head.status != 101) {
-        snprintf(why, sizeof why, "handshake: %d %.*s", head.status,
-                 (int)(head.reason_len > 60 ? 60 : head.reason_len), head.reason);
-        conn_abort(c, why);
-        return r;
-    }
-    v = ws_http_header(&head, "upgrade", &vlen);
-    if (!v || !ws_http_has_token(v, vlen, "websocket")) {
-        conn_abort(c, "handshake: no Upgrade: websocket");
-        return r;
-    }
-    v = ws_http_header(&head, "connection", &vlen);
-    if (!v || !ws_http_has_token(v, vlen, "upgrade")) {
-        conn_abort(c, "handshake: no Connection: upgrade");
-        return r;
-    }
-    v = ws_http_header(&head, "sec-websocket-accept", &vlen);
-    if (ws_accept_key(c->key, strlen(c->key), expect) != WS_OK || !v ||
-        vlen != WS_ACCEPT_LEN || memcmp(v, expect, WS_ACCEPT_LEN) != 0) {
-        conn_abort(c, "handshake: wrong Sec-WebSocket-Accept");
-        return r;
-    }
-    free(c->key);
-    c->key = NULL;
-    c->ping_at = ev_now(loop_get());
-    conn_enter(c, CONN_OPEN);
-    if (c->hooks->on_request)
-        c->hooks->on_request(c, &head, 1, (const char *)data, (size_t)r);
-    if (c->state == CONN_OPEN && !(c->flags & CF_PENDING) && c->hooks->on_open)
-        c->hooks->on_open(c);
-    if ((size_t)r < len && c->state == CONN_OPEN && !(c->flags & CF_PENDING))
-        conn_frames(c, data + r, len - (size_t)r);
-    return r;
-}
-
 /* ------------------------------------------------------------------ reading */
 
 /* A whole message: count it and hand it to the owner. */
@@ -940,9 +694,9 @@ static void conn_deliver(struct conn *c, int opcode, const uint8_t *data, size_t
     c->read_hint = len < CONN_BIG_READ_MAX ? (uint32_t)len : CONN_BIG_READ_MAX;
     c->msgs_in++;
     c->bytes_in += len;
-    if (c->srv) {
-        c->srv->stats.msgs_in++;
-        c->srv->stats.bytes_in += len;
+    if (c->group) {
+        c->group->stats.msgs_in++;
+        c->group->stats.bytes_in += len;
     }
     if (c->hooks->on_message)
         c->hooks->on_message(c, opcode, data, len);
@@ -983,7 +737,7 @@ static void conn_on_close_frame(struct conn *c, const struct ws_event *ev)
 ** close frame is dropped (RFC 6455 §5.5.1); nothing is read after the peer's
 ** close or an error.
 */
-static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
+void conn_frames(struct conn *c, uint8_t *buf, size_t n)
 {
     struct ws_event ev;
     while (!(c->flags & (CF_CLOSE_RCVD | CF_FAILED | CF_PENDING))) {
@@ -1004,7 +758,7 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
                 if (c->msg.data && ev.data == ws_buf_head(&c->msg) + c->msg.len) {
                     ws_buf_commit(&c->msg, ev.len);   /* read in place (conn_on_readable) */
                 } else if (ws_buf_append(&c->msg, ev.data, ev.len, 0) != WS_OK) {
-                    conn_fail(c, 1011, "out of memory");
+                    conn_fail(c, 1011, WS_ENOMEM, "out of memory");
                     return;
                 }
                 if (ev.fin) {
@@ -1023,7 +777,7 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
                  * same cap as any other queue growth. */
                 if (c->opt->max_backpressure &&
                     c->out.len + ev.len > c->opt->max_backpressure) {
-                    conn_fail(c, 1008, "backpressure");
+                    conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
                     return;
                 }
                 conn_queue_frame(c, WS_OP_PONG, ev.data, ev.len);
@@ -1037,7 +791,9 @@ static void conn_frames(struct conn *c, uint8_t *buf, size_t n)
                 c->hooks->on_control(c, ev.opcode, ev.data, ev.len);
             break;
         case WS_EV_ERROR:
-            conn_fail(c, ev.close_code, ev.reason);
+            conn_fail(c, ev.close_code,
+                      ev.close_code == 1007 ? WS_EUTF8 : ev.close_code == 1009 ? WS_ETOOBIG : WS_EPROTO,
+                      ev.reason);
             return;
         }
         if (n == 0 && ev.type == WS_EV_NONE)
@@ -1060,20 +816,21 @@ static void conn_input(struct conn *c, uint8_t *buf, size_t n)
         int r;
         if (c->in.len > 0) {
             if (ws_buf_append(&c->in, buf, n, 0) != WS_OK) {
-                conn_abort(c, "out of memory");
+                conn_abort(c, WS_ENOMEM, "out of memory");
                 return;
             }
             data = ws_buf_head(&c->in);
             len = c->in.len;
         }
-        r = (c->flags & CF_CLIENT) ? conn_client_head(c, data, len) : conn_server_head(c, data, len);
-        if (r != WS_PARTIAL) {
-            ws_buf_free(&c->in);
-        } else if (c->in.len == 0 && ws_buf_append(&c->in, buf, n, 0) != WS_OK) {
-            conn_abort(c, "out of memory");
-        } else if (c->in.len > LUAWS_MAX_HEAD_BYTES) {
-            conn_respond_error(c, 431, NULL);   /* the parser says so too; belt and braces */
+        if (!c->head) {
+            conn_abort(c, WS_EHANDSHAKE, "no handshake stage");
+            return;
         }
+        r = c->head(c, data, len);
+        if (r != WS_PARTIAL)
+            ws_buf_free(&c->in);
+        else if (c->in.len == 0 && ws_buf_append(&c->in, buf, n, 0) != WS_OK)
+            conn_abort(c, WS_ENOMEM, "out of memory");
         break;
     }
     case CONN_OPEN:
@@ -1099,10 +856,15 @@ static void conn_on_eof(struct conn *c)
 {
     c->flags |= CF_PEER_EOF;
     if (c->state == CONN_HANDSHAKE) {
-        conn_abort(c, (c->flags & CF_CLIENT) ? "handshake: connection closed" : NULL);
+        if (c->flags & CF_CLIENT)
+            conn_abort(c, WS_EHANDSHAKE, "handshake: connection closed");
+        else
+            conn_abort(c, WS_ECLOSED, NULL);
         return;
     }
     conn_set_reason(c, 1006, NULL, 0);
+    if (!c->close_err && !(c->flags & CF_CLOSE_RCVD))
+        c->close_err = WS_ECLOSED;   /* gone without a close frame */
     if (c->state == CONN_OPEN && !(c->flags & CF_CLOSE_SENT)) {
         static const uint8_t normal[] = { 0x03, 0xE8 };
         c->flags |= CF_CLOSE_SENT;
@@ -1134,11 +896,10 @@ static void conn_on_readable(struct conn *c)
         cap = c->read_hint + WS_MAX_HEADER;
     buf = loop_rbuf(cap);
     if (!buf) {
-        conn_abort(c, "out of memory");
+        conn_abort(c, WS_ENOMEM, "out of memory");
         return;
     }
     c->flags |= CF_CORKED;
-    c->flags &= ~(uint32_t)CF_RD_WANTS_WR;
     for (i = 0; i < CONN_READS_PER_EVENT; i++) {
         uint8_t *dst = buf;
         size_t want = cap;
@@ -1151,12 +912,12 @@ static void conn_on_readable(struct conn *c)
             want = c->rd.remaining < CONN_BIG_READ_MAX ? (size_t)c->rd.remaining : CONN_BIG_READ_MAX;
             dst = ws_buf_reserve(&c->msg, want, 0, &err);
             if (!dst) {
-                conn_fail(c, 1011, "out of memory");
+                conn_fail(c, 1011, WS_ENOMEM, "out of memory");
                 break;
             }
             into_msg = 1;
         }
-        n = conn_sock_read(c, dst, want);
+        n = c->tp.ops->read(&c->tp, dst, want);
         if (n > 0) {
             c->last_rx = ev_now(loop);
             if (into_msg) {
@@ -1170,7 +931,7 @@ static void conn_on_readable(struct conn *c)
                 break;
             /* A short plain read drained the socket. OpenSSL may hold
              * decrypted bytes that the socket no longer signals. */
-            if ((size_t)n < want && !(c->ssl && SSL_pending(c->ssl) > 0))
+            if ((size_t)n < want && c->tp.ops->pending(&c->tp) == 0)
                 break;
             continue;
         }
@@ -1182,15 +943,16 @@ static void conn_on_readable(struct conn *c)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             c->flags |= CF_SOCK_ERR;
-            conn_abort(c, conn_sock_error(c, errno));
+            conn_abort(c, c->tp.ssl && errno == EPROTO ? WS_ETLS : WS_EIO,
+                       c->tp.ops->error(&c->tp, errno));
         }
         break;
     }
     /* Out of turns with TLS bytes still buffered: come back next iteration. */
-    if (i == CONN_READS_PER_EVENT && c->ssl && SSL_pending(c->ssl) > 0 &&
+    if (i == CONN_READS_PER_EVENT && c->tp.ops->pending(&c->tp) > 0 &&
         !(c->flags & (CF_PENDING | CF_PAUSED)))
         ev_feed_event(loop, &c->io, EV_READ);
-    if (c->flags & CF_RD_WANTS_WR)
+    if (c->tp.want_write)
         conn_update_events(c);
     c->flags &= ~(uint32_t)CF_CORKED;
     conn_flush(c);
@@ -1201,11 +963,12 @@ static void conn_on_connected(struct conn *c)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (getsockopt(c->tp.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
         c->flags |= CF_SOCK_ERR;
-        conn_abort(c, err == ECONNREFUSED ? "refused" : strerror(err));
+        conn_abort(c, err == ECONNREFUSED ? WS_EREFUSED : WS_EIO,
+                   err == ECONNREFUSED ? "refused" : strerror(err));
         return;
     }
     c->flags &= ~(uint32_t)CF_CONNECTING;
@@ -1221,7 +984,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_on_connected(c);
         return;
     }
-    if ((revents & EV_READ) || ((revents & EV_WRITE) && (c->flags & CF_RD_WANTS_WR)))
+    if ((revents & EV_READ) || ((revents & EV_WRITE) && c->tp.want_write))
         conn_on_readable(c);
     if ((revents & EV_WRITE) && !(c->flags & CF_PENDING))
         conn_flush(c);
@@ -1239,6 +1002,8 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void conn_timeout(struct conn *c)
 {
     conn_set_reason(c, 1006, "timeout", 7);
+    if (!c->close_err)
+        c->close_err = WS_ETIMEOUT;
     if (c->state == CONN_OPEN && !(c->flags & CF_CLOSE_SENT)) {
         static const uint8_t going_away[] = { 0x03, 0xE9, 't', 'i', 'm', 'e', 'o', 'u', 't' };
         c->flags |= CF_CLOSE_SENT;
@@ -1262,7 +1027,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     switch (c->state) {
     case CONN_HANDSHAKE:
         if (o->handshake_timeout > 0 && now >= c->since + o->handshake_timeout) {
-            conn_abort(c, "timeout");
+            conn_abort(c, WS_ETIMEOUT, "timeout");
             return;
         }
         break;
@@ -1283,8 +1048,10 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         break;
     case CONN_CLOSING:
-        if (o->close_timeout > 0 && !(c->flags & CF_SHUTDOWN) &&
+        if (o->close_timeout > 0 && !(c->group && c->group->draining) &&
             now >= c->since + o->close_timeout) {
+            if (!c->close_err && !(c->flags & CF_CLOSE_RCVD))
+                c->close_err = WS_ETIMEOUT;   /* the peer never answered */
             conn_finish(c);
             return;
         }

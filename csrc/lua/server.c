@@ -1,23 +1,26 @@
 /* SPDX-License-Identifier: MIT
  *
- * lua_server.c -- the "luaws.server" userdata: a listening WebSocket server.
+ * server.c -- the "luaws.server" userdata: a listening WebSocket server,
+ * and the server side of a request head (on_request: upgrade or answer).
  *
  * The Lua layer (lua/luaws/server.lua) owns routing and app policy; this file
- * gives it a server that calls one function, on_request(ws, req), for every
+ * gives it a server that calls one function, on_request(req), for every
  * request head, plus the calls that must be fast in C: broadcast (one frame
- * header for every connection), stats and close.
+ * header for every connection), stats and close. Its connections are
+ * lua/conn.c's; it includes conn.h, never the other way.
  *
  * Lifetime: while it listens or has connections, the registry anchors the
  * server, because its connections point at its options.
  */
-#include "lua_core.h"
+#include "lua/conn.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "loop.h"
-#include "server.h"
-#include "tls.h"
+#include "io/server.h"
+#include "io/tls.h"
+#include "lua/open.h"
+#include "proto/frame.h"
 
 struct lserver {
     struct server s;
@@ -29,12 +32,25 @@ static struct lserver *lserver_check(lua_State *L, int i)
     return luaL_checkudata(L, i, LWS_SERVER_MT);
 }
 
+/* The struct conn a server connection starts as: our lconn. */
 static struct conn *lserver_alloc(struct server *s)
 {
-    return lws_conn_new_server(lws_main, s);
+    struct lconn *l = calloc(1, sizeof *l);
+    (void)s;
+    if (!l)
+        return NULL;
+    lws_conn_prepare(l);
+    return &l->c;
 }
 
-void lws_server_push_handler(lua_State *L, struct server *s)
+/* The server of one of its connections (the group is the server's). */
+static struct lserver *lserver_of(const struct conn *c)
+{
+    return (struct lserver *)((char *)c->group - offsetof(struct server, group));
+}
+
+/* Push the server's on_request function. */
+static void lserver_push_handler(lua_State *L, struct server *s)
 {
     struct lserver *ls = (struct lserver *)s;
     lws_pushref(L, ls->anchor);
@@ -42,7 +58,9 @@ void lws_server_push_handler(lua_State *L, struct server *s)
     lua_remove(L, -2);
 }
 
-int lws_server_handlers_ref(lua_State *L, struct server *s, int idx)
+/* The registry ref for the handlers table at idx, one per table for the
+ * server's life (routes share theirs). */
+static int lserver_handlers_ref(lua_State *L, struct server *s, int idx)
 {
     struct lserver *ls = (struct lserver *)s;
     int ref;
@@ -68,16 +86,113 @@ int lws_server_handlers_ref(lua_State *L, struct server *s, int idx)
 /* Drop the anchor once the server neither listens nor has a connection. */
 static void lserver_maybe_release(lua_State *L, struct lserver *ls)
 {
-    if (ls->s.closed && ls->s.nconns == 0 && ls->anchor != LUA_NOREF) {
+    if (ls->s.closed && ls->s.group.nconns == 0 && ls->anchor != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, ls->anchor);
         ls->anchor = LUA_NOREF;
     }
 }
 
-void lws_server_conn_released(lua_State *L, struct server *s)
+/* ------------------------------------------------------------ hooks */
+
+/*
+** A request head arrived: hand it to the server's on_request(req), which
+** answers
+**   true, handlers [, protocol [, headers]]   to accept the upgrade, or
+**   false, status [, headers [, body]]        for any other answer.
+*/
+static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int upgrade,
+                               const char *head, size_t head_len)
 {
-    lserver_maybe_release(L, (struct lserver *)s);
+    lua_State *L = lws_main;
+    struct lconn *l = (struct lconn *)c;
+    struct lserver *ls = lserver_of(c);
+    int top = lua_gettop(L), req;
+
+    /* the request table, at top + 1, for on_request and the upgrade hook */
+    lws_push_request(L, c, h, upgrade);
+    req = lua_gettop(L);
+    lserver_push_handler(L, &ls->s);
+    lua_pushvalue(L, req);
+    if (!lws_call(L, 1, 4, "on_request")) {
+        conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
+        lua_settop(L, top);
+        return;
+    }
+    /* results: ok at req+1, then handlers|status, protocol|headers, headers|body */
+    if (lua_toboolean(L, req + 1) && upgrade) {
+        const char *protocol = lua_tostring(L, req + 3);
+        size_t elen, plen = protocol ? strlen(protocol) : 0;
+        const char *extra;
+        int rc;
+        if (!lua_istable(L, req + 2)) {
+            lws_log(L, "on_request accepted an upgrade without a handlers table");
+            conn_respond(c, 500, NULL, 0, NULL, 0, 0);
+            lua_settop(L, top);
+            return;
+        }
+        if (lws_header_lines(L, req + 4))
+            lws_log(L, "on_request: an invalid response header was left out");
+        extra = lua_tolstring(L, -1, &elen);
+        /* keep the head (and the protocol after a NUL) for ws.path & co */
+        if (!lws_conn_keep_head(l, h, head, head_len, protocol, plen)) {
+            conn_abort(c, WS_ENOMEM, "out of memory");
+            lua_settop(L, top);
+            return;
+        }
+        rc = conn_accept(c, h, protocol, extra, elen);
+        if (rc != WS_OK) {
+            conn_respond(c, 500, NULL, 0, NULL, 0, 0);   /* refused once answered or finishing */
+            lua_settop(L, top);
+            return;
+        }
+        lua_getfield(L, req + 2, "drain");
+        if (lua_isfunction(L, -1))
+            conn_want_drain(c, 1);
+        l->handlers_ref = lserver_handlers_ref(L, &ls->s, req + 2);
+        if (lua_getfield(L, req, "data") != LUA_TNIL) {
+            /* the upgrade hook gave the connection its data: keep the table */
+            lua_pushnil(L);
+            lua_setfield(L, req, "upgrade");
+            if (protocol) {
+                lua_pushvalue(L, req + 3);
+                lua_setfield(L, req, "protocol");
+            }
+            lws_conn_push(L, c);
+            lua_pushvalue(L, req);
+            lua_setiuservalue(L, -2, 1);
+        }
+        lua_settop(L, top);
+        return;
+    }
+    {
+        int status = (int)lua_tointeger(L, req + 2);
+        size_t blen = 0, elen;
+        const char *body = lua_tolstring(L, req + 4, &blen);
+        const char *extra;
+        if (status < 200 || status > 599)
+            status = 500;
+        if (lws_header_lines(L, req + 3))
+            lws_log(L, "on_request: an invalid response header was left out");
+        extra = lua_tolstring(L, -1, &elen);
+        conn_respond(c, status, extra, elen, body, body ? blen : 0,
+                     h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0);
+    }
+    lua_settop(L, top);
 }
+
+/* A connection finished: its Lua side goes, then the server's anchor once
+ * the server is closed and this was its last connection. */
+static void lserver_release(struct conn *c)
+{
+    struct lserver *ls = lserver_of(c);
+    lws_conn_release(c);
+    lserver_maybe_release(lws_main, ls);
+}
+
+static const struct conn_hooks lserver_hooks = {
+    lserver_on_request, lws_conn_on_open, lws_conn_on_message, lws_conn_on_control,
+    lws_conn_on_drain, lws_conn_on_close, lserver_release
+};
 
 /*
 ** core.listen(host, port, opts, on_request) -> server | nil, token, detail
@@ -128,7 +243,7 @@ static int lserver_listen(lua_State *L)
         lua_pop(L, 2);
     }
     lua_pop(L, 1);
-    ls->s.hooks = &lws_conn_hooks;
+    ls->s.hooks = &lserver_hooks;
     ls->s.alloc = lserver_alloc;
     lua_pushvalue(L, 4);
     lua_setiuservalue(L, -2, 1);
@@ -157,7 +272,7 @@ static int lserver_close(lua_State *L)
     lua_Integer code = luaL_optinteger(L, 2, 1001);
     const char *reason = luaL_optstring(L, 3, "server closed");
     luaL_argcheck(L, code == 0 || ws_close_code_valid((unsigned)code), 2, "invalid close code");
-    server_close(&ls->s, (unsigned)code, reason, 0);
+    server_close(&ls->s, (unsigned)code, reason);
     lserver_maybe_release(L, ls);
     return 0;
 }
@@ -184,9 +299,9 @@ static int lserver_broadcast(lua_State *L)
     lua_Integer n = 0;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
-        route = lws_server_handlers_ref(L, &ls->s, 5);
+        route = lserver_handlers_ref(L, &ls->s, 5);
     }
-    for (c = ls->s.conns; c; c = next) {
+    for (c = ls->s.group.conns; c; c = next) {
         next = c->next;   /* a failing send only queues the finish; the list holds */
         if (c == except || c->state != CONN_OPEN)
             continue;
@@ -205,11 +320,11 @@ static int lserver_broadcast(lua_State *L)
 static int lserver_stats(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
-    const struct server_stats *st = &ls->s.stats;
+    const struct conn_stats *st = &ls->s.group.stats;
     lua_createtable(L, 0, 11);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
-    FIELD("connections", ls->s.nopen);
-    FIELD("pending", ls->s.nconns - ls->s.nopen);
+    FIELD("connections", ls->s.group.nopen);
+    FIELD("pending", ls->s.group.nconns - ls->s.group.nopen);
     FIELD("accepted", st->accepted);
     FIELD("upgraded", st->upgraded);
     FIELD("rejected", st->rejected);
@@ -229,8 +344,8 @@ static int lserver_connections(lua_State *L)
     struct lserver *ls = lserver_check(L, 1);
     struct conn *c;
     lua_Integer i = 0;
-    lua_createtable(L, (int)ls->s.nopen, 0);
-    for (c = ls->s.conns; c; c = c->next) {
+    lua_createtable(L, (int)ls->s.group.nopen, 0);
+    for (c = ls->s.group.conns; c; c = c->next) {
         if (c->state != CONN_OPEN)
             continue;
         lws_conn_push(L, c);
@@ -243,7 +358,7 @@ static int lserver_tostring(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
     lua_pushfstring(L, "luaws.server{port=%d; %s; %d open}", ls->s.port,
-                    ls->s.closed ? "closed" : "listening", (int)ls->s.nopen);
+                    ls->s.closed ? "closed" : "listening", (int)ls->s.group.nopen);
     return 1;
 }
 
@@ -253,10 +368,10 @@ static int lserver_tostring(lua_State *L)
 static int lserver_gc(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
-    server_close(&ls->s, 0, NULL, 0);
-    while (ls->s.conns)
-        lws_conn_destroy(ls->s.conns);   /* unlinks itself from the list */
-    loop_server_remove(&ls->s);
+    server_close(&ls->s, 0, NULL);
+    while (ls->s.group.conns)
+        lws_conn_destroy(ls->s.group.conns);   /* unlinks itself from the list */
+    server_forget(&ls->s);
     if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {

@@ -7,15 +7,22 @@
  *        \______________ error, timeout, EOF ______________________/
  *
  * A connection is either the server side of an accepted socket or the client
- * side of luaws.connect(). It does not know Lua: it reports to its owner
- * through struct conn_hooks, and the owner (lua_conn.c) supplies the memory
- * and keeps it until hooks->release.
+ * side of luaws.connect(). It knows neither Lua nor servers: it reports to
+ * its owner through struct conn_hooks, counts itself in the conn_group it
+ * was given (a server's connections, their numbers and stats), and the owner
+ * supplies the memory and keeps it until hooks->release.
+ *
+ * Files: conn.c (state machine, frames in, the send queue, closing, timers,
+ * the deferred finish), conn_http.c (the opening handshake and HTTP
+ * answers, RFC 6455 §4), transport.c (plain or TLS bytes), conn_int.h (what
+ * those share and nobody else may touch: the flags).
  *
  * Lifetime rules (Redis's "never free inside a handler"):
  *   - nothing is freed while a hook runs; conn_finish() only queues the
- *     connection on the loop's pending list, and loop.c finishes it from an
- *     ev_prepare watcher: watchers stopped, fd closed, buffers freed,
- *     hooks->on_close called once, hooks->release called once;
+ *     connection on conn.c's pending list, which a loop hook runs before the
+ *     loop next blocks (and conn_run_pending() on demand): watchers stopped,
+ *     fd closed, buffers freed, hooks->on_close called once,
+ *     hooks->release called once;
  *   - release is the last thing conn.c does with the struct: the owner
  *     frees it there.
  *
@@ -25,49 +32,24 @@
  * and re-arms itself (libev's "lazy timeout" pattern), so traffic costs no
  * timer calls.
  */
-#ifndef LUAWS_CONN_H
-#define LUAWS_CONN_H
+#ifndef LUAWS_IO_CONN_H
+#define LUAWS_IO_CONN_H
 
 #include <ev.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <netinet/in.h>
-#include "buffer.h"
-#include "frame.h"
-#include "http.h"
-
-struct ssl_st;
+#include "io/transport.h"
+#include "proto/buffer.h"
+#include "proto/frame.h"
+#include "proto/http.h"
 
 struct conn;
-struct server;
 
 enum conn_state {
     CONN_HANDSHAKE = 0,  /* reading the HTTP head (server) or the 101 (client) */
     CONN_OPEN,           /* frames flow both ways */
     CONN_CLOSING,        /* a close frame was sent or received; waiting for the rest */
     CONN_CLOSED          /* finished: fd closed, hooks told */
-};
-
-enum conn_flags {
-    CF_CLIENT = 1u << 0,        /* client role: masks its frames, expects unmasked */
-    CF_CLOSE_SENT = 1u << 1,    /* our close frame is queued or sent */
-    CF_CLOSE_RCVD = 1u << 2,    /* the peer's close frame arrived */
-    CF_CORKED = 1u << 3,        /* inside the read path: sends are queued, flushed once after */
-    CF_WANT_WRITE = 1u << 4,    /* the queue waits for the socket to be writable */
-    CF_PAUSED = 1u << 5,        /* the owner paused reading */
-    CF_PING_OUT = 1u << 6,      /* a keep-alive ping waits for its pong */
-    CF_PENDING = 1u << 7,       /* queued on the loop's pending list for finishing */
-    CF_HTTP_ONLY = 1u << 8,     /* a plain HTTP response is being sent; close after it */
-    CF_SHUT_WR = 1u << 9,       /* write side shut down after the close exchange */
-    CF_FAILED = 1u << 10,       /* closed by a protocol error or limit (we chose the code) */
-    CF_CONNECTING = 1u << 11,   /* client: connect() in progress */
-    CF_DRAIN_WANTED = 1u << 12, /* tell the owner when the queue empties */
-    CF_HTTP_SENT = 1u << 13,    /* client: request head written */
-    CF_RD_WANTS_WR = 1u << 14,  /* TLS: a read waits for the socket to be writable */
-    CF_PEER_EOF = 1u << 15,     /* the peer shut its write side: nothing more will be read */
-    CF_RAW = 1u << 16,          /* bytes that are not frames were queued: frame bounds unknown */
-    CF_SOCK_ERR = 1u << 17,     /* the socket failed: queued bytes can no longer be delivered */
-    CF_SHUTDOWN = 1u << 18      /* closed by a server shutdown: its grace, not close_timeout, bounds it */
 };
 
 /* What a connection reports to its owner. Any hook but release may be NULL.
@@ -89,29 +71,54 @@ struct conn_hooks {
     void (*on_message)(struct conn *c, int opcode, const uint8_t *data, size_t len);
     /* a ping or pong arrived (the pong answer to a ping is already queued) */
     void (*on_control)(struct conn *c, int opcode, const uint8_t *data, size_t len);
-    /* the send queue emptied after the socket had pushed back */
+    /* the send queue emptied after the socket had pushed back (only after
+     * conn_want_drain(c, 1)) */
     void (*on_drain)(struct conn *c);
     /* the connection finished (called once, for every connection that opened,
      * and for every client). code/reason: the peer's close frame if one came
      * (1005 if it had no code); the code we failed it with (1002, 1007, 1008,
      * 1009, 1011) for a protocol error or limit; 1006 otherwise, with reason
-     * "timeout" for the idle and keep-alive timeouts. */
-    void (*on_close)(struct conn *c, unsigned code, const char *reason, size_t reason_len);
+     * "timeout" for the idle and keep-alive timeouts. err: WS_OK after a close
+     * handshake, else the WS_E* code of what ended it (WS_ETIMEOUT, WS_EIO,
+     * WS_ETLS, WS_EREFUSED, WS_EHANDSHAKE, WS_EPROTO, ...), so nobody has to
+     * read the reason to tell. */
+    void (*on_close)(struct conn *c, unsigned code, const char *reason, size_t reason_len, int err);
     /* the connection is done with its memory: the owner may free it now */
     void (*release)(struct conn *c);
 };
 
 /* Per-connection limits and timers, shared by all connections of a server.
- * Times in seconds; 0 turns a timer off. */
+ * Times in seconds; 0 turns a timer off. The owner fills every field. */
 struct conn_options {
     double keep_alive_interval;   /* send a ping this often; 0 = never */
     double keep_alive_timeout;    /* close if its pong is this late; 0 = wait forever */
     double idle_timeout;          /* close if nothing arrived for this long; 0 = never */
     double handshake_timeout;     /* drop a connection still in HANDSHAKE after this */
-    double close_timeout;         /* wait this long for the peer's half of the close */
+    double close_timeout;         /* a close may take this long: the queue, then the peer's half */
     size_t max_message_size;      /* 1009 above this */
     size_t max_backpressure;      /* close with 1008 when the send queue passes this */
     size_t receive_buffer_size;   /* bytes read per read(2) */
+};
+
+/* Counts a group keeps of its connections (a server's stats). */
+struct conn_stats {
+    uint64_t accepted;        /* sockets accepted (server.c counts them) */
+    uint64_t upgraded;        /* handshakes completed */
+    uint64_t rejected;        /* refused: over max_connections or a failed handshake */
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t frames_cut;      /* connections closed by a deadline in the middle of a frame */
+    uint64_t shutdown_cut;    /* connections still open when a shutdown's grace ran out */
+};
+
+/* The connections of one owner (a server): a list, counts and stats that
+ * conn.c keeps as connections come and go, so the owner can walk them
+ * (close, broadcast, shutdown) without conn.c knowing what it is. */
+struct conn_group {
+    struct conn *conns;           /* live connections (not finished), newest first */
+    size_t nconns;                /* how many */
+    size_t nopen;                 /* of which upgraded (OPEN or CLOSING) */
+    struct conn_stats stats;
+    int draining;                 /* a shutdown closes them: its grace, not close_timeout, bounds each close */
 };
 
 struct conn {
@@ -119,14 +126,18 @@ struct conn {
     ev_timer timer;               /* see the file comment */
     const struct conn_hooks *hooks;
     const struct conn_options *opt;
-    struct server *srv;           /* owning server, NULL for a client */
-    struct conn *prev, *next;     /* the server's list of live connections */
-    struct conn *pending_next;    /* the loop's list of connections to finish */
-    struct ssl_st *ssl;           /* the TLS session, or NULL for plain TCP */
-    int fd;
+    struct conn_group *group;     /* the owner's group, NULL for a client */
+    struct conn *prev, *next;     /* the group's list of live connections */
+    struct conn *pending_next;    /* conn.c's list of connections to finish */
+    struct transport tp;          /* the socket, plain or TLS */
+    /* The handshake stage: reads the head while in HANDSHAKE (conn_http.c
+     * sets it: conn_http_serve, conn_client_start). Returns WS_PARTIAL to
+     * keep the bytes, else the head's size or an error once answered. */
+    int (*head)(struct conn *c, uint8_t *data, size_t len);
     uint8_t state;                /* enum conn_state */
-    uint32_t flags;               /* enum conn_flags */
+    uint32_t flags;               /* private to io/conn*.c (conn_int.h) */
     unsigned close_code;          /* code reported to on_close */
+    int close_err;                /* WS_E* reported to on_close (0: a clean close) */
     uint8_t close_reason_len;
     char *close_reason;           /* reason reported to on_close (malloc'd, or NULL) */
     uint32_t read_hint;           /* size of the last message, for the next read's size */
@@ -151,14 +162,20 @@ struct conn {
     } peer;
 };
 
-/* Set up c around a connected, non-blocking socket fd and start reading.
- * server: the accepting server or NULL; flags: CF_CLIENT for a client. */
-void conn_init(struct conn *c, int fd, struct server *srv, const struct conn_hooks *hooks,
-               const struct conn_options *opt, unsigned flags);
+/* Set up c around a connected, non-blocking socket fd (plain TCP; see
+ * conn_use_tls) and start reading. group: the owner's group or NULL;
+ * client: 1 for the client role (masks its frames, expects unmasked ones);
+ * connecting: 1 while a client's connect() is still in progress. */
+void conn_init(struct conn *c, int fd, struct conn_group *group, const struct conn_hooks *hooks,
+               const struct conn_options *opt, int client, int connecting);
 
 /* Make the connection speak TLS over its socket (right after conn_init,
  * before any I/O): ssl comes from tls_new and is freed with the connection. */
 void conn_use_tls(struct conn *c, struct ssl_st *ssl);
+
+/* Server: read an HTTP/1.1 request head on c (right after conn_init) and
+ * hand it to hooks->on_request (RFC 6455 §4.2). */
+void conn_http_serve(struct conn *c);
 
 /* Server, from on_request: answer 101 and open. protocol may be NULL;
  * extra is more header lines ("Name: value\r\n"…) or NULL. */
@@ -167,7 +184,8 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
 
 /* Server, from on_request (or to refuse): a plain HTTP response; the
  * connection closes once it is sent. extra: header lines as above.
- * head_only: answer a HEAD: Content-Length says body_len, no body follows. */
+ * head_only: answer a HEAD: Content-Length says body_len, no body follows.
+ * WS_ECLOSED once an answer was given (or the connection is finishing). */
 int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
                  const void *body, size_t body_len, int head_only);
 
@@ -195,21 +213,35 @@ int conn_send_raw(struct conn *c, const void *data, size_t len);
  * or WS_ECLOSED if it was already closing. */
 int conn_close(struct conn *c, unsigned code, const char *reason, size_t reason_len);
 
-/* Drop the connection now, without a close handshake (reported as 1006). */
-void conn_abort(struct conn *c, const char *reason);
+/* Drop the connection now, without a close handshake (reported as 1006 with
+ * reason, and err as the WS_E* code of what ended it). */
+void conn_abort(struct conn *c, int err, const char *reason);
 
 /* Stop / restart reading (the owner's own flow control). */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
 
+/* Call hooks->on_drain when the queue empties after the socket pushed back
+ * (on = 1), or do not (on = 0, the default). */
+void conn_want_drain(struct conn *c, int on);
+
 /* Bytes waiting in the send queue. */
 static inline size_t conn_buffered(const struct conn *c) { return c->out.len; }
 
-/* Queue the connection for finishing on the next loop iteration (idempotent). */
+/* Is it the client side? Is it finishing (closed, or queued to be)? */
+int conn_is_client(const struct conn *c);
+int conn_is_finishing(const struct conn *c);
+
+/* Queue the connection for finishing before the loop next blocks
+ * (idempotent). */
 void conn_finish(struct conn *c);
 
-/* Finish it now: only for loop.c's pending list and shutdown. */
-void conn_finish_now(struct conn *c);
+/* Finish every queued connection now (the loop hook does it before the loop
+ * blocks; a caller that turned the loop by hand may not want to wait). */
+void conn_run_pending(void);
+
+/* Connections alive (accepted or connecting, not finished), groups or not. */
+size_t conn_live(void);
 
 /* Free what a live connection holds without telling its owner (no hooks):
  * for a Lua state that is closing. The struct itself stays the owner's. */

@@ -14,7 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "handshake.h"
+#include "proto/handshake.h"
 
 /* §1.3: the GUID appended to the key before hashing. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

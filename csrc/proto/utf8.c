@@ -15,7 +15,7 @@
  */
 #include <string.h>
 
-#include "utf8.h"
+#include "proto/utf8.h"
 
 /* States. ACCEPT and REJECT are the public values from utf8.h; the rest are
  * opaque to callers and say what the next byte must be. */

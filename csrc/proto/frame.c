@@ -22,8 +22,8 @@
  */
 #include <string.h>
 
-#include "frame.h"
-#include "utf8.h"
+#include "proto/frame.h"
+#include "proto/utf8.h"
 
 /* Reader stages (struct ws_reader.stage). */
 enum {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buffer.h"
+#include "proto/buffer.h"
 
 /* Smallest allocation, so a run of tiny appends does not realloc each time. */
 #ifndef WS_BUF_MIN

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * lua_timer.c -- the "luaws.timer" userdata: a libev timer whose callback is
+ * timer.c -- the "luaws.timer" userdata: a libev timer whose callback is
  * a Lua function (luaws.after, luaws.every).
  *
  * The callback is the userdata's user value. While the timer is active the
@@ -9,13 +9,14 @@
  * A callback that raises is logged and the timer goes on (a repeating one
  * keeps repeating): a bug in one tick must not stop a server's heartbeat.
  */
-#include "lua_core.h"
+#include "lua/util.h"
+#include "lua/open.h"
 
 #include <ev.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "loop.h"
+#include "io/loop.h"
 
 struct ltimer {
     ev_timer w;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * lua_conn.c -- connections as Lua sees them ("luaws.conn"), server side and
- * client side, and the hooks that carry their events into Lua handlers.
+ * conn.c -- connections as Lua sees them ("luaws.conn"), server side and
+ * client side, and the hooks that carry their events into Lua handlers. How
+ * a connection comes to be is its creator's: server.c (accept, on_request)
+ * and client.c (connect); they include conn.h, this file includes neither.
  *
  * Memory: C owns every connection (struct lconn, malloc'd at accept or
  * connect, freed at release). Lua sees a small box userdata that points at
@@ -28,44 +30,17 @@
  * that raises is logged with its traceback and its connection closed with
  * 1011; the others go on.
  */
-#include "lua_core.h"
+#include "lua/conn.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "conn.h"
-#include "frame.h"
-#include "loop.h"
-#include "server.h"
-#include "tls.h"
-#include "utf8.h"
-
-struct lbox;
-
-struct lconn {
-    struct conn c;              /* first: a struct conn * is a struct lconn * */
-    struct lbox *box;           /* the Lua userdata once made, else NULL */
-    int box_ref;                /* its registry ref while the connection lives */
-    int handlers_ref;           /* registry ref of the handlers table */
-    uint8_t own_handlers;       /* 1 if handlers_ref is this connection's own */
-    uint32_t head_len;          /* bytes at head */
-    char *head;                 /* server: request head, a NUL, the subprotocol */
-};
-
-/* A client owns its options; a server's connections share the server's. */
-struct lclient {
-    struct lconn l;
-    struct conn_options opt;
-};
+#include "lua/open.h"
+#include "proto/frame.h"
+#include "proto/http.h"
+#include "proto/utf8.h"
 
 /* The "luaws.conn" userdata. User value 1: the fields table, or nil. */
 struct lbox {
@@ -116,6 +91,12 @@ void lws_conn_push(lua_State *L, struct conn *c)
 }
 
 #define lconn_push lws_conn_push
+
+void lws_conn_prepare(struct lconn *l)
+{
+    l->box_ref = LUA_NOREF;
+    l->handlers_ref = LUA_NOREF;
+}
 
 /*
 ** Start a call of handler `name` of c's route: push the traceback handler,
@@ -172,7 +153,7 @@ static void lconn_push_peer(lua_State *L, const struct conn *c)
 
 /* Push a table of a head's headers: lower-case names; repeated headers
  * joined with ", " (RFC 9110 §5.3). */
-static void lconn_push_headers(lua_State *L, const struct ws_http_head *h)
+void lws_push_headers(lua_State *L, const struct ws_http_head *h)
 {
     size_t i, j;
     lua_createtable(L, 0, (int)h->num_headers);
@@ -202,7 +183,7 @@ static void lconn_push_headers(lua_State *L, const struct ws_http_head *h)
  * returns NULL, or the name of the first bad entry (a name that is not a
  * plain token, a value that is not a string or number or holds CR/LF), which
  * is left out. Header sets are small, so plain concatenation does. */
-static const char *lconn_header_lines(lua_State *L, int i)
+const char *lws_header_lines(lua_State *L, int i)
 {
     const char *bad = NULL;
     int acc;
@@ -232,8 +213,7 @@ static const char *lconn_header_lines(lua_State *L, int i)
 
 /* Push the request table of a parsed head: method, target, path, query,
  * headers, origin, upgrade, remote, port. */
-static void lconn_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h,
-                               int upgrade)
+void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade)
 {
     int req;
     lua_createtable(L, 0, 10);
@@ -252,7 +232,7 @@ static void lconn_push_request(lua_State *L, const struct conn *c, const struct 
             lua_setfield(L, req, "query");
         }
     }
-    lconn_push_headers(L, h);
+    lws_push_headers(L, h);
     lua_getfield(L, -1, "origin");
     lua_setfield(L, req, "origin");
     lua_setfield(L, req, "headers");
@@ -278,7 +258,7 @@ static const char *lconn_head_protocol(const struct lconn *l, size_t *len)
 ** from the kept request head when there is one (path, query, headers, …,
 ** protocol, remote, port) with an empty data table.
 */
-static void lconn_fields(lua_State *L, int ud)
+void lws_conn_fields(lua_State *L, int ud)
 {
     struct lbox *box = lua_touserdata(L, ud);
     const struct lconn *l = box->l;
@@ -289,7 +269,7 @@ static void lconn_fields(lua_State *L, int ud)
     if (l && l->head && ws_http_parse_request(l->head, strlen(l->head), &h) > 0) {
         const char *p;
         size_t plen;
-        lconn_push_request(L, &l->c, &h, 1);
+        lws_push_request(L, &l->c, &h, 1);
         lua_pushnil(L);
         lua_setfield(L, -2, "upgrade");
         if ((p = lconn_head_protocol(l, &plen)) != NULL) {
@@ -312,116 +292,7 @@ static void lconn_fields(lua_State *L, int ud)
 
 /* ------------------------------------------------------------ hooks */
 
-/*
-** Server: hand the request to the server's on_request(req), which answers
-**   true, handlers [, protocol [, headers]]   to accept the upgrade, or
-**   false, status [, headers [, body]]        for any other answer.
-** Client: the 101 arrived; note the protocol, status and headers.
-*/
-static void lconn_on_request(struct conn *c, const struct ws_http_head *h, int upgrade,
-                             const char *head, size_t head_len)
-{
-    lua_State *L = lws_main;
-    struct lconn *l = (struct lconn *)c;
-    int top = lua_gettop(L), req;
-
-    if (c->flags & CF_CLIENT) {
-        const char *p;
-        size_t plen;
-        lconn_push(L, c);
-        lconn_fields(L, lua_gettop(L));
-        lconn_push_headers(L, h);
-        lua_setfield(L, -2, "headers");
-        lua_pushinteger(L, h->status);
-        lua_setfield(L, -2, "status");
-        if ((p = ws_http_header(h, "sec-websocket-protocol", &plen)) != NULL) {
-            lua_pushlstring(L, p, plen);
-            lua_setfield(L, -2, "protocol");
-        }
-        lua_settop(L, top);
-        return;
-    }
-
-    /* the request table, at top + 1, for on_request and the upgrade hook */
-    lconn_push_request(L, c, h, upgrade);
-    req = lua_gettop(L);
-    lws_server_push_handler(L, c->srv);
-    lua_pushvalue(L, req);
-    if (!lws_call(L, 1, 4, "on_request")) {
-        conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
-        lua_settop(L, top);
-        return;
-    }
-    /* results: ok at req+1, then handlers|status, protocol|headers, headers|body */
-    if (lua_toboolean(L, req + 1) && upgrade) {
-        const char *protocol = lua_tostring(L, req + 3);
-        size_t elen, plen = protocol ? strlen(protocol) : 0;
-        const char *extra;
-        int rc;
-        if (!lua_istable(L, req + 2)) {
-            lws_log(L, "on_request accepted an upgrade without a handlers table");
-            conn_respond(c, 500, NULL, 0, NULL, 0, 0);
-            lua_settop(L, top);
-            return;
-        }
-        if (lconn_header_lines(L, req + 4))
-            lws_log(L, "on_request: an invalid response header was left out");
-        extra = lua_tolstring(L, -1, &elen);
-        /* keep the head (and the protocol after a NUL) for ws.path & co */
-        l->head = malloc(head_len + 1 + plen);
-        if (!l->head) {
-            conn_abort(c, "out of memory");
-            lua_settop(L, top);
-            return;
-        }
-        memcpy(l->head, head, head_len);
-        l->head[head_len] = '\0';
-        if (plen)
-            memcpy(l->head + head_len + 1, protocol, plen);
-        l->head_len = (uint32_t)(head_len + 1 + plen);
-        rc = conn_accept(c, h, protocol, extra, elen);
-        if (rc != WS_OK) {
-            if (c->state == CONN_HANDSHAKE && !(c->flags & CF_PENDING))
-                conn_respond(c, 500, NULL, 0, NULL, 0, 0);
-            lua_settop(L, top);
-            return;
-        }
-        lua_getfield(L, req + 2, "drain");
-        if (lua_isfunction(L, -1))
-            c->flags |= CF_DRAIN_WANTED;
-        l->handlers_ref = lws_server_handlers_ref(L, c->srv, req + 2);
-        if (lua_getfield(L, req, "data") != LUA_TNIL) {
-            /* the upgrade hook gave the connection its data: keep the table */
-            lua_pushnil(L);
-            lua_setfield(L, req, "upgrade");
-            if (protocol) {
-                lua_pushvalue(L, req + 3);
-                lua_setfield(L, req, "protocol");
-            }
-            lconn_push(L, c);
-            lua_pushvalue(L, req);
-            lua_setiuservalue(L, -2, 1);
-        }
-        lua_settop(L, top);
-        return;
-    }
-    {
-        int status = (int)lua_tointeger(L, req + 2);
-        size_t blen = 0, elen;
-        const char *body = lua_tolstring(L, req + 4, &blen);
-        const char *extra;
-        if (status < 200 || status > 599)
-            status = 500;
-        if (lconn_header_lines(L, req + 3))
-            lws_log(L, "on_request: an invalid response header was left out");
-        extra = lua_tolstring(L, -1, &elen);
-        conn_respond(c, status, extra, elen, body, body ? blen : 0,
-                     h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0);
-    }
-    lua_settop(L, top);
-}
-
-static void lconn_on_open(struct conn *c)
+void lws_conn_on_open(struct conn *c)
 {
     lua_State *L = lws_main;
     int h = lconn_begin(L, c, "open");
@@ -429,7 +300,7 @@ static void lconn_on_open(struct conn *c)
         lconn_end(L, c, h, "open handler", 1);
 }
 
-static void lconn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
+void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
     int h = lconn_begin(L, c, "message");
@@ -443,7 +314,7 @@ static void lconn_on_message(struct conn *c, int opcode, const uint8_t *data, si
     lconn_end(L, c, h, "message handler", 1);
 }
 
-static void lconn_on_control(struct conn *c, int opcode, const uint8_t *data, size_t len)
+void lws_conn_on_control(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
     int h = lconn_begin(L, c, opcode == WS_OP_PING ? "ping" : "pong");
@@ -453,7 +324,7 @@ static void lconn_on_control(struct conn *c, int opcode, const uint8_t *data, si
     lconn_end(L, c, h, opcode == WS_OP_PING ? "ping handler" : "pong handler", 1);
 }
 
-static void lconn_on_drain(struct conn *c)
+void lws_conn_on_drain(struct conn *c)
 {
     lua_State *L = lws_main;
     int h = lconn_begin(L, c, "drain");
@@ -461,7 +332,9 @@ static void lconn_on_drain(struct conn *c)
         lconn_end(L, c, h, "drain handler", 1);
 }
 
-static void lconn_on_close(struct conn *c, unsigned code, const char *reason, size_t len)
+/* close(ws, code, reason, token): token is nil after a close handshake, else
+ * what ended the connection ("timeout", "io", "tls", "refused", ...). */
+void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t len, int err)
 {
     lua_State *L = lws_main;
     int h = lconn_begin(L, c, "close");
@@ -469,6 +342,10 @@ static void lconn_on_close(struct conn *c, unsigned code, const char *reason, si
         return;
     lua_pushinteger(L, code);
     lua_pushlstring(L, reason, len);
+    if (err)
+        lua_pushstring(L, ws_strerror(err));
+    else
+        lua_pushnil(L);
     lconn_end(L, c, h, "close handler", 0);
 }
 
@@ -486,41 +363,39 @@ static void lconn_free(lua_State *L, struct lconn *l)
     free(l);
 }
 
-/* The connection finished: keep its fields for a box a script may hold,
- * then let go of everything. */
-static void lconn_release(struct conn *c)
+void lws_conn_release(struct conn *c)
 {
     lua_State *L = lws_main;
     struct lconn *l = (struct lconn *)c;
-    struct server *s = c->srv;
     if (l->box) {
         lws_pushref(L, l->box_ref);
-        lconn_fields(L, lua_gettop(L));
+        lws_conn_fields(L, lua_gettop(L));
         lua_pop(L, 2);
     }
     lconn_free(L, l);
-    if (s)
-        lws_server_conn_released(L, s);
 }
 
-const struct conn_hooks lws_conn_hooks = {
-    lconn_on_request, lconn_on_open, lconn_on_message, lconn_on_control,
-    lconn_on_drain, lconn_on_close, lconn_release
-};
+int lws_conn_keep_head(struct lconn *l, const struct ws_http_head *h, const char *head,
+                       size_t head_len, const char *protocol, size_t plen)
+{
+    const char *q = memchr(h->target, '?', h->target_len);
+    l->head = malloc(head_len + 1 + plen);
+    if (!l->head)
+        return 0;
+    memcpy(l->head, head, head_len);
+    l->head[head_len] = '\0';
+    if (plen)
+        memcpy(l->head + head_len + 1, protocol, plen);
+    l->head_len = (uint32_t)(head_len + 1 + plen);
+    /* the request line's parts, as the parser found them (the head limit
+     * keeps them far below 64 KiB): ws.path & co read them from here */
+    l->method_len = (uint16_t)h->method_len;
+    l->target_len = (uint16_t)h->target_len;
+    l->path_len = (uint16_t)(q ? (size_t)(q - h->target) : h->target_len);
+    return 1;
+}
 
 /* ------------------------------------------------------------ creation */
-
-struct conn *lws_conn_new_server(lua_State *L, struct server *s)
-{
-    struct lconn *l = calloc(1, sizeof *l);
-    (void)L;
-    (void)s;
-    if (!l)
-        return NULL;
-    l->box_ref = LUA_NOREF;
-    l->handlers_ref = LUA_NOREF;
-    return &l->c;
-}
 
 struct conn *lws_conn_check(lua_State *L, int idx)
 {
@@ -572,141 +447,6 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
         o->receive_buffer_size = 256;
 }
 
-/*
-** core.connect(host, port, path, handlers [, opts [, headers]]) -> ws | nil, token, detail
-** [-0, +1|3, e]  A client connection, connecting in the background: its
-** handlers get open, message, close like a server's. opts: the conn options
-** (handshake_timeout, max_message_size, …) and tls.
-** Usage: local ws = core.connect("127.0.0.1", 5000, "/ws", handlers)
-*/
-static int lconn_connect(lua_State *L)
-{
-    const char *host = luaL_checkstring(L, 1);
-    lua_Integer port = luaL_checkinteger(L, 2);
-    const char *path = luaL_checkstring(L, 3);
-    struct addrinfo hints, *res = NULL, *ai;
-    struct conn_options opt;
-    struct ssl_ctx_st *tls_ctx = NULL;
-    struct sockaddr_storage peer;
-    char portstr[16], hosthdr[300];
-    struct lclient *cl;
-    size_t elen;
-    const char *extra, *bad;
-    int fd = -1, rc, err = 0;
-
-    /* everything that may raise comes before the socket exists */
-    luaL_checktype(L, 4, LUA_TTABLE);
-    luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port out of range");
-    luaL_argcheck(L, path[0] == '/' && !strpbrk(path, " \r\n"), 3,
-                  "path must start with / and have no spaces");
-    luaL_argcheck(L, strlen(host) < 256 && !strpbrk(host, " \r\n/"), 1, "invalid host");
-    memset(&opt, 0, sizeof opt);
-    opt.handshake_timeout = 10;
-    opt.close_timeout = 5;
-    opt.max_message_size = 16u << 20;
-    opt.receive_buffer_size = 16384;
-    if (!lua_isnoneornil(L, 5)) {
-        luaL_checktype(L, 5, LUA_TTABLE);
-        lws_read_conn_options(L, 5, &opt);
-        /* tls = {verify = true, ca = "ca.pem"} for wss:// */
-        if (lua_getfield(L, 5, "tls") == LUA_TTABLE) {
-            char why[256];
-            lua_getfield(L, -1, "verify");
-            lua_getfield(L, -2, "ca");
-            tls_ctx = tls_client_ctx(lua_isnil(L, -2) || lua_toboolean(L, -2),
-                                     lua_tostring(L, -1), why, sizeof why);
-            lua_pop(L, 2);
-            if (!tls_ctx)
-                return lws_fail(L, WS_ETLS, why);
-        }
-        lua_pop(L, 1);
-    }
-    if (!lua_isnoneornil(L, 6))
-        luaL_checktype(L, 6, LUA_TTABLE);
-    bad = lconn_header_lines(L, 6);   /* pushes the lines */
-    if (bad) {
-        tls_ctx_free(tls_ctx);
-        return luaL_error(L, "invalid header %s", bad);
-    }
-    extra = lua_tolstring(L, -1, &elen);
-    if (strchr(host, ':'))
-        snprintf(hosthdr, sizeof hosthdr, "[%s]:%d", host, (int)port);
-    else
-        snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, (int)port);
-
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(portstr, sizeof portstr, "%d", (int)port);
-    if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
-        tls_ctx_free(tls_ctx);
-        return lws_fail(L, WS_ERESOLVE, gai_strerror(rc));
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-            if (ai->ai_addrlen <= sizeof peer)
-                memcpy(&peer, ai->ai_addr, ai->ai_addrlen);
-            break;
-        }
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        tls_ctx_free(tls_ctx);
-        return lws_fail(L, err == ECONNREFUSED ? WS_EREFUSED : WS_EIO, strerror(err));
-    }
-    {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-
-    cl = calloc(1, sizeof *cl);
-    if (!cl) {
-        close(fd);
-        tls_ctx_free(tls_ctx);
-        return lws_fail(L, WS_ENOMEM, NULL);
-    }
-    cl->l.box_ref = LUA_NOREF;
-    cl->opt = opt;
-    lua_pushvalue(L, 4);
-    cl->l.handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    cl->l.own_handlers = 1;
-    conn_init(&cl->l.c, fd, NULL, &lws_conn_hooks, &cl->opt, CF_CLIENT | CF_CONNECTING);
-    memcpy(&cl->l.c.peer, &peer, sizeof cl->l.c.peer);
-    lconn_push(L, &cl->l.c);
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, path);
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, host);
-    lua_setfield(L, -2, "remote");
-    lua_pushinteger(L, port);
-    lua_setfield(L, -2, "port");
-    lua_newtable(L);
-    lua_setfield(L, -2, "data");
-    lua_setiuservalue(L, -2, 1);
-    if (tls_ctx) {
-        struct ssl_st *ssl = tls_new(tls_ctx, fd, 0, host);
-        tls_ctx_free(tls_ctx);   /* the session holds its own reference */
-        if (!ssl) {
-            conn_abort(&cl->l.c, tls_last_error());
-            return lws_fail(L, WS_ETLS, tls_last_error());
-        }
-        conn_use_tls(&cl->l.c, ssl);
-    }
-    rc = conn_client_start(&cl->l.c, hosthdr, path, extra, elen);
-    if (rc != WS_OK) {
-        conn_abort(&cl->l.c, ws_strerror(rc));
-        return lws_fail(L, rc, NULL);
-    }
-    return 1;
-}
 
 /* ------------------------------------------------------------ methods */
 
@@ -780,10 +520,11 @@ static int lconn_close(lua_State *L)
     return 1;
 }
 
-/* ws:send_raw(bytes) -> true | nil, token
+/* core.send_raw(ws, bytes) -> true | nil, token
  * [-0, +1|2, v]  Queue bytes as they are, already framed (a client must mask
- * them itself: core.frame_encode). For tests that play a broken peer.
- * Usage: ws:send_raw(core.frame_encode(1, "Hel", false, "abcd")) */
+ * them itself: core.frame_encode). For tests that play a broken peer; not a
+ * method of ws, so no script meets it by accident.
+ * Usage: core.send_raw(ws, core.frame_encode(1, "Hel", false, "abcd")) */
 static int lconn_send_raw(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
@@ -840,8 +581,9 @@ static int lconn_stats(lua_State *L)
     return 1;
 }
 
-/* ws:handlers([t]) -> the handlers table; with t, this connection's own
- * from now on (the Lua layer uses this for clients and receive()). */
+/* core.conn_handlers(ws [, t]) -> the handlers table; with t, this
+ * connection's own from now on (the Lua layer uses this for clients and
+ * receive(); internal, so not a method of ws). */
 static int lconn_handlers(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
@@ -866,7 +608,7 @@ static int lconn_handlers(lua_State *L)
  * 0 if it needs the table (headers, origin, data). */
 static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
 {
-    const char *s = l->head, *sp1, *sp2, *q, *p;
+    const char *s = l->head, *target, *p;
     size_t plen;
     if (strcmp(k, "remote") == 0 || strcmp(k, "port") == 0) {
         lconn_push_peer(L, &l->c);
@@ -887,20 +629,17 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
         lua_pushnil(L);
         return 1;
     }
-    /* request line: METHOD SP target SP HTTP/1.1 (the parser checked it) */
-    sp1 = strchr(s, ' ');
-    sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp2)
-        return 0;
-    q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
+    /* the request line's parts, kept at accept (lws_conn_keep_head): the
+     * request-target starts one space after the method */
+    target = s + l->method_len + 1;
     if (strcmp(k, "method") == 0)
-        lua_pushlstring(L, s, (size_t)(sp1 - s));
+        lua_pushlstring(L, s, l->method_len);
     else if (strcmp(k, "target") == 0)
-        lua_pushlstring(L, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+        lua_pushlstring(L, target, l->target_len);
     else if (strcmp(k, "path") == 0)
-        lua_pushlstring(L, sp1 + 1, (size_t)((q ? q : sp2) - sp1 - 1));
-    else if (strcmp(k, "query") == 0 && q)
-        lua_pushlstring(L, q + 1, (size_t)(sp2 - q - 1));
+        lua_pushlstring(L, target, l->path_len);
+    else if (strcmp(k, "query") == 0 && l->path_len < l->target_len)
+        lua_pushlstring(L, target + l->path_len + 1, (size_t)(l->target_len - l->path_len - 1));
     else
         lua_pushnil(L);   /* nothing was ever stored under any other key */
     return 1;
@@ -924,7 +663,7 @@ static int lconn_index(lua_State *L)
         lua_pop(L, 1);
         if (k && box->l && lconn_c_field(L, box->l, k))
             return 1;
-        lconn_fields(L, 1);
+        lws_conn_fields(L, 1);
     }
     lua_pushvalue(L, 2);
     lua_gettable(L, -2);
@@ -935,7 +674,7 @@ static int lconn_index(lua_State *L)
 static int lconn_newindex(lua_State *L)
 {
     lconn_box(L, 1);
-    lconn_fields(L, 1);
+    lws_conn_fields(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_settable(L, -3);
@@ -947,7 +686,7 @@ static int lconn_tostring(lua_State *L)
     struct lbox *box = lconn_box(L, 1);
     const struct lconn *l = box->l;
     lua_pushfstring(L, "luaws.conn{%s; %s} (%p)",
-                    l ? ((l->c.flags & CF_CLIENT) ? "client" : "server") : "released",
+                    l ? (conn_is_client(&l->c) ? "client" : "server") : "released",
                     l ? conn_state_name(&l->c) : "closed", (void *)box);
     return 1;
 }
@@ -972,12 +711,10 @@ static const luaL_Reg lconn_methods[] = {
     { "ping", lconn_ping },
     { "pong", lconn_pong },
     { "close", lconn_close },
-    { "send_raw", lconn_send_raw },
     { "buffered", lconn_buffered },
     { "pause", lconn_pause },
     { "resume", lconn_resume },
     { "stats", lconn_stats },
-    { "handlers", lconn_handlers },
     { NULL, NULL }
 };
 
@@ -1002,6 +739,8 @@ void lws_conn_open(lua_State *L)
     lua_getfield(L, -1, "methods");
     lua_setfield(L, -3, "conn_methods");
     lua_pop(L, 1);
-    lua_pushcfunction(L, lconn_connect);
-    lua_setfield(L, -2, "connect");
+    lua_pushcfunction(L, lconn_send_raw);
+    lua_setfield(L, -2, "send_raw");
+    lua_pushcfunction(L, lconn_handlers);
+    lua_setfield(L, -2, "conn_handlers");
 }

@@ -11,7 +11,7 @@
 #ifndef LUAWS_HANDSHAKE_H
 #define LUAWS_HANDSHAKE_H
 
-#include "http.h"
+#include "proto/http.h"
 
 /* Length of Sec-WebSocket-Accept and of a client key, both base64. */
 #define WS_ACCEPT_LEN 28

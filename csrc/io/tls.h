@@ -2,14 +2,14 @@
  *
  * tls.h -- OpenSSL for luaws: server and client contexts, and the mapping of
  * SSL_get_error onto "wait for read / wait for write / failed" (cqueues'
- * ssl_error idea), so conn.c drives a non-blocking TLS socket the way it
+ * ssl_error idea), so transport.c drives a non-blocking TLS socket the way it
  * drives a plain one.
  *
  * It does not do certificate management beyond loading a PEM chain and key,
  * session tickets policy, or ALPN.
  */
-#ifndef LUAWS_TLS_H
-#define LUAWS_TLS_H
+#ifndef LUAWS_IO_TLS_H
+#define LUAWS_IO_TLS_H
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -46,6 +46,12 @@ ssize_t tls_read(struct ssl_st *ssl, void *buf, size_t n, int *want);
 
 /* Write up to n bytes. Returns bytes written (> 0), or 0 with *want set. */
 ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t n, int *want);
+
+/* Bytes OpenSSL has decrypted that a read has not taken yet. */
+size_t tls_pending(const struct ssl_st *ssl);
+
+/* Send close_notify (best effort; the socket is non-blocking). */
+void tls_shutdown(struct ssl_st *ssl);
 
 /* Send close_notify (best effort) and free the session. */
 void tls_free(struct ssl_st *ssl);

@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: MIT
  *
- * server.c -- listening sockets, accept, and the list of live connections.
+ * server.c -- listening sockets, accept, the list of servers and shutdown.
  *
  * Accepted sockets are non-blocking, close-on-exec and TCP_NODELAY (small
  * WebSocket frames must not wait for Nagle). Beyond max_connections a new
  * socket gets a 503 and is closed; existing ones are not touched. When
  * accept() runs out of descriptors (EMFILE/ENFILE) the server stops accepting
  * for a moment instead of spinning on a listening socket that stays readable.
+ *
+ * Shutdown (SIGINT/SIGTERM, luaws.shutdown) is a server matter: every server
+ * stops accepting and closes its connections with 1001; a before-block hook
+ * notices when the last one is gone and breaks the loop, and a timer cuts
+ * the rest when the grace period runs out.
  */
-#include "server.h"
+#include "io/server.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -21,14 +27,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "tls.h"
+#include "io/loop.h"
+#include "io/tls.h"
 
 /* Accepts per readable event, so a connection storm cannot starve the rest. */
 #define SERVER_ACCEPTS_PER_EVENT 64
 
 /* How long to stop accepting after EMFILE. */
 #define SERVER_EMFILE_PAUSE 0.1
+
+/* Every server that listened and was not forgotten, for shutdown. */
+static struct server *servers;
 
 /* Descriptors ran out: stop every server's listeners for a moment. */
 static void server_emfile_resume(struct ev_loop *loop, ev_timer *w, int revents);
@@ -63,7 +72,7 @@ static void server_refuse(struct server *s, int fd)
     (void)n;   /* best effort: the socket is fresh, its buffer empty */
     shutdown(fd, SHUT_WR);
     close(fd);
-    s->stats.rejected++;
+    s->group.stats.rejected++;
 }
 
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -89,8 +98,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return;
         }
-        s->stats.accepted++;
-        if (s->max_connections && s->nconns >= s->max_connections) {
+        s->group.stats.accepted++;
+        if (s->max_connections && s->group.nconns >= s->max_connections) {
             server_refuse(s, fd);
             continue;
         }
@@ -100,13 +109,14 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
-        conn_init(c, fd, s, s->hooks, &s->opt, 0);
+        conn_init(c, fd, &s->group, s->hooks, &s->opt, 0, 0);
+        conn_http_serve(c);
         if (plen <= sizeof c->peer)
             memcpy(&c->peer, &peer, plen);
         if (s->tls) {
             struct ssl_st *ssl = tls_new(s->tls, fd, 1, NULL);
             if (!ssl)
-                conn_abort(c, tls_last_error());
+                conn_abort(c, WS_ETLS, tls_last_error());
             else
                 conn_use_tls(c, ssl);
         }
@@ -177,7 +187,11 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     }
     s->closed = 0;
     server_listeners(s, 1);
-    loop_server_add(s);
+    if (!s->listed) {
+        s->next = servers;
+        servers = s;
+        s->listed = 1;
+    }
     return WS_OK;
 fail:
     snprintf(err, errlen, "%s port %d: %s", host ? host : "*", port, strerror(errno));
@@ -187,7 +201,7 @@ fail:
     return WS_EIO;
 }
 
-void server_close(struct server *s, unsigned code, const char *reason, int shutdown)
+void server_close(struct server *s, unsigned code, const char *reason)
 {
     struct conn *c;
     if (!s->closed) {
@@ -199,34 +213,156 @@ void server_close(struct server *s, unsigned code, const char *reason, int shutd
     }
     if (!code)
         return;
-    for (c = s->conns; c; c = c->next) {
-        if (shutdown)
-            c->flags |= CF_SHUTDOWN;
+    for (c = s->group.conns; c; c = c->next) {
         if (c->state == CONN_OPEN)
             conn_close(c, code, reason, reason ? strlen(reason) : 0);
         else if (c->state == CONN_HANDSHAKE)
-            conn_abort(c, reason);
+            conn_abort(c, WS_ECLOSED, reason);
     }
 }
 
-void server_conn_add(struct server *s, struct conn *c)
+void server_forget(struct server *s)
 {
-    c->prev = NULL;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
+    struct server **pp;
+    if (!s->listed)
+        return;
+    for (pp = &servers; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    s->listed = 0;
 }
 
-void server_conn_remove(struct server *s, struct conn *c)
+/* ---------------------------------------------------------------- shutdown */
+
+static int shutting_down;
+static size_t shutdown_cut;
+static ev_timer shutdown_timer;
+static ev_signal sigint_watcher, sigterm_watcher;
+static double signal_grace;
+static void server_shutdown_check(struct loop_hook *h);
+static struct loop_hook shutdown_hook = { server_shutdown_check, NULL, 0 };
+
+/* A shutdown is over: its timer and hook go (the timer must not fire into
+ * whatever the script does next), a later signal starts a new one, and the
+ * loop stops. */
+static void server_shutdown_done(void)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (s->conns == c)
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    s->nconns--;
+    struct ev_loop *loop = loop_get();
+    ev_timer_stop(loop, &shutdown_timer);
+    loop_hook_remove(&shutdown_hook);
+    shutting_down = 0;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Before the loop blocks (and wherever the loop is turned by hand): is every
+ * connection of every server finished? */
+static void server_shutdown_check(struct loop_hook *h)
+{
+    struct server *s;
+    (void)h;
+    conn_run_pending();   /* whatever finished this turn is gone before we count */
+    for (s = servers; s; s = s->next)
+        if (s->group.nconns > 0)
+            return;
+    server_shutdown_done();
+}
+
+void server_shutdown_now(void)
+{
+    struct server *s;
+    if (!shutting_down)
+        server_shutdown(0);
+    for (s = servers; s; s = s->next) {
+        struct conn *c;
+        for (c = s->group.conns; c; c = c->next) {
+            if (conn_is_finishing(c))
+                continue;
+            s->group.stats.shutdown_cut++;
+            shutdown_cut++;
+            conn_abort(c, WS_ETIMEOUT, "shutdown");
+        }
+    }
+    conn_run_pending();
+    server_shutdown_done();
+}
+
+/* The grace period is over: drop whoever is left and stop. */
+static void server_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    server_shutdown_now();
+}
+
+void server_shutdown(double grace)
+{
+    struct ev_loop *loop = loop_get();
+    struct server *s;
+    if (shutting_down)
+        return;
+    shutting_down = 1;
+    shutdown_cut = 0;
+    for (s = servers; s; s = s->next) {
+        s->group.draining = 1;
+        server_close(s, 1001, "server shutdown");
+    }
+    /* Always armed, so that no state a connection is in can hold the loop
+     * past the grace period (a grace of 0 cuts on the next iteration). */
+    ev_timer_init(&shutdown_timer, server_shutdown_timeout, grace > 0 ? grace : 0., 0.);
+    ev_timer_start(loop, &shutdown_timer);
+    loop_hook_add(&shutdown_hook);
+}
+
+size_t server_shutdown_cut(void)
+{
+    size_t n = shutdown_cut;
+    shutdown_cut = 0;
+    return n;
+}
+
+static void server_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (shutting_down)
+        server_shutdown_now();   /* the second Ctrl-C: do not wait */
+    else
+        server_shutdown(signal_grace);
+}
+
+void server_watch_signals(int on, double grace)
+{
+    struct ev_loop *loop = loop_get();
+    signal_grace = grace;
+    if (on && !ev_is_active(&sigint_watcher)) {
+        ev_signal_init(&sigint_watcher, server_signal_cb, SIGINT);
+        ev_signal_init(&sigterm_watcher, server_signal_cb, SIGTERM);
+        ev_signal_start(loop, &sigint_watcher);
+        ev_signal_start(loop, &sigterm_watcher);
+        ev_unref(loop);   /* signals alone must not keep the loop running */
+        ev_unref(loop);
+    } else if (!on && ev_is_active(&sigint_watcher)) {
+        ev_ref(loop);
+        ev_ref(loop);
+        ev_signal_stop(loop, &sigint_watcher);
+        ev_signal_stop(loop, &sigterm_watcher);
+    }
+}
+
+void server_reset(void)
+{
+    struct ev_loop *loop = loop_get();
+    if (loop) {
+        server_watch_signals(0, 0);
+        ev_timer_stop(loop, &shutdown_timer);
+    }
+    loop_hook_remove(&shutdown_hook);
+    while (servers)
+        server_forget(servers);
+    shutting_down = 0;
+    shutdown_cut = 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * lua_codec.c -- the pure codecs on luaws.core: frames, masking, the frame
+ * codec.c -- the pure codecs on luaws.core: frames, masking, the frame
  * reader, UTF-8, HTTP heads and the handshake, callable without sockets.
  *
  * The specs drive the C codecs through these functions, and the Lua client
@@ -17,11 +17,12 @@
 #include <limits.h>
 #include <string.h>
 
-#include "lua_core.h"
-#include "frame.h"
-#include "utf8.h"
-#include "http.h"
-#include "handshake.h"
+#include "lua/util.h"
+#include "lua/open.h"
+#include "proto/frame.h"
+#include "proto/utf8.h"
+#include "proto/http.h"
+#include "proto/handshake.h"
 
 #define READER_MT "luaws.reader"
 

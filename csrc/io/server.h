@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * server.h -- listening sockets (IPv4 and IPv6), accept, the list of
+ * servers, and shutdown: SIGINT/SIGTERM, the grace period and its end.
+ *
+ * A server owns up to SERVER_MAX_LISTEN listening sockets (a host name such as
+ * "localhost" may resolve to both 127.0.0.1 and ::1). Accepted sockets are made
+ * non-blocking with TCP_NODELAY, and handed to a struct conn that the owner
+ * allocates (s->alloc), because the owner (Lua) holds the memory; the
+ * connections count themselves in the server's conn_group.
+ */
+#ifndef LUAWS_IO_SERVER_H
+#define LUAWS_IO_SERVER_H
+
+#include <ev.h>
+#include "io/conn.h"
+
+struct ssl_ctx_st;
+
+#define SERVER_MAX_LISTEN 4
+
+struct server {
+    ev_io listen[SERVER_MAX_LISTEN];
+    ev_timer retry;                   /* resumes accepting after EMFILE/ENFILE */
+    int nlisten;
+    int port;                         /* the bound port of the first socket */
+    struct conn_options opt;
+    size_t max_connections;           /* 0 = no limit; past it: 503 */
+    struct ssl_ctx_st *tls;           /* TLS context for wss://, or NULL (owned) */
+    const struct conn_hooks *hooks;
+    /* allocate the memory for a new connection, or NULL to refuse it */
+    struct conn *(*alloc)(struct server *s);
+    struct conn_group group;          /* its live connections, their counts and stats */
+    struct server *next;              /* the list of servers, for shutdown */
+    int listed;                       /* on that list */
+    int closed;                       /* no longer accepting */
+};
+
+/* Bind and listen on host:port (port 0 = any) with the given backlog; start
+ * accepting, and put the server on the list. host NULL or "*" means every
+ * address (IPv6 and IPv4). Returns WS_OK, or WS_ERESOLVE / WS_EIO with a
+ * message in err. */
+int server_listen(struct server *s, const char *host, int port, int backlog,
+                  char *err, size_t errlen);
+
+/* Stop accepting and close the listening sockets. If code is not 0, also
+ * start the close handshake on every live connection with that code (after
+ * what is already queued for it). The server stays on the list (a shutdown
+ * still reaches its connections) until server_forget. */
+void server_close(struct server *s, unsigned code, const char *reason);
+
+/* Take s off the list, before its memory goes. */
+void server_forget(struct server *s);
+
+/* Begin a graceful shutdown of every server: they stop accepting, every
+ * open connection gets close 1001 after what is already queued for it, and
+ * the grace period (not close_timeout) bounds each close. Once no
+ * connection of a server is left the loop is broken. After grace seconds (at
+ * once if grace <= 0) the connections still open are cut and counted (their
+ * server's stats.shutdown_cut, server_shutdown_cut). Idempotent: a running
+ * shutdown keeps its deadline. */
+void server_shutdown(double grace);
+
+/* End a shutdown now (or start and end one): every connection of every
+ * server is dropped and the loop broken, as if the grace period had passed. */
+void server_shutdown_now(void);
+
+/* Watch SIGINT and SIGTERM: the first one calls server_shutdown(grace); one
+ * that comes while a shutdown runs calls server_shutdown_now (Ctrl-C twice).
+ * on=0 stops watching. */
+void server_watch_signals(int on, double grace);
+
+/* Connections the last shutdown cut when its grace ran out; reading resets
+ * the count. */
+size_t server_shutdown_cut(void);
+
+/* Forget every server and stop the shutdown machinery (at lua_close, before
+ * the loop goes). */
+void server_reset(void);
+
+#endif

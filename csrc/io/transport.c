@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * transport.c -- plain TCP and TLS behind struct transport_ops (see
+ * transport.h).
+ *
+ * Plain writes use send/sendmsg with MSG_NOSIGNAL, so a peer that reset
+ * gives EPIPE even in a host program that restored SIGPIPE's default. TLS
+ * maps OpenSSL's wants onto errno (tls.c does the SSL_get_error part): a
+ * read that must write first sets want_write, so conn.c asks for EV_WRITE.
+ */
+#include "io/transport.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io/tls.h"
+
+/* ------------------------------------------------------------ plain TCP */
+
+static ssize_t plain_read(struct transport *t, void *buf, size_t n)
+{
+    return read(t->fd, buf, n);
+}
+
+static ssize_t plain_write(struct transport *t, const void *buf, size_t n)
+{
+    return send(t->fd, buf, n, MSG_NOSIGNAL);
+}
+
+static ssize_t plain_writev(struct transport *t, struct iovec *iov, int cnt)
+{
+    struct msghdr m;
+    ssize_t n;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)cnt;
+    do
+        n = sendmsg(t->fd, &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static void plain_shutdown(struct transport *t)
+{
+    shutdown(t->fd, SHUT_WR);
+}
+
+static size_t plain_pending(const struct transport *t)
+{
+    (void)t;
+    return 0;
+}
+
+static const char *plain_error(const struct transport *t, int err)
+{
+    (void)t;
+    return strerror(err);
+}
+
+static void plain_release(struct transport *t)
+{
+    (void)t;
+}
+
+static const struct transport_ops plain_ops = {
+    plain_read, plain_write, plain_writev, plain_shutdown, plain_pending, plain_error, plain_release
+};
+
+void transport_plain(struct transport *t, int fd)
+{
+    t->ops = &plain_ops;
+    t->ssl = NULL;
+    t->fd = fd;
+    t->want_write = 0;
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+static ssize_t tls_t_read(struct transport *t, void *buf, size_t n)
+{
+    int want;
+    ssize_t r = tls_read(t->ssl, buf, n, &want);
+    t->want_write = 0;
+    if (r > 0)
+        return r;
+    switch (want) {
+    case TLS_WANT_WRITE:
+        t->want_write = 1;
+        /* fall through */
+    case TLS_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+    case TLS_EOF:
+        return 0;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* A write that waits for readability is EAGAIN too: the next readable event
+ * flushes the queue again (conn.c). */
+static ssize_t tls_t_write(struct transport *t, const void *buf, size_t n)
+{
+    int want;
+    ssize_t r = tls_write(t->ssl, buf, n, &want);
+    if (r > 0)
+        return r;
+    errno = want == TLS_WANT_READ || want == TLS_WANT_WRITE ? EAGAIN
+            : want == TLS_EOF ? EPIPE : EPROTO;
+    return -1;
+}
+
+static void tls_t_shutdown(struct transport *t)
+{
+    tls_shutdown(t->ssl);
+    shutdown(t->fd, SHUT_WR);
+}
+
+static size_t tls_t_pending(const struct transport *t)
+{
+    return tls_pending(t->ssl);
+}
+
+static const char *tls_t_error(const struct transport *t, int err)
+{
+    (void)t;
+    return err == EPROTO ? tls_last_error() : strerror(err);
+}
+
+static void tls_t_release(struct transport *t)
+{
+    tls_free(t->ssl);
+    t->ssl = NULL;
+    t->ops = &plain_ops;
+}
+
+static const struct transport_ops tls_ops = {
+    tls_t_read, tls_t_write, NULL, tls_t_shutdown, tls_t_pending, tls_t_error, tls_t_release
+};
+
+void transport_tls(struct transport *t, struct ssl_st *ssl)
+{
+    t->ops = &tls_ops;
+    t->ssl = ssl;
+    t->want_write = 0;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * transport.h -- how a connection moves its bytes: plain TCP or TLS behind
+ * one small interface (Redis's connection.h), so conn.c has one read path
+ * and one write path and never asks which one it drives. HTTP/2 streams
+ * (RFC 8441) are meant to plug in here too.
+ *
+ * A transport does not own the socket: conn.c closes the fd after
+ * ops->release. No Lua, no frames.
+ */
+#ifndef LUAWS_IO_TRANSPORT_H
+#define LUAWS_IO_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct ssl_st;
+struct transport;
+
+struct transport_ops {
+    /* Read up to n bytes: > 0 bytes read, 0 at the peer's EOF, or -1 with
+     * errno: EAGAIN when nothing is there now (with t->want_write set when
+     * TLS must write before it can read), EPROTO for a TLS failure, else
+     * the socket's error. */
+    ssize_t (*read)(struct transport *t, void *buf, size_t n);
+    /* Write up to n bytes: > 0 bytes taken, or -1 with errno (EAGAIN when
+     * the socket is full or TLS waits to read, EPIPE, EPROTO, ...). */
+    ssize_t (*write)(struct transport *t, const void *buf, size_t n);
+    /* Gather-write straight to the socket (MSG_NOSIGNAL), with write's
+     * returns; NULL when the transport cannot (TLS encrypts a record at a
+     * time, so its caller copies into the queue instead). */
+    ssize_t (*writev)(struct transport *t, struct iovec *iov, int cnt);
+    /* Shut our write side: close_notify first for TLS. */
+    void (*shutdown)(struct transport *t);
+    /* Bytes already read from the socket and decrypted that no read has
+     * taken yet (the socket will not signal them again); 0 for plain TCP. */
+    size_t (*pending)(const struct transport *t);
+    /* Words for a failed call's errno (OpenSSL's for EPROTO). */
+    const char *(*error)(const struct transport *t, int err);
+    /* Let go of what the transport holds (the TLS session), not the fd. */
+    void (*release)(struct transport *t);
+};
+
+struct transport {
+    const struct transport_ops *ops;
+    struct ssl_st *ssl;           /* TLS session, or NULL */
+    int fd;
+    uint8_t want_write;           /* TLS: the last read waits for writability */
+};
+
+/* Plain TCP over the connected socket fd. */
+void transport_plain(struct transport *t, int fd);
+
+/* TLS over the socket of t (after transport_plain): the session comes from
+ * tls_new and is freed by ops->release. */
+void transport_tls(struct transport *t, struct ssl_st *ssl);
+
+/* 1 for a TLS transport. */
+static inline int transport_is_tls(const struct transport *t) { return t->ssl != NULL; }
+
+#endif

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * loop.c -- the loop as Lua sees it: core.run, step, stop, now, shutdown,
+ * watch_signals, live. Thin: each is one call into io/.
+ */
+#include "lua/util.h"
+
+#include <stdio.h>
+
+#include "io/conn.h"
+#include "io/loop.h"
+#include "io/server.h"
+#include "lua/open.h"
+
+static struct ev_loop *lloop_get(lua_State *L)
+{
+    struct ev_loop *loop = loop_get();
+    if (!loop)
+        luaL_error(L, "luaws: libev could not start its loop");
+    if (lws_in_loop)
+        luaL_error(L, "luaws: the loop is already running (step/run called from a callback)");
+    return loop;
+}
+
+/* After a run that a shutdown ended: say how many connections its grace
+ * period cut, if any. */
+static void lloop_report_cut(lua_State *L)
+{
+    size_t cut = server_shutdown_cut();
+    if (cut > 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "shutdown: %zu connection%s still open when the grace period ran out, cut",
+                 cut, cut == 1 ? " was" : "s were");
+        lws_log(L, msg);
+    }
+}
+
+/* core.run(): run the loop until nothing is left to watch, core.stop() or a
+ * finished shutdown. [-0, +1, e] Usage: core.run() */
+static int lloop_run(lua_State *L)
+{
+    struct ev_loop *loop = lloop_get(L);
+    lws_in_loop = 1;
+    ev_run(loop, 0);
+    loop_run_hooks();
+    lws_in_loop = 0;
+    lloop_report_cut(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void lloop_step_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+/* core.step([timeout]): one loop iteration, waiting at most timeout seconds
+ * (0 = do not wait; default 0) for something to happen. The before-block
+ * hooks run before and after it, so what it ended is finished on return.
+ * [-0, +1, e] Usage: core.step(0.01) */
+static int lloop_step(lua_State *L)
+{
+    struct ev_loop *loop = lloop_get(L);
+    double timeout = luaL_optnumber(L, 1, 0);
+    ev_timer t;
+    lws_in_loop = 1;
+    loop_run_hooks();
+    if (timeout > 0) {
+        ev_timer_init(&t, lloop_step_timeout, timeout, 0.);
+        ev_timer_start(loop, &t);
+        ev_run(loop, EVRUN_ONCE);
+        ev_timer_stop(loop, &t);
+    } else {
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    loop_run_hooks();
+    lws_in_loop = 0;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.stop(): make core.run() return after the current callback.
+ * [-0, +0, -] */
+static int lloop_stop(lua_State *L)
+{
+    (void)L;
+    ev_break(loop_get(), EVBREAK_ALL);
+    return 0;
+}
+
+/* core.now() -> seconds (wall clock, sub-millisecond). [-0, +1, -] */
+static int lloop_now(lua_State *L)
+{
+    lua_pushnumber(L, ev_time());
+    return 1;
+}
+
+/* core.shutdown([grace=5]): stop accepting, close every connection with
+ * 1001, and let core.run() return once they are gone; after grace seconds
+ * the rest are cut. [-0, +0, -] */
+static int lloop_shutdown(lua_State *L)
+{
+    server_shutdown(luaL_optnumber(L, 1, 5));
+    return 0;
+}
+
+/* core.watch_signals(on [, grace]): SIGINT/SIGTERM start core.shutdown(grace).
+ * [-0, +0, -] */
+static int lloop_watch_signals(lua_State *L)
+{
+    server_watch_signals(lua_toboolean(L, 1), luaL_optnumber(L, 2, 5));
+    return 0;
+}
+
+/* core.live() -> number of connections the loop has not finished. */
+static int lloop_live(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)conn_live());
+    return 1;
+}
+
+void lws_loop_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "run", lloop_run },
+        { "step", lloop_step },
+        { "stop", lloop_stop },
+        { "now", lloop_now },
+        { "shutdown", lloop_shutdown },
+        { "watch_signals", lloop_watch_signals },
+        { "live", lloop_live },
+        { NULL, NULL }
+    };
+    luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,19 @@
+-- SPDX-License-Identifier: MIT
+-- The C unit harness of the pure codecs (ctest/codec_test.c, built by
+-- `make test` with ASan+UBSan): the buffer contract and reads past the end
+-- of the input against a guard page, which no Lua binding can show.
+describe("ctest/codec_test.c", function()
+  it("passes every check, with no sanitizer report", function()
+    local exe = "build/ctest/codec_test"
+    local f = io.open(exe)
+    assert(f, exe .. " is missing: run `make test` (or `make test-c`)")
+    f:close()
+    -- the sanitizer runtime is the harness's own: none preloaded for it
+    local p = assert(io.popen("env -u LD_PRELOAD timeout 60 " .. exe .. " 2>&1", "r"))
+    local out = p:read("a")
+    local ok, _, code = p:close()
+    print("# " .. (out:match("(%d+ passed, %d+ failed)") or out:sub(1, 200)))
+    assert(ok, ("exit %s: %s"):format(tostring(code), out:sub(1, 2000)))
+    assert.matches("%d+ passed, 0 failed", out)
+  end)
+end)
