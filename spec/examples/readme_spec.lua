@@ -155,7 +155,7 @@ describe("README tutorial files, run", function()
       assert.is_true(proc.kill(ex.pid, "TERM"))
       assert.same({ nil, "closed" }, { ws:receive(5) })
       assert.equal(1001, (ws:close_status()))
-      assert.is_true(proc.wait_exit(ex.pid, 5), "the server exits")
+      assert.is_true(proc.wait_exit(ex.pid, 15), "the server exits")
       ex.may_exit = true
     end)
   end)
@@ -238,12 +238,14 @@ describe("README tutorial files, run", function()
   describe("04_disconnects.lua", function()
     local script = "examples/tutorial/04_disconnects.lua"
 
+    -- X = 1 s: a ping every second, idle_timeout 2 s, so each pong is due a
+    -- second before the server would give up, however busy the machine.
     it("keeps a quiet client that answers the pings (a running luaws client)", function()
-      local ex = common.start(script, { "--interval", "0.2" })
+      local ex = common.start(script, { "--interval", "1" })
       assert.equal("disconnects", ex.name)
       local ws = assert(connect(ex:url("/ws")))
       ex:wait_output("^127%.0%.0%.1 connected$", "the connect log")
-      h.idle(1.2)                                 -- three times idle_timeout, saying nothing
+      h.idle(3)                                   -- longer than idle_timeout, saying nothing
       assert.equal("open", ws.state)
       echoes(ws)
       assert.is_nil(ex:output():find("disconnected", 1, true))

@@ -22,8 +22,8 @@ describe("network faults", function()
     h.idle(0.2)
     local base_fds, base_rss = hard.fds(srv.pid), hard.rss(srv.pid)
     local r = hard.report(hard.attack("resetmid", srv.port, "--count", 200, "--pause", 0.005), 60)
-    h.pump(function() return #hard.closes(srv) >= r.count end, "the close handlers", 10)
-    local fds = hard.settle(srv, base_fds, 5)
+    h.pump(function() return #hard.closes(srv) >= r.count end, "the close handlers", 60)
+    local fds = hard.settle(srv, base_fds, 30)
     local st = hard.ctl(srv)
     print(("# reset mid-frame: %d peers; close handler codes %s, reasons %s; fds %d -> %d; RSS %d -> %d KiB; live %d")
       :format(r.count, hard.counts(hard.tally(hard.closes(srv))), hard.counts(hard.tally(hard.lines(srv, "^close %d+ (.*)$"))),
@@ -37,22 +37,25 @@ describe("network faults", function()
     assert(hard.fresh_echo(srv.probe))
   end)
 
+  -- Times are the attacker's, from before its connect(), so never shorter
+  -- than the server's: a lower bound checks that no timer fired early; the
+  -- upper bounds allow LATE seconds, for a loaded machine.
   it_py("finds a peer that reads but never answers pings with the keep-alive ping: 1006 \"timeout\" after interval + timeout", function()
-    local INTERVAL, TIMEOUT = 0.3, 0.3
+    local INTERVAL, TIMEOUT, LATE = 0.3, 0.3, 10
     local srv = hard.server { keep_alive_interval = INTERVAL, keep_alive_timeout = TIMEOUT }
-    local r = hard.report(hard.attack("silent", srv.port, "--wait", 5), 20)
-    h.pump(function() return #hard.closes(srv) > 0 end, "the close handler", 5)
+    local r = hard.report(hard.attack("silent", srv.port, "--wait", INTERVAL + TIMEOUT + LATE + 5), LATE + 30)
+    h.pump(function() return #hard.closes(srv) > 0 end, "the close handler", 30)
     print(("# half-open peer: pings at %s s; close frame %s %q at %s s; then %s at %.3f s; server: %s")
       :format(table.concat(r.pings, ", "), tostring(r.close_code), tostring(r.close_reason),
       tostring(r.close_after), r.how, r.end_after, table.concat(hard.lines(srv, "^(close .*)$"), "; ")))
     assert.same({ "1006 timeout" }, hard.lines(srv, "^close (.*)$"))
     assert.equal(1, #r.pings)   -- one ping, unanswered: no second ping while it waits
-    assert.is_true(math.abs(r.pings[1] - INTERVAL) <= 0.15, "the ping came at " .. r.pings[1] .. " s")
+    assert.is_true(r.pings[1] >= INTERVAL - 0.15 and r.pings[1] <= INTERVAL + LATE, "the ping came at " .. r.pings[1] .. " s")
     -- the peer is told, in case it still listens, and the connection ends
     assert.equal(1001, r.close_code)
     assert.equal("timeout", r.close_reason)
     assert.equal("eof", r.how)
-    assert.is_true(r.end_after >= INTERVAL + TIMEOUT - 0.05 and r.end_after <= INTERVAL + TIMEOUT + 1,
+    assert.is_true(r.end_after >= INTERVAL + TIMEOUT - 0.05 and r.end_after <= INTERVAL + TIMEOUT + LATE,
       ("ended after %.3f s"):format(r.end_after))
   end)
 

@@ -35,20 +35,22 @@ describe("hostile frames", function()
   } do
     local what, announce = case[1], case[2]
     it_py(("closes with 1009 at the header of a frame that announces %s, and allocates nothing for it"):format(what), function()
-      -- only the header, then wait for the close: a server that waited for
-      -- the payload would never send it; then 32 MiB of the announced
-      -- payload, which the failed connection must read and drop
+      -- only the header, then wait (at most 20 s) for the close: a server
+      -- that waited for the payload would never send it; then 32 MiB of the
+      -- announced payload, which the failed connection must read and drop
       local atk = hard.attack("bigframe", srv.port, "--announce", announce, "--first", 0,
-        "--then", 32 * MiB, "--wait", 3, "--hold", 1)
-      assert(atk:wait_output("(holding)", 30), "the attacker stopped: " .. atk:stdout() .. atk:stderr())
+        "--then", 32 * MiB, "--wait", 20, "--hold", 1)
+      assert(atk:wait_output("(holding)", 60), "the attacker stopped: " .. atk:stdout() .. atk:stderr())
       local rss = hard.rss(srv.pid)   -- while the attacker's connection is still there
-      local r = hard.report(atk, 30)
-      pcall(h.pump, function() return #hard.closes(srv, closes0) > 0 end, "the server's close handler", 10)
-      print(("# frame announcing %s: close %s %q %.1f ms after the header; then %d bytes of payload sent (%s); "
+      local r = hard.report(atk, 60)
+      pcall(h.pump, function() return #hard.closes(srv, closes0) > 0 end, "the server's close handler", 30)
+      print(("# frame announcing %s: close %s %q %.1f ms after the header (reported, not checked); then %d bytes of payload sent (%s); "
         .. "server RSS %d -> %d KiB"):format(what, tostring(r.close_code), tostring(r.close_reason),
         hard.num(r.close_after) * 1e3, r.sent_after, r.send_end, base_rss, rss))
+      -- the close came while only the header had been sent (close_after is
+      -- null when it did not come before the payload was)
       assert.equal(1009, r.close_code)
-      assert.is_true(hard.num(r.close_after) <= 1, "the close came " .. tostring(r.close_after) .. " s after the header")
+      assert.is_true(hard.num(r.close_after) >= 0, "no close before the payload was sent")
       assert.same({ 1009 }, hard.closes(srv, closes0))
       assert.is_true(rss - base_rss <= 1024, ("server RSS grew by %d KiB"):format(rss - base_rss))
       local c, e = hard.fresh_echo(srv.probe)
@@ -59,7 +61,7 @@ describe("hostile frames", function()
   it_py("sends a 1007 close frame for a bad byte at 7 MiB of an 8 MiB text message in 64 KiB fragments", function()
     local r = hard.report(hard.attack("utf8deep", srv.port, "--total", 8 * MiB, "--fragment", 64 * 1024,
       "--bad-at", 7 * MiB, "--wait", 10), 60)
-    h.pump(function() return #hard.closes(srv, closes0) > 0 end, "the server's close handler", 10)
+    h.pump(function() return #hard.closes(srv, closes0) > 0 end, "the server's close handler", 30)
     local rss = hard.rss(srv.pid)
     print(("# invalid UTF-8 at 7 MiB: close %s %q, then %s; %d bytes sent (%s); server RSS %d -> %d KiB")
       :format(tostring(r.close_code), tostring(r.close_reason), r.how, r.sent, r.send_end, base_rss, rss))

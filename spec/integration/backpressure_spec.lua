@@ -80,7 +80,7 @@ describe("backpressure", function()
     -- the client still does not read: close_timeout ends it, still as 1008,
     -- and the reason says what the deadline left unsent (and whether it cut
     -- a frame, which server:stats() counts)
-    h.pump(function() return #closes > 0 end, "the close handler", 3)
+    h.pump(function() return #closes > 0 end, "the close handler", 15)
     assert.equal(1008, closes[1][1])
     assert.matches("^backpressure; .*%d+ bytes unsent$", closes[1][2])
     local cut = closes[1][2]:find("a frame cut mid-way", 1, true) and 1 or 0

@@ -6,11 +6,18 @@ local luaws, core = h.luaws, h.core
 
 local MASK = "\x01\x02\x03\x04"
 
+-- close_timeout, on both sides, for the specs that check that the TCP
+-- connection ends with the exchange and not with a timer: far above the
+-- bound on their wait (a loaded machine may be slow; not that slow).
+local CLOSE_TIMEOUT, WAIT = 60, 30
+
 describe("close handshake", function()
   local server, url, closes, messages
-  before_each(function()
+  local function start(opts)
     closes, messages = {}, {}
-    server = h.server { max_message_size = 1000 }
+    local o = { max_message_size = 1000 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    server = h.server(o)
     server:route("/ws", {
       message = function(ws, msg, kind)
         messages[#messages + 1] = msg
@@ -25,7 +32,8 @@ describe("close handshake", function()
       end,
     })
     url = server:url("/ws")
-  end)
+  end
+  before_each(function() start() end)
   after_each(h.cleanup)
 
   local function server_close()
@@ -105,20 +113,23 @@ describe("close handshake", function()
   end)
 
   it("lets the server close the TCP connection first, well within close_timeout", function()
-    local ws = assert(luaws.connect(url, { close_timeout = 5 }))
+    local ws = assert(luaws.connect(url, { close_timeout = CLOSE_TIMEOUT }))
     local t0 = core.now()
     assert(ws:close(1000))
-    h.pump(function() return ws.state == "closed" end, "the client to see the end of TCP", 4)
-    assert.is_true(core.now() - t0 < 1)
+    h.pump(function() return ws.state == "closed" end, "the client to see the end of TCP", WAIT)
+    print(("# client-initiated close: TCP ended after %.3f s (close_timeout %d s)"):format(core.now() - t0, CLOSE_TIMEOUT))
+    assert.is_true(core.now() - t0 < CLOSE_TIMEOUT)
     server_close()
   end)
 
   it("shuts the TCP connection after a server-initiated close, well within close_timeout", function()
-    local ws = assert(luaws.connect(url, { close_timeout = 5 }))
+    start { close_timeout = CLOSE_TIMEOUT }
+    local ws = assert(luaws.connect(url, { close_timeout = CLOSE_TIMEOUT }))
     local t0 = core.now()
     assert(ws:send("close me"))
-    h.pump(function() return ws.state == "closed" end, "the client to see the end of TCP", 4)
-    assert.is_true(core.now() - t0 < 1)
+    h.pump(function() return ws.state == "closed" end, "the client to see the end of TCP", WAIT)
+    print(("# server-initiated close: TCP ended after %.3f s (close_timeout %d s)"):format(core.now() - t0, CLOSE_TIMEOUT))
+    assert.is_true(core.now() - t0 < CLOSE_TIMEOUT)
     assert.equal(4000, (ws:close_status()))
     server_close()
   end)

@@ -164,7 +164,7 @@ describe("a handler that raises", function()
       ticks = ticks + 1
       error("tick " .. ticks .. " exploded")
     end)
-    local ok, err = pcall(h.pump, function() return ticks >= 3 end, "three ticks", 3)
+    local ok, err = pcall(h.pump, function() return ticks >= 3 end, "three ticks", 15)
     t:stop()
     assert(ok, err)
     assert_logged("tick 1 exploded")

@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 #
-# rawtcp.py HOST PORT REQUEST_FILE TIMEOUT
+# rawtcp.py HOST PORT REQUEST_FILE TIMEOUT [head]
 #
-# A plain TCP peer for the integration specs (spec/support/proc.lua raw()):
+# A plain TCP peer for the integration specs (spec/support/subproc.lua raw()):
 # connect, send the bytes of REQUEST_FILE exactly as they are (nothing if it
-# is empty), then read until the server closes or TIMEOUT seconds pass.
-# Prints one line "eof|reset|timeout ELAPSED" (seconds from connect), then
+# is empty), then read until the server closes or TIMEOUT seconds pass, or,
+# with "head", until a whole response head (CRLF CRLF) came.
+# Prints one line "eof|reset|timeout|head ELAPSED" (seconds), then
 # every byte received. Exit status 0 unless the connect itself failed.
+# ELAPSED counts from just before connect(): the server's timers start at
+# its accept, later, so ELAPSED is never shorter than the server's view.
 import socket
 import sys
 import time
@@ -15,10 +18,11 @@ import time
 
 def main():
     host, port, reqfile, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+    until_head = len(sys.argv) > 5 and sys.argv[5] == "head"
     with open(reqfile, "rb") as f:
         request = f.read()
-    sock = socket.create_connection((host, port), timeout=timeout)
     start = time.monotonic()
+    sock = socket.create_connection((host, port), timeout=timeout)
     if request:
         sock.sendall(request)
     got = bytearray()
@@ -40,6 +44,9 @@ def main():
         if not chunk:
             break
         got += chunk
+        if until_head and b"\r\n\r\n" in got:
+            how = "head"
+            break
     elapsed = time.monotonic() - start
     sock.close()
     out = sys.stdout.buffer

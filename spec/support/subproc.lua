@@ -156,8 +156,11 @@ end
   A plain TCP peer (spec/support/rawtcp.py under /usr/bin/python3): connects
   to 127.0.0.1:port, sends request (bytes; nil sends nothing), reads until
   the server closes (how "eof"), resets ("reset") or opts.timeout seconds
-  pass ("timeout"). elapsed: seconds from connect to that moment. The loop
-  is stepped while it runs. ]]
+  pass ("timeout"); with opts.head, only until the response head is whole
+  ("head": for an answer after which the server keeps the connection, such
+  as a 101, so that opts.timeout only bounds the wait). elapsed: seconds
+  from just before connect to that moment (never shorter than the server's
+  view). The loop is stepped while it runs. ]]
 function M.raw(port, request, opts)
   opts = opts or {}
   local reqfile = os.tmpname()
@@ -165,7 +168,7 @@ function M.raw(port, request, opts)
   f:write(request or "")
   f:close()
   local p = M.spawn({ M.PYTHON, "spec/support/rawtcp.py", opts.host or "127.0.0.1", tostring(port),
-    reqfile, tostring(opts.timeout or 5) }, { unset = { "LD_PRELOAD" } })
+    reqfile, tostring(opts.timeout or 5), opts.head and "head" or nil }, { unset = { "LD_PRELOAD" } })
   local status = p:wait((opts.timeout or 5) + 10)
   os.remove(reqfile)
   if status ~= 0 then

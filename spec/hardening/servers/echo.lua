@@ -21,7 +21,8 @@
 --           (ws:pause()): the server reads nothing, so it learns that the
 --           peer went only from a write that fails
 --   /ctl    answers "stats" with one line of name=value pairs: the server's
---           stats(), core.live() and the Lua heap in KiB
+--           stats(), core.live(), the Lua heap in KiB, and how many times
+--           /ws's open and close handlers ran (ws_opens, ws_closes)
 --
 -- Two environment variables exist to show that a spec fails without the
 -- limit it attacks (spec/hardening/README.md):
@@ -51,9 +52,14 @@ for item in (os.getenv("LUAWS_HARDENING_OVERRIDE") or ""):gmatch("[^,%s]+") do s
 local server = assert(luaws.listen(opts))
 io.stdout:setvbuf("line")
 
+local ws_opens, ws_closes = 0, 0
 server:route("/ws", {
+  open = function() ws_opens = ws_opens + 1 end,
   message = function(ws, msg, kind) ws:send(msg, kind) end,
-  close = function(_, code, reason) print(("close %d %s"):format(code, reason)) end,
+  close = function(_, code, reason)
+    ws_closes = ws_closes + 1
+    print(("close %d %s"):format(code, reason))
+  end,
 })
 server:route("/probe", { message = function(ws, msg, kind) ws:send(msg, kind) end })
 
@@ -78,6 +84,7 @@ server:route("/ctl", {
       local st, out = server:stats(), {}
       st.live = core.live()
       st.lua_kib = math.floor(collectgarbage("count"))
+      st.ws_opens, st.ws_closes = ws_opens, ws_closes
       for k, v in pairs(st) do out[#out + 1] = k .. "=" .. v end
       table.sort(out)
       ws:send(table.concat(out, " "))

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import select
+import signal
 import socket
 import struct
 import time
@@ -132,8 +133,9 @@ def close_of(payload):
     return 1005, ""
 
 
-def read_until_close(sock, reader, deadline):
-    """Read frames until a close frame, EOF, a reset or the deadline.
+def read_until_close(sock, reader, deadline, done=None):
+    """Read frames until EOF, a reset, the deadline or, if given, done(res)
+    is true (how is then "done"): the deadline only bounds the wait.
     Returns dict(close_code, close_reason, how, frames={opcode: count}, at)."""
     res = {"close_code": None, "close_reason": None, "how": "timeout", "frames": {}}
     while True:
@@ -142,6 +144,9 @@ def read_until_close(sock, reader, deadline):
             if op == 8 and res["close_code"] is None:
                 res["close_code"], res["close_reason"] = close_of(payload)
                 res["close_at"] = time.monotonic()
+        if done and done(res):
+            res["how"] = "done"
+            return res
         left = deadline - time.monotonic()
         if left <= 0:
             return res
@@ -335,7 +340,8 @@ def mode_bigframe(a):
     reader = FrameReader(rest)
     t0 = time.monotonic()
     s.sendall(header(a.opcode, a.announce) + b"x" * a.first)
-    res = read_until_close(s, reader, time.monotonic() + a.wait)
+    # until the close frame, at most --wait seconds: nothing else is sent meanwhile
+    res = read_until_close(s, reader, time.monotonic() + a.wait, lambda r: r["close_code"] is not None)
     res["close_after"] = round(res.pop("close_at") - t0, 4) if "close_at" in res else None
     # then keep sending what the header announced, as far as the server lets us
     sent, how = send_for(s, b"y" * (a.then), time.monotonic() + a.wait + 10)
@@ -367,6 +373,10 @@ def mode_utf8deep(a):
 
 
 def mode_nonreader(a):
+    """Send --mib MiB of --size messages, never reading; print "holding" and
+    hold the connection, still not reading, for --hold seconds or until
+    SIGUSR1 (released: "timeout" or "signal"); then read what came back."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])   # taken by sigtimedwait below
     s, rest = handshake(a.port)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
     msg = frame(2, b"m" * a.size)
@@ -381,13 +391,13 @@ def mode_nonreader(a):
             break
     send_seconds = time.monotonic() - t0
     print("holding", flush=True)
-    time.sleep(a.hold)
+    released = "signal" if signal.sigtimedwait([signal.SIGUSR1], a.hold) else "timeout"
     # Only now read: what came back, and how the connection ended.
     reader = FrameReader(rest)
     res = read_until_close(s, reader, time.monotonic() + a.wait)
     res.pop("close_at", None)
     res.update(sent=sent, send_end=how, send_seconds=round(send_seconds, 3),
-               messages_sent=sent // len(msg))
+               messages_sent=sent // len(msg), released=released)
     s.close()
     emit(res)
 
@@ -406,7 +416,9 @@ def mode_pingflood(a):
     res = {"pings": a.count, "bytes": len(pings), "sent": sent, "send_end": how,
            "send_seconds": round(send_seconds, 3)}
     reader = FrameReader(rest)
-    fin = read_until_close(s, reader, time.monotonic() + a.wait)
+    # until every pong or a close frame came, at most --wait seconds
+    fin = read_until_close(s, reader, time.monotonic() + a.wait,
+                           lambda r: r["close_code"] is not None or r["frames"].get("10", 0) >= a.count)
     res.update(pongs=fin["frames"].get("10", 0), close_code=fin["close_code"], how=fin["how"])
     s.close()
     emit(res)
@@ -483,8 +495,10 @@ def mode_resetmid(a):
 
 
 def mode_silent(a):
-    s, rest = handshake(a.port)
+    # From before connect(): the server's timers start later, so a time
+    # measured here is never shorter than the server's.
     t0 = time.monotonic()
+    s, rest = handshake(a.port)
     reader = FrameReader(rest)
     pings = []
     res = {"close_code": None, "close_reason": None, "how": "timeout"}
