@@ -64,4 +64,7 @@ enum ws_result {
 /* Short, stable token for a result code ("closed", "timeout", …). Never NULL. */
 const char *ws_strerror(int code);
 
+/* Plain words for code, for a message that has no better detail. */
+const char *ws_strmessage(int code);
+
 #endif

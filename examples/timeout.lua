@@ -61,9 +61,9 @@ local X = opts.interval
 if opts.client then
   -- Client mode: ping every X seconds (opts.pings times, or for ever), then
   -- wait until the server closes the connection.
-  local ws, err, detail = luaws.connect(opts.client)
+  local ws, err = luaws.connect(opts.client)
   if not ws then
-    io.stderr:write(("timeout client: cannot connect to %s: %s %s\n"):format(opts.client, err, detail or ""))
+    io.stderr:write(("timeout client: %s\n"):format(err))   -- "connect ws://...: connection refused"
     os.exit(1)
   end
   print(("client: connected to %s, pinging every %g s"):format(opts.client, X))

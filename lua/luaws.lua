@@ -34,9 +34,9 @@ function M.run(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
   for k, v in pairs(opts) do
     if k == "grace" then
-      if type(v) ~= "number" or v < 0 or v ~= v then error("option 'grace' must be a number of seconds >= 0", 2) end
+      if type(v) ~= "number" or v < 0 or v ~= v then error("run: option 'grace' must be a number of seconds >= 0", 2) end
     elseif k ~= "signals" then
-      error("unknown option '" .. tostring(k) .. "'", 2)
+      error("run: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
   if opts.signals ~= false then core.watch_signals(true, opts.grace or 5) end
@@ -45,7 +45,12 @@ end
 
 -- One loop iteration, waiting at most timeout seconds (default 0).
 -- For a host program that has its own loop, and for tests.
-function M.step(timeout) return core.step(timeout) end
+function M.step(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
+    error("bad argument #1 to 'step' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 2)
+  end
+  return core.step(timeout)
+end
 
 M.stop = core.stop
 M.now = core.now
@@ -62,22 +67,25 @@ function M.shutdown(grace)
   core.shutdown(grace or 5)
 end
 
-local function check_fn(fn)
-  if type(fn) ~= "function" then error("bad argument #2 (function expected, got " .. type(fn) .. ")", 3) end
+local function check_timer(name, seconds, fn, positive)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or (positive and seconds == 0) then
+    error(("bad argument #1 to '%s' (%s number of seconds expected, got %s)")
+      :format(name, positive and "positive" or "non-negative", tostring(seconds)), 3)
+  end
+  if type(fn) ~= "function" then
+    error(("bad argument #2 to '%s' (function expected, got %s)"):format(name, type(fn)), 3)
+  end
 end
 
 -- Call fn(timer) once after seconds. Returns the timer (timer:stop()).
 function M.after(seconds, fn)
-  check_fn(fn)
+  check_timer("after", seconds, fn, false)
   return core.timer(seconds, 0, fn)
 end
 
 -- Call fn(timer) every seconds, first after seconds. timer:stop() ends it.
 function M.every(seconds, fn)
-  check_fn(fn)
-  if type(seconds) ~= "number" or seconds <= 0 then
-    error("bad argument #1 (positive number of seconds expected)", 2)
-  end
+  check_timer("every", seconds, fn, true)
   return core.timer(seconds, seconds, fn)
 end
 

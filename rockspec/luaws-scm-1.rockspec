@@ -39,6 +39,7 @@ build = {
     ["luaws.conn"] = "lua/luaws/conn.lua",
     ["luaws.client"] = "lua/luaws/client.lua",
     ["luaws.util"] = "lua/luaws/util.lua",
+    ["luaws.options"] = "lua/luaws/options.lua",
   },
   copy_directories = { "examples" },
 }

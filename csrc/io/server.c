@@ -123,6 +123,18 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* "host:port: why" ("[::1]:80" for an IPv6 literal), why in lower case as
+ * a message goes on: "localhost:8081: address already in use". */
+static void server_err(char *err, size_t errlen, const char *host, int port, const char *why)
+{
+    int v6 = host && strchr(host, ':');
+    int n = snprintf(err, errlen, "%s%s%s:%d: %s", v6 ? "[" : "", host ? host : "*", v6 ? "]" : "",
+                     port, why);
+    size_t at = n > 0 && (size_t)n < errlen ? (size_t)n - strlen(why) : 0;
+    if (at > 0 && err[at] >= 'A' && err[at] <= 'Z' && !(err[at + 1] >= 'A' && err[at + 1] <= 'Z'))
+        err[at] = (char)(err[at] + ('a' - 'A'));
+}
+
 int server_listen(struct server *s, const char *host, int port, int backlog,
                   char *err, size_t errlen)
 {
@@ -138,7 +150,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     snprintf(portstr, sizeof portstr, "%d", port);
     rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: %s", host ? host : "*", gai_strerror(rc));
+        server_err(err, errlen, host, port, gai_strerror(rc));
         return WS_ERESOLVE;
     }
     s->nlisten = 0;
@@ -182,7 +194,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     }
     freeaddrinfo(res);
     if (s->nlisten == 0) {
-        snprintf(err, errlen, "%s port %d: no address to listen on", host ? host : "*", port);
+        server_err(err, errlen, host, port, "no address to listen on");
         return WS_EIO;
     }
     s->closed = 0;
@@ -194,7 +206,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     }
     return WS_OK;
 fail:
-    snprintf(err, errlen, "%s port %d: %s", host ? host : "*", port, strerror(errno));
+    server_err(err, errlen, host, port, strerror(errno));
     freeaddrinfo(res);
     while (s->nlisten > 0)
         close(s->listen[--s->nlisten].fd);

@@ -36,6 +36,20 @@ const char *tls_last_error(void)
     return last_error;
 }
 
+/* Can the file be read? Else say which one and why ("cannot read
+ * certificate cert.pem: No such file or directory"): OpenSSL's own words
+ * for a missing file do not name it. */
+static int tls_readable(const char *what, const char *file, char *err, size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    if (f) {
+        fclose(f);
+        return 1;
+    }
+    snprintf(err, errlen, "cannot read %s %s: %s", what, file, strerror(errno));
+    return 0;
+}
+
 static SSL_CTX *tls_ctx_common(const SSL_METHOD *method)
 {
     SSL_CTX *ctx = SSL_CTX_new(method);
@@ -53,14 +67,29 @@ struct ssl_ctx_st *tls_server_ctx(const char *cert_file, const char *key_file,
     SSL_CTX *ctx = tls_ctx_common(TLS_server_method());
     if (!ctx)
         goto fail;
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1)
-        goto fail;
+    if (!tls_readable("certificate", cert_file, err, errlen) ||
+        !tls_readable("key", key_file, err, errlen))
+        goto out;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        tls_note_error("");
+        snprintf(err, errlen, "cannot load certificate %s%s", cert_file, last_error);
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        tls_note_error("");
+        snprintf(err, errlen, "cannot load key %s%s", key_file, last_error);
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_note_error("");
+        snprintf(err, errlen, "key %s does not match certificate %s%s", key_file, cert_file, last_error);
+        goto out;
+    }
     return ctx;
 fail:
     tls_note_error("tls");
     snprintf(err, errlen, "%s", last_error);
+out:
     SSL_CTX_free(ctx);
     return NULL;
 }
@@ -72,6 +101,10 @@ struct ssl_ctx_st *tls_client_ctx(int verify, const char *ca_file, char *err, si
         goto fail;
     if (verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (ca_file && !tls_readable("CA file", ca_file, err, errlen)) {
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
         if ((ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
                      : SSL_CTX_set_default_verify_paths(ctx)) != 1)
             goto fail;

@@ -51,7 +51,7 @@ static const struct conn_hooks lclient_hooks = {
 };
 
 /*
-** core.connect(host, port, path, handlers [, opts [, headers]]) -> ws | nil, token, detail
+** core.connect(host, port, path, handlers [, opts [, headers]]) -> ws | nil, message, token
 ** [-0, +1|3, e]  A client connection, connecting in the background: its
 ** handlers get open, message, close like a server's. opts: the conn options
 ** (handshake_timeout, max_message_size, …) and tls.
@@ -77,11 +77,8 @@ static int lclient_connect(lua_State *L)
     luaL_argcheck(L, strlen(host) < 256 && !strpbrk(host, " \r\n/"), 1, "invalid host");
     cl = calloc(1, sizeof *cl);
     if (!cl)
-        return lws_fail(L, WS_ENOMEM, NULL);
-    cl->opt.handshake_timeout = 10;
-    cl->opt.close_timeout = 5;
-    cl->opt.max_message_size = 16u << 20;
-    cl->opt.receive_buffer_size = 16384;
+        return lws_fail(L, WS_ENOMEM, "connect %s:%d: out of memory", host, (int)port);
+    /* the defaults are lua/luaws/options.lua's: the Lua layer passes them all */
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
         lws_read_conn_options(L, 5, &cl->opt);   /* may raise: nothing is open yet */
@@ -102,7 +99,7 @@ static int lclient_connect(lua_State *L)
         lua_pop(L, 3);
         if (!tls_ctx) {
             free(cl);
-            return lws_fail(L, WS_ETLS, err);
+            return lws_fail(L, WS_ETLS, "tls: %s", err);
         }
     } else if (!lua_isnoneornil(L, 5)) {
         lua_pop(L, 1);
@@ -119,13 +116,14 @@ static int lclient_connect(lua_State *L)
     tls_ctx_free(tls_ctx);   /* a session holds its own reference */
     if (!started) {
         free(cl);
-        return lws_fail(L, rc, err);
+        return lws_fail(L, rc, rc == WS_ETLS ? "tls: %s" : "connect %s:%d: %s",
+                        rc == WS_ETLS ? err : host, (int)port, err);
     }
     lua_pushvalue(L, 4);
     cl->l.handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     cl->l.own_handlers = 1;
-    if (rc != WS_OK)
-        return lws_fail(L, rc, err);   /* aborted: its release frees it */
+    if (rc != WS_OK)   /* aborted: its release frees it */
+        return lws_fail(L, rc, "connect %s:%d: %s", host, (int)port, err);
     lws_conn_push(L, &cl->l.c);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, path);

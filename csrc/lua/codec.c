@@ -105,7 +105,7 @@ static int lcodec_frame_header(lua_State *L)
     int size = ws_frame_header_parse(p, n, &h);
 
     if (size < 0)
-        return lws_fail(L, size, NULL);
+        return lws_fail(L, size, "frame_header: %s", ws_strmessage(size));
     lua_createtable(L, 0, 7);
     lua_pushboolean(L, h.fin);
     lua_setfield(L, -2, "fin");
@@ -333,7 +333,7 @@ static int lcodec_http_parse_request(lua_State *L)
     int rc = ws_http_parse_request(s, n, &h);
 
     if (rc < 0)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "http_parse_request: %s", ws_strmessage(rc));
     lua_createtable(L, 0, 5);
     lua_pushlstring(L, h.method, h.method_len);
     lua_setfield(L, -2, "method");
@@ -362,7 +362,7 @@ static int lcodec_http_parse_response(lua_State *L)
     int rc = ws_http_parse_response(s, n, &h);
 
     if (rc < 0)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "http_parse_response: %s", ws_strmessage(rc));
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, h.status);
     lua_setfield(L, -2, "status");
@@ -393,7 +393,7 @@ static int lcodec_http_header(lua_State *L)
     const char *v;
 
     if (rc < 0)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "http_header: %s", ws_strmessage(rc));
     v = ws_http_header(&h, name, &vlen);
     if (v == NULL)
         lua_pushnil(L);
@@ -449,7 +449,7 @@ static int lcodec_handshake_check(lua_State *L)
     int status;
 
     if (rc < 0)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "handshake_check: %s", ws_strmessage(rc));
     status = ws_handshake_check(&h, &why);
     lua_pushinteger(L, status);
     if (why == NULL)
@@ -471,7 +471,7 @@ static int lcodec_handshake_is_upgrade(lua_State *L)
     int rc = ws_http_parse_request(s, n, &h);
 
     if (rc < 0)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "handshake_is_upgrade: %s", ws_strmessage(rc));
     lua_pushboolean(L, ws_handshake_is_upgrade(&h));
     return 1;
 }
@@ -489,7 +489,7 @@ static int lcodec_accept_key(lua_State *L)
     int rc = ws_accept_key(key, n, out);
 
     if (rc != WS_OK)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "accept_key: %s", ws_strmessage(rc));
     lua_pushlstring(L, out, WS_ACCEPT_LEN);
     return 1;
 }
@@ -505,7 +505,7 @@ static int lcodec_client_key(lua_State *L)
     int rc = ws_client_key(out);
 
     if (rc != WS_OK)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "client_key: %s", ws_strmessage(rc));
     lua_pushlstring(L, out, WS_KEY_LEN);
     return 1;
 }

@@ -443,6 +443,8 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
     opt_size(L, i, "max_message_size", &o->max_message_size);
     opt_size(L, i, "max_backpressure", &o->max_backpressure);
     opt_size(L, i, "receive_buffer_size", &o->receive_buffer_size);
+    /* The Lua layer refuses less than 256 (options.lua); this is the read
+     * path's own floor (a frame header must fit), not a policy. */
     if (o->receive_buffer_size < 256)
         o->receive_buffer_size = 256;
 }
@@ -451,8 +453,8 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
 /* ------------------------------------------------------------ methods */
 
 /*
-** ws:send(data [, "text"|"binary"]) -> true | nil, token
-** [-0, +1|2, v]  Queue one whole message (default text). "closed" once the
+** ws:send(data [, "text"|"binary"]) -> true | nil, message, token
+** [-0, +1|3, v]  Queue one whole message (default text). "closed" once the
 ** close handshake started; "backpressure" when the peer does not read (the
 ** connection is then closed with 1008). Usage: ws:send("hi")
 */
@@ -471,13 +473,13 @@ static int lconn_send(lua_State *L)
     }
     rc = l ? conn_send(&l->c, op, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "send: %s", ws_strmessage(rc));
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* ws:ping([payload]) / ws:pong([payload]) -> true | nil, token
- * [-0, +1|2, v]  payload at most 125 bytes (else raises). */
+/* ws:ping([payload]) / ws:pong([payload]) -> true | nil, message, token
+ * [-0, +1|3, v]  payload at most 125 bytes (else raises). */
 static int lconn_control(lua_State *L, int opcode)
 {
     struct lconn *l = lconn_live(L, 1);
@@ -487,7 +489,7 @@ static int lconn_control(lua_State *L, int opcode)
     luaL_argcheck(L, len <= WS_MAX_CONTROL_PAYLOAD, 2, "control payload over 125 bytes");
     rc = l ? conn_send(&l->c, opcode, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "%s: %s", opcode == WS_OP_PING ? "ping" : "pong", ws_strmessage(rc));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -496,8 +498,8 @@ static int lconn_ping(lua_State *L) { return lconn_control(L, WS_OP_PING); }
 static int lconn_pong(lua_State *L) { return lconn_control(L, WS_OP_PONG); }
 
 /*
-** ws:close([code [, reason]]) -> true | nil, "closed"
-** [-0, +1|2, v]  Start the close handshake. code: 1000 (default) or another
+** ws:close([code [, reason]]) -> true | nil, message, "closed"
+** [-0, +1|3, v]  Start the close handshake. code: 1000 (default) or another
 ** code a peer may send (1000-1003, 1007-1014, 3000-4999); reason at most 123
 ** bytes of UTF-8. The close handler runs once the handshake completes.
 */
@@ -515,13 +517,14 @@ static int lconn_close(lua_State *L)
                   "reason is not UTF-8 (RFC 6455 §5.5.1)");
     rc = l ? conn_close(&l->c, (unsigned)code, reason, len) : WS_ECLOSED;
     if (rc != WS_OK)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "close: %s", rc == WS_ECLOSED ? "the connection is already closing or closed"
+                                                            : ws_strmessage(rc));
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* core.send_raw(ws, bytes) -> true | nil, token
- * [-0, +1|2, v]  Queue bytes as they are, already framed (a client must mask
+/* core.send_raw(ws, bytes) -> true | nil, message, token
+ * [-0, +1|3, v]  Queue bytes as they are, already framed (a client must mask
  * them itself: core.frame_encode). For tests that play a broken peer; not a
  * method of ws, so no script meets it by accident.
  * Usage: core.send_raw(ws, core.frame_encode(1, "Hel", false, "abcd")) */
@@ -532,7 +535,7 @@ static int lconn_send_raw(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     int rc = l ? conn_send_raw(&l->c, data, len) : WS_ECLOSED;
     if (rc != WS_OK)
-        return lws_fail(L, rc, NULL);
+        return lws_fail(L, rc, "send_raw: %s", ws_strmessage(rc));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -545,30 +548,36 @@ static int lconn_buffered(lua_State *L)
     return 1;
 }
 
-/* ws:pause() / ws:resume(): stop / restart reading from the peer. */
+/* ws:pause() / ws:resume() -> true | nil, message, "closed"
+ * [-0, +1|3, v]  Stop / restart reading from the peer (the send side goes
+ * on). "closed" once the connection was released. */
 static int lconn_pause(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
-    if (l)
-        conn_pause(&l->c);
-    return 0;
+    if (!l)
+        return lws_fail(L, WS_ECLOSED, "pause: the connection is closed");
+    conn_pause(&l->c);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int lconn_resume(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
-    if (l)
-        conn_resume(&l->c);
-    return 0;
+    if (!l)
+        return lws_fail(L, WS_ECLOSED, "resume: the connection is closed");
+    conn_resume(&l->c);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out}
- * | nil, "closed" once the connection was released. */
+ * | nil, message, "closed" once the connection was released. */
 static int lconn_stats(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
     if (!l)
-        return lws_fail(L, WS_ECLOSED, NULL);
+        return lws_fail(L, WS_ECLOSED, "stats: the connection is closed");
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)l->c.msgs_in);
     lua_setfield(L, -2, "messages_in");

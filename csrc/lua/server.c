@@ -195,7 +195,7 @@ static const struct conn_hooks lserver_hooks = {
 };
 
 /*
-** core.listen(host, port, opts, on_request) -> server | nil, token, detail
+** core.listen(host, port, opts, on_request) -> server | nil, message, token
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
 ** (see conn.h) plus max_connections, backlog and tls. on_request(req)
 ** answers each request head (see lua_conn.c).
@@ -206,7 +206,7 @@ static int lserver_listen(lua_State *L)
     const char *host = luaL_optstring(L, 1, NULL);
     lua_Integer port = luaL_checkinteger(L, 2);
     struct lserver *ls;
-    lua_Integer backlog = 511, maxc = 0;
+    lua_Integer backlog, maxc = 0;
     char err[256];
     int rc;
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -217,17 +217,11 @@ static int lserver_listen(lua_State *L)
     ls->anchor = LUA_NOREF;
     ls->s.closed = 1;
     luaL_setmetatable(L, LWS_SERVER_MT);
-    ls->s.opt.keep_alive_interval = 120;
-    ls->s.opt.handshake_timeout = 10;
-    ls->s.opt.close_timeout = 5;
-    ls->s.opt.max_message_size = 16u << 20;
-    ls->s.opt.max_backpressure = 16u << 20;
-    ls->s.opt.receive_buffer_size = 4096;
-    lws_read_conn_options(L, 3, &ls->s.opt);
+    lws_read_conn_options(L, 3, &ls->s.opt);   /* the defaults are lua/luaws/options.lua's */
     if (lua_getfield(L, 3, "max_connections") != LUA_TNIL)
         maxc = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 3, "backlog") != LUA_TNIL)
-        backlog = luaL_checkinteger(L, -1);
+    lua_getfield(L, 3, "backlog");   /* options.lua always gives it */
+    backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
     ls->s.max_connections = maxc > 0 ? (size_t)maxc : 0;
     if (lua_getfield(L, 3, "tls") == LUA_TTABLE) {
@@ -239,7 +233,7 @@ static int lserver_listen(lua_State *L)
         luaL_argcheck(L, cert && key, 3, "tls needs certificate and key (PEM file names)");
         ls->s.tls = tls_server_ctx(cert, key, err, sizeof err);
         if (!ls->s.tls)
-            return lws_fail(L, WS_ETLS, err);
+            return lws_fail(L, WS_ETLS, "tls: %s", err);
         lua_pop(L, 2);
     }
     lua_pop(L, 1);
@@ -251,7 +245,7 @@ static int lserver_listen(lua_State *L)
     lua_setiuservalue(L, -2, 2);
     rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
     if (rc != WS_OK)
-        return lws_fail(L, rc, err);
+        return lws_fail(L, rc, "listen %s", err);
     lua_pushvalue(L, -1);
     ls->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
@@ -264,8 +258,8 @@ static int lserver_port(lua_State *L)
     return 1;
 }
 
-/* server:close([code [, reason]]): stop accepting; with a code (default
- * 1001) also close every connection. [-0, +0, v] */
+/* server:close([code [, reason]]) -> true: stop accepting; with a code
+ * (default 1001) also close every connection. [-0, +1, v] */
 static int lserver_close(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
@@ -274,7 +268,8 @@ static int lserver_close(lua_State *L)
     luaL_argcheck(L, code == 0 || ws_close_code_valid((unsigned)code), 2, "invalid close code");
     server_close(&ls->s, (unsigned)code, reason);
     lserver_maybe_release(L, ls);
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /*

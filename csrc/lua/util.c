@@ -5,6 +5,7 @@
  */
 #include "lua/util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "lua/open.h"
@@ -15,15 +16,19 @@ int lws_in_loop;
 /* Registry key of the error sink set with core.on_error. */
 static const char on_error_key = 'e';
 
-int lws_fail(lua_State *L, int code, const char *detail)
+int lws_fail(lua_State *L, int code, const char *fmt, ...)
 {
     lua_pushnil(L);
-    lua_pushstring(L, ws_strerror(code));
-    if (detail) {
-        lua_pushstring(L, detail);
-        return 3;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        lua_pushvfstring(L, fmt, ap);
+        va_end(ap);
+    } else {
+        lua_pushstring(L, ws_strmessage(code));
     }
-    return 2;
+    lua_pushstring(L, ws_strerror(code));
+    return 3;
 }
 
 void lws_log(lua_State *L, const char *msg)

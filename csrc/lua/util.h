@@ -22,9 +22,12 @@ extern lua_State *lws_main;
 /* 1 while a loop callback runs (core.step/run must not nest). */
 extern int lws_in_loop;
 
-/* Push nil, ws_strerror(code) and, when detail is not NULL, detail.
- * Returns the number of values pushed, for `return lws_fail(L, rc, NULL);`. */
-int lws_fail(lua_State *L, int code, const char *detail);
+/* An I/O failure the luv way: push nil, a whole human message (fmt and its
+ * arguments, as lua_pushfstring takes them; NULL: ws_strmessage(code)),
+ * then the short stable token ws_strerror(code) that scripts compare.
+ * Returns 3, for `return lws_fail(L, rc, "send: %s", ws_strmessage(rc));`.
+ * assert(f()) then shows the message. */
+int lws_fail(lua_State *L, int code, const char *fmt, ...);
 
 /* Call the function below nargs arguments on the stack with a traceback
  * handler, like lua_pcall. On error the message and traceback are logged

@@ -13,7 +13,7 @@ local server = assert(luaws.listen { host = host, port = port })
 -- receive() yields this coroutine only; the loop serves everyone else.
 server:route("/ws", function(ws)
   ws:send("what is your name?")
-  local name = ws:receive(30)                 -- nil, "timeout" after 30 s; nil, "closed"
+  local name = ws:receive(30)                 -- nil, message, "timeout" after 30 s (or "closed")
   if not name then return end                 -- returning closes with 1000
   ws:send("hello, " .. name)
   for msg, kind in ws:messages() do           -- the echo loop, until the client closes

@@ -87,6 +87,15 @@ local function on_close(ws, code, reason)
   wake(q)
 end
 
+-- The message for a receive on a closed connection: what closed it.
+local function closed_message(q)
+  if q.close_code then
+    local r = q.close_reason ~= "" and (" " .. q.close_reason) or ""
+    return ("receive: the connection is closed (%d%s)"):format(q.close_code, r)
+  end
+  return "receive: the connection is closed"
+end
+
 M.queue_handlers = { message = on_message, close = on_close }
 
 -- Handlers for a coroutine route: fn(ws) runs as a coroutine from open.
@@ -135,13 +144,17 @@ end
 -- Wait once for news on ws (see wait); for client.lua's handshake.
 function M.wait(ws, deadline) return wait(queue_of(ws), deadline) end
 
---[[ ws:receive([timeout]) -> message, kind | nil, token
+--[[ ws:receive([timeout]) -> message, kind | nil, error message, token
   Takes the next whole message ("text" or "binary"). timeout in seconds: 0
-  returns at once, nil waits as long as the connection lives. Tokens:
-  "timeout" (retryable), "closed" (sticky; the close code and reason are
-  ws:close_status()). Inside a luaws coroutine it yields; elsewhere it runs
-  the loop until done. Usage: local msg, kind = ws:receive(5) ]]
+  returns at once, nil waits as long as the connection lives. Tokens (the
+  third value): "timeout" (retryable), "closed" (sticky; the close code and
+  reason are ws:close_status()). Inside a luaws coroutine it yields;
+  elsewhere it runs the loop until done.
+  Usage: local msg, kind = ws:receive(5) ]]
 function methods:receive(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
+    error("bad argument #1 to 'receive' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 2)
+  end
   local q = queue_of(self)
   local h = conn_handlers(self)
   if h.message ~= on_message then
@@ -163,10 +176,10 @@ function methods:receive(timeout)
       end
       return msg, kind
     end
-    if q.closed then return nil, "closed" end
-    if timeout == 0 then return nil, "timeout" end
+    if q.closed then return nil, closed_message(q), "closed" end
+    if timeout == 0 then return nil, "receive: nothing has arrived", "timeout" end
     if not wait(q, deadline) and q.first > q.last and not q.closed then
-      return nil, "timeout"
+      return nil, ("receive: nothing arrived within %g s"):format(timeout), "timeout"
     end
   end
 end

@@ -12,69 +12,12 @@
 
 local core = require "luaws.core"
 local conn = require "luaws.conn"
+local options = require "luaws.options"
 local util = require "luaws.util"
 
 local M = {}
 
--- Option names, their defaults (nil: off) and their checks.
-local defaults = {
-  host = "localhost",            -- "*" for every address, IPv4 and IPv6
-  port = 5000,                   -- 0 picks a free port: server.port tells which
-  keep_alive_interval = 120,     -- seconds between pings; 0 turns them off
-  keep_alive_timeout = nil,      -- seconds to wait for the pong; nil waits forever
-  receive_buffer_size = 4096,    -- bytes per read
-  allowed_origins = nil,         -- nil or "*": all; a list of exact origins; or a function
-  max_message_size = 16 * 1024 * 1024,
-  idle_timeout = nil,            -- seconds with nothing received -> close (1006 "timeout")
-  protocols = nil,               -- subprotocols we speak, in preference order
-  static = nil,                  -- a directory: plain GETs get files from it
-  max_backpressure = 16 * 1024 * 1024, -- send queue bytes before closing with 1008
-  handshake_timeout = 10,        -- seconds to finish the opening handshake
-  close_timeout = 5,             -- seconds to wait for the peer's half of the close
-  max_connections = nil,         -- beyond it: 503
-  backlog = 511,
-}
-M.defaults = defaults
-
-local kinds = {
-  host = "string", port = "number", keep_alive_interval = "number",
-  keep_alive_timeout = "number", receive_buffer_size = "number",
-  allowed_origins = { table = true, string = true, ["function"] = true },
-  max_message_size = "number", idle_timeout = "number", protocols = "table",
-  static = "string", max_backpressure = "number", handshake_timeout = "number",
-  close_timeout = "number", max_connections = "number", backlog = "number",
-  tls = "table",                 -- { certificate = "cert.pem", key = "key.pem" }: wss://
-}
-
-local function check_options(opts)
-  if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected, got " .. type(opts) .. ")", 3) end
-  local o = {}
-  for k, v in pairs(opts) do
-    local want = kinds[k]
-    if not want then error("unknown option '" .. tostring(k) .. "'", 3) end
-    local t = type(v)
-    if (type(want) == "string" and t ~= want) or (type(want) == "table" and not want[t]) then
-      error("option '" .. k .. "' must be a " .. (type(want) == "string" and want or "table, string or function")
-        .. ", got " .. t, 3)
-    end
-    if t == "number" and (v < 0 or v ~= v) then error("option '" .. k .. "' must not be negative", 3) end
-    o[k] = v
-  end
-  for k, v in pairs(defaults) do
-    if o[k] == nil then o[k] = v end
-  end
-  if o.tls then
-    local t = o.tls
-    if type(t.certificate) ~= "string" or type(t.key) ~= "string" then
-      error("option 'tls' needs certificate and key (PEM file names)", 3)
-    end
-  end
-  if o.port ~= math.floor(o.port) or o.port > 65535 then error("option 'port' must be an integer 0-65535", 3) end
-  if o.receive_buffer_size < 256 then error("option 'receive_buffer_size' must be at least 256", 3) end
-  if o.max_message_size < 1 then error("option 'max_message_size' must be at least 1", 3) end
-  if o.static then o.static = o.static:gsub("/+$", "") end
-  return o
-end
+M.defaults = options.defaults
 
 -- Is this Origin allowed? No Origin header (not a browser) always passes;
 -- Origin is the browser's word, not authentication.
@@ -185,42 +128,51 @@ local function on_request(self, req)
   return text(404, "404 Not Found\n")
 end
 
---[[ luaws.listen(opts) -> server | nil, token, detail
+--[[ luaws.listen(opts) -> server | nil, message, token
   opts: see M.defaults (unknown names raise). The server listens at once;
-  add routes with server:route(). server.port is the bound port. ]]
+  add routes with server:route(). server.port is the bound port. When it
+  cannot listen: nil, "listen localhost:5000: address already in use", "io".
+  Usage: local server = assert(luaws.listen { port = 8080 }) ]]
 function M.listen(opts)
-  local o = check_options(opts or {})
+  local o = options.check(opts or {}, "listen", "listen", 2)
   local self = setmetatable({
     options = o, host = o.host, _routes = {},
     _origin_ok = origin_policy(o.allowed_origins),
   }, mt)
-  local copts = {
-    keep_alive_interval = o.keep_alive_interval, keep_alive_timeout = o.keep_alive_timeout or 0,
-    idle_timeout = o.idle_timeout or 0, handshake_timeout = o.handshake_timeout,
-    close_timeout = o.close_timeout, max_message_size = math.floor(o.max_message_size),
-    max_backpressure = math.floor(o.max_backpressure),
-    receive_buffer_size = math.floor(o.receive_buffer_size),
-    max_connections = o.max_connections and math.floor(o.max_connections) or 0,
-    backlog = math.floor(o.backlog),
-    tls = o.tls,
-  }
-  local c, token, detail = core.listen(o.host, math.floor(o.port), copts, function(req)
+  local copts = options.core_options(o)
+  copts.tls = o.tls
+  local c, message, token = core.listen(o.host, math.floor(o.port), copts, function(req)
     return on_request(self, req)
   end)
-  if not c then return nil, token, detail end
+  if not c then return nil, message, token end
   self._c = c
   self.port = c:port()
   return self
 end
 
--- server:close([code [, reason]]): stop accepting; close every connection
--- with code (default 1001 "server closed"; 0 leaves them open).
-function methods:close(code, reason) return self._c:close(code, reason) end
+-- server:close([code [, reason]]) -> true: stop accepting; close every
+-- connection with code (default 1001 "server closed"; 0 leaves them open).
+function methods:close(code, reason)
+  if code ~= nil and math.type(code) ~= "integer" then
+    error("bad argument #1 to 'close' (integer close code expected, got " .. type(code) .. ")", 2)
+  end
+  if reason ~= nil and type(reason) ~= "string" then
+    error("bad argument #2 to 'close' (string expected, got " .. type(reason) .. ")", 2)
+  end
+  self._c:close(code, reason)
+  return true
+end
 
 -- server:broadcast(data [, kind [, except_ws | {except = ws, route = path}] ])
 --   -> connections sent to. The frame is encoded once for all of them. Without
 --   a route it reaches every open connection of the server, on every route.
 function methods:broadcast(data, kind, opts)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'broadcast' (string expected, got " .. type(data) .. ")", 2)
+  end
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error("bad argument #2 to 'broadcast' (\"text\" or \"binary\" expected, got " .. tostring(kind) .. ")", 2)
+  end
   if type(opts) == "table" then
     local handlers
     if opts.route ~= nil then

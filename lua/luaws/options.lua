@@ -1,0 +1,118 @@
+-- SPDX-License-Identifier: MIT
+--
+-- luaws.options: the one table of option defaults and the one place options
+-- are checked, for luaws.listen and luaws.connect alike.
+--
+-- A connection option (timers, limits, buffer size) means the same on both
+-- sides and has one default; listen and connect each add their own few.
+-- check() fills the defaults in and raises on a misspelt name, a wrong type
+-- or an out-of-range value, naming the function; the C core then takes the
+-- table as it is (core_options) and checks nothing but types.
+
+local floor, type, tostring, pairs = math.floor, type, tostring, pairs
+
+local M = {}
+
+local MiB = 1024 * 1024
+
+-- What every connection takes, server or client: name = {default, kind}.
+-- nil defaults are "off".
+local conn = {
+  keep_alive_interval = { 120, "number" },   -- seconds between pings; 0 turns them off
+  keep_alive_timeout = { nil, "number" },    -- seconds to wait for the pong; nil waits forever
+  idle_timeout = { nil, "number" },          -- seconds with nothing received -> close (1006 "timeout")
+  handshake_timeout = { 10, "number" },      -- seconds to finish the opening handshake
+  close_timeout = { 5, "number" },           -- seconds a close may take
+  max_message_size = { 16 * MiB, "number" }, -- 1009 above it
+  max_backpressure = { 16 * MiB, "number" }, -- send queue bytes before closing with 1008
+  receive_buffer_size = { 4096, "number" },  -- bytes per read
+}
+
+local listen = {
+  host = { "localhost", "string" },          -- "*" for every address, IPv4 and IPv6
+  port = { 5000, "number" },                 -- 0 picks a free port: server.port tells which
+  allowed_origins = { nil, { table = true, string = true, ["function"] = true } },
+  protocols = { nil, "table" },              -- subprotocols we speak, in preference order
+  static = { nil, "string" },                -- a directory: plain GETs get files from it
+  max_connections = { nil, "number" },       -- beyond it: 503
+  backlog = { 511, "number" },
+  tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss://
+}
+
+local connect = {
+  headers = { nil, "table" },                -- extra request headers
+  protocols = { nil, "table" },              -- subprotocols to offer
+  origin = { nil, "string" },
+  timeout = { nil, "number" },               -- the handshake's timeout (default handshake_timeout)
+  tls = { nil, "table" },                    -- { verify = true, ca = "ca.pem" } for wss://
+}
+
+for k, v in pairs(conn) do listen[k], connect[k] = v, v end
+
+-- luaws.defaults: every listen option with its default (nil: off).
+M.defaults = {}
+for k, v in pairs(listen) do M.defaults[k] = v[1] end
+
+local function describe(want)
+  if type(want) == "string" then return want end
+  return "table, string or function"
+end
+
+--[[ check(opts, which, fname, level) -> o
+  which: "listen" or "connect". Returns a new table with every option of
+  that function, defaults filled in. Raises (at level) on a name it does not
+  know, a wrong type, a negative or non-integer number where one is needed. ]]
+function M.check(opts, which, fname, level)
+  local spec = which == "listen" and listen or connect
+  level = (level or 2) + 1
+  if type(opts) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(which == "listen" and 1 or 2,
+      fname, type(opts)), level)
+  end
+  local o = {}
+  for k, v in pairs(opts) do
+    local s = spec[k]
+    if not s then error(("%s: unknown option '%s'"):format(fname, tostring(k)), level) end
+    local want, t = s[2], type(v)
+    if (type(want) == "string" and t ~= want) or (type(want) == "table" and not want[t]) then
+      error(("%s: option '%s' must be a %s, got %s"):format(fname, k, describe(want), t), level)
+    end
+    if t == "number" and (v < 0 or v ~= v) then
+      error(("%s: option '%s' must not be negative"):format(fname, k), level)
+    end
+    o[k] = v
+  end
+  for k, s in pairs(spec) do
+    if o[k] == nil then o[k] = s[1] end
+  end
+  if o.receive_buffer_size < 256 then
+    error(fname .. ": option 'receive_buffer_size' must be at least 256", level)
+  end
+  if o.max_message_size < 1 then error(fname .. ": option 'max_message_size' must be at least 1", level) end
+  if which == "listen" then
+    if o.port ~= floor(o.port) or o.port > 65535 then
+      error(fname .. ": option 'port' must be an integer 0-65535", level)
+    end
+    if o.tls and (type(o.tls.certificate) ~= "string" or type(o.tls.key) ~= "string") then
+      error(fname .. ": option 'tls' needs certificate and key (PEM file names)", level)
+    end
+    if o.static then o.static = o.static:gsub("/+$", "") end
+  end
+  return o
+end
+
+--[[ core_options(o) -> the table the C core reads (core.listen /
+  core.connect): every connection option, numbers the C side wants as
+  integers floored, "off" as 0. ]]
+function M.core_options(o)
+  return {
+    keep_alive_interval = o.keep_alive_interval, keep_alive_timeout = o.keep_alive_timeout or 0,
+    idle_timeout = o.idle_timeout or 0, handshake_timeout = o.timeout or o.handshake_timeout,
+    close_timeout = o.close_timeout, max_message_size = floor(o.max_message_size),
+    max_backpressure = floor(o.max_backpressure), receive_buffer_size = floor(o.receive_buffer_size),
+    max_connections = o.max_connections and floor(o.max_connections) or 0,
+    backlog = o.backlog and floor(o.backlog) or nil,
+  }
+end
+
+return M
