@@ -58,7 +58,8 @@ enum ws_result {
     WS_EHANDSHAKE = -13,   /* "handshake": the opening handshake failed */
     WS_ERESOLVE = -14,     /* "resolve": a host name did not resolve */
     WS_EREFUSED = -15,     /* "refused": the connection was refused */
-    WS_EHEADERS = -16      /* "headers too large": more than the head limits */
+    WS_EHEADERS = -16,     /* "headers too large": more than the head limits */
+    WS_ELIMIT = -17        /* "limit": a configured bound (topics, ...) was reached */
 };
 
 /* Short, stable token for a result code ("closed", "timeout", …). Never NULL. */

@@ -65,6 +65,29 @@
  * fires a hair early does not re-arm itself for a microsecond. */
 #define CONN_TIMER_SLACK 1e-3
 
+/* A shared frame smaller than this is copied into a queue that must hold it
+ * rather than referenced: a segment costs more than the bytes. */
+#ifndef CONN_SHARE_MIN
+#define CONN_SHARE_MIN 512
+#endif
+
+/* Segments gathered into one writev. */
+#define CONN_SEGS_PER_WRITE 16
+
+/* The send queue after c->out: whole frames, each its own bytes or a
+ * reference to a block other queues share. [off, len) is still to go. */
+struct conn_seg {
+    struct conn_seg *next;
+    struct ws_block *blk;         /* shared bytes, or NULL: own[] holds them */
+    size_t off, len;
+    uint8_t own[];
+};
+
+static inline const uint8_t *conn_seg_data(const struct conn_seg *g)
+{
+    return g->blk ? g->blk->data : g->own;
+}
+
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void conn_finish_now(struct conn *c);
@@ -322,6 +345,14 @@ static int conn_teardown(struct conn *c)
     ws_buf_free(&c->in);
     ws_buf_free(&c->msg);
     ws_buf_free(&c->out);
+    while (c->segs) {
+        struct conn_seg *g = c->segs;
+        c->segs = g->next;
+        ws_block_unref(g->blk);
+        free(g);
+    }
+    c->segs_tail = NULL;
+    c->segs_len = 0;
     if (c->group) {
         if (opened)
             c->group->nopen--;
@@ -341,13 +372,13 @@ static void conn_note_unsent(struct conn *c)
 {
     char note[160];
     int mid, n;
-    if (c->out.len == 0 || c->state == CONN_HANDSHAKE || (c->flags & (CF_RAW | CF_SOCK_ERR)))
+    if (conn_buffered(c) == 0 || c->state == CONN_HANDSHAKE || (c->flags & (CF_RAW | CF_SOCK_ERR)))
         return;
-    mid = c->out_http == 0 && c->out_unit_left > 0;
+    mid = c->out.len > 0 ? c->out_http == 0 && c->out_unit_left > 0 : c->segs->off > 0;
     conn_set_reason(c, 1006, NULL, 0);
     n = snprintf(note, sizeof note, "%.*s%s%s%zu bytes unsent", (int)c->close_reason_len,
                  c->close_reason ? c->close_reason : "", c->close_reason_len ? "; " : "",
-                 mid ? "a frame cut mid-way, " : "", c->out.len);
+                 mid ? "a frame cut mid-way, " : "", conn_buffered(c));
     if (n > 0) {
         unsigned code = c->close_code;
         free(c->close_reason);
@@ -438,6 +469,106 @@ void conn_sent(struct conn *c, size_t n)
 ** tell the owner (drain) and, once the close exchange or an HTTP answer is out,
 ** shut the write side.
 */
+/* The socket said it is full: wait for EV_WRITE. */
+static void conn_wait_writable(struct conn *c)
+{
+    if (!(c->flags & CF_WANT_WRITE)) {
+        c->flags |= CF_WANT_WRITE;
+        conn_update_events(c);
+    }
+}
+
+/* n bytes of the segments went out: drop the finished ones. */
+static void conn_segs_sent(struct conn *c, size_t n)
+{
+    c->segs_len -= n;
+    while (n > 0) {
+        struct conn_seg *g = c->segs;
+        size_t left = g->len - g->off;
+        if (n < left) {
+            g->off += n;
+            return;
+        }
+        n -= left;
+        c->segs = g->next;
+        ws_block_unref(g->blk);
+        free(g);
+    }
+    if (!c->segs)
+        c->segs_tail = NULL;
+}
+
+/*
+** Write the segments (c->out is empty), several per writev where the
+** transport can gather. WS_OK once all are out; WS_EAGAIN when the socket
+** is full (EV_WRITE asked for); WS_ECLOSED after dropping the connection.
+*/
+static int conn_flush_segs(struct conn *c)
+{
+    while (c->segs) {
+        ssize_t n;
+        if (c->tp.ops->writev) {
+            struct iovec iov[CONN_SEGS_PER_WRITE];
+            struct conn_seg *g;
+            int cnt = 0;
+            for (g = c->segs; g && cnt < CONN_SEGS_PER_WRITE; g = g->next, cnt++) {
+                iov[cnt].iov_base = (void *)(conn_seg_data(g) + g->off);
+                iov[cnt].iov_len = g->len - g->off;
+            }
+            n = c->tp.ops->writev(&c->tp, iov, cnt);
+        } else {
+            n = c->tp.ops->write(&c->tp, conn_seg_data(c->segs) + c->segs->off,
+                                 c->segs->len - c->segs->off);
+        }
+        if (n > 0) {
+            conn_segs_sent(c, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            conn_wait_writable(c);
+            return WS_EAGAIN;
+        }
+        c->flags |= CF_SOCK_ERR;
+        conn_abort(c, WS_EIO, c->tp.ops->error(&c->tp, errno));
+        return WS_ECLOSED;
+    }
+    return WS_OK;
+}
+
+/* Put a segment at the tail of the queue. */
+static void conn_seg_push(struct conn *c, struct conn_seg *g)
+{
+    g->next = NULL;
+    if (c->segs_tail)
+        c->segs_tail->next = g;
+    else
+        c->segs = g;
+    c->segs_tail = g;
+    c->segs_len += g->len - g->off;
+}
+
+/* A segment owning a copy of hdr + data[from..len) (masked for a client).
+ * NULL if out of memory. */
+static struct conn_seg *conn_seg_own(const uint8_t *hdr, size_t hlen, const void *data, size_t len,
+                                     const uint8_t *mask)
+{
+    struct conn_seg *g = malloc(sizeof *g + hlen + len);
+    if (!g)
+        return NULL;
+    g->blk = NULL;
+    g->off = 0;
+    g->len = hlen + len;
+    memcpy(g->own, hdr, hlen);
+    if (len) {
+        memcpy(g->own + hlen, data, len);
+        if (mask)
+            ws_mask(g->own + hlen, len, mask, 0);
+    }
+    return g;
+}
+
 void conn_flush(struct conn *c)
 {
     if (c->state == CONN_CLOSED || (c->flags & (CF_PENDING | CF_CONNECTING)))
@@ -451,23 +582,22 @@ void conn_flush(struct conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!(c->flags & CF_WANT_WRITE)) {
-                c->flags |= CF_WANT_WRITE;
-                conn_update_events(c);
-            }
+            conn_wait_writable(c);
             return;
         }
         c->flags |= CF_SOCK_ERR;
         conn_abort(c, WS_EIO, c->tp.ops->error(&c->tp, errno));
         return;
     }
+    if (c->segs && conn_flush_segs(c) != WS_OK)
+        return;   /* waiting for EV_WRITE, or dropped */
     if (c->flags & CF_WANT_WRITE) {
         c->flags &= ~(uint32_t)CF_WANT_WRITE;
         conn_update_events(c);
         if ((c->flags & CF_DRAIN_WANTED) && c->state == CONN_OPEN && c->hooks->on_drain)
             c->hooks->on_drain(c);
     }
-    if (!(c->flags & CF_SHUT_WR) && c->out.len == 0 &&
+    if (!(c->flags & CF_SHUT_WR) && conn_buffered(c) == 0 &&
         ((c->flags & (CF_HTTP_ONLY | CF_FAILED)) ||
          (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD) ||
          (c->flags & (CF_CLOSE_SENT | CF_PEER_EOF)) == (CF_CLOSE_SENT | CF_PEER_EOF))) {
@@ -479,7 +609,7 @@ void conn_flush(struct conn *c)
     }
     /* After the peer's EOF nothing more can arrive: once the queue is out,
      * the conversation is over. */
-    if ((c->flags & CF_PEER_EOF) && c->out.len == 0 && c->state == CONN_CLOSING)
+    if ((c->flags & CF_PEER_EOF) && conn_buffered(c) == 0 && c->state == CONN_CLOSING)
         conn_finish(c);
 }
 
@@ -495,6 +625,17 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
     size_t done = 0;
     int err = WS_OK;
 
+    if (c->segs) {   /* frames wait in segments: this one goes after them */
+        struct conn_seg *g = conn_seg_own(hdr, hlen, data, len, mask);
+        if (!g) {
+            conn_abort(c, WS_ENOMEM, "out of memory");
+            return WS_ENOMEM;
+        }
+        conn_seg_push(c, g);
+        if (!(c->flags & CF_CORKED))
+            conn_flush(c);
+        return WS_OK;
+    }
     if (!mask && c->tp.ops->writev && c->out.len == 0 && !(c->flags & CF_CONNECTING) &&
         (!(c->flags & CF_CORKED) || len >= CONN_DIRECT_SEND_MIN) && c->state != CONN_HANDSHAKE) {
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
@@ -594,8 +735,8 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len)
         return WS_ECLOSED;
     if (opcode >= WS_OP_CLOSE && len > WS_MAX_CONTROL_PAYLOAD)
         return WS_EPROTO;
-    if (c->opt->max_backpressure && c->out.len > 0 &&
-        c->out.len + len > c->opt->max_backpressure) {
+    if (c->opt->max_backpressure && conn_buffered(c) > 0 &&
+        conn_buffered(c) + len > c->opt->max_backpressure) {
         /* The peer does not read: stop queueing for it (DESIGN: 1008). A
          * message that finds the queue empty is always taken, so one larger
          * than the cap can still go to a peer that reads. */
@@ -614,13 +755,15 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len)
     return rc;
 }
 
-int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
-                        const void *data, size_t len)
+int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                     const void *data, size_t len, struct ws_block **blk)
 {
+    size_t total = hdr_len + len, done = 0;
+    struct conn_seg *g;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING | CF_CLIENT)))
         return WS_ECLOSED;
-    if (c->opt->max_backpressure && c->out.len > 0 &&
-        c->out.len + len > c->opt->max_backpressure) {
+    if (c->opt->max_backpressure && conn_buffered(c) > 0 &&
+        conn_buffered(c) + len > c->opt->max_backpressure) {
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
@@ -630,7 +773,34 @@ int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
         c->group->stats.msgs_out++;
         c->group->stats.bytes_out += len;
     }
-    return conn_queue(c, hdr, hdr_len, data, len, NULL);
+    if (total < CONN_SHARE_MIN)
+        return conn_queue(c, hdr, hdr_len, data, len, NULL);   /* small: a copy is cheaper */
+    if (conn_buffered(c) == 0 && c->tp.ops->writev) {
+        /* nothing waits: straight from the caller's bytes, no copy at all */
+        struct iovec iov[2] = { { (void *)hdr, hdr_len }, { (void *)data, len } };
+        ssize_t n = conn_write_direct(c, iov, len ? 2 : 1);
+        if (n < 0)
+            return WS_ECLOSED;
+        done = (size_t)n;
+        if (done == total)
+            return WS_OK;
+    }
+    if (!*blk && !(*blk = ws_block_new(hdr, hdr_len, data, len))) {
+        conn_abort(c, WS_ENOMEM, "out of memory");
+        return WS_ENOMEM;
+    }
+    if (!(g = malloc(sizeof *g))) {
+        conn_abort(c, WS_ENOMEM, "out of memory");
+        return WS_ENOMEM;
+    }
+    ws_block_ref(*blk);
+    g->blk = *blk;
+    g->off = done;   /* > 0: this frame is partly on the wire already */
+    g->len = total;
+    conn_seg_push(c, g);
+    if (c->out.len == 0 && !(c->flags & CF_CORKED))
+        conn_flush(c);
+    return WS_OK;
 }
 
 int conn_send_raw(struct conn *c, const void *data, size_t len)
@@ -776,7 +946,7 @@ void conn_frames(struct conn *c, uint8_t *buf, size_t n)
                 /* A ping flood from a peer that reads no pongs meets the
                  * same cap as any other queue growth. */
                 if (c->opt->max_backpressure &&
-                    c->out.len + ev.len > c->opt->max_backpressure) {
+                    conn_buffered(c) + ev.len > c->opt->max_backpressure) {
                     conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
                     return;
                 }
@@ -1014,7 +1184,7 @@ static void conn_timeout(struct conn *c)
     c->flags |= CF_FAILED;   /* linger: what arrives now is read and dropped */
     conn_enter(c, CONN_CLOSING);
     conn_flush(c);
-    if (c->out.len == 0)
+    if (conn_buffered(c) == 0)
         conn_finish(c);
 }
 

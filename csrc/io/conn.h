@@ -44,6 +44,7 @@
 #include "proto/http.h"
 
 struct conn;
+struct conn_seg;
 
 enum conn_state {
     CONN_HANDSHAKE = 0,  /* reading the HTTP head (server) or the 101 (client) */
@@ -147,7 +148,10 @@ struct conn {
     struct ws_reader rd;
     struct ws_buf in;             /* unfinished HTTP head (handshake only) */
     struct ws_buf msg;            /* message being reassembled from fragments or reads */
-    struct ws_buf out;            /* bytes waiting for the socket */
+    struct ws_buf out;            /* bytes waiting for the socket (the front of the queue) */
+    struct conn_seg *segs;        /* and after them: frames, shared or not (conn_send_shared) */
+    struct conn_seg *segs_tail;
+    size_t segs_len;              /* bytes in segs */
     /* Where the queue's first byte falls (see conn_sent): out_http bytes of
      * an HTTP head come first; else out_unit_left bytes finish a frame that
      * is partly on the wire (0: the queue starts at a frame boundary). */
@@ -200,10 +204,15 @@ int conn_client_start(struct conn *c, const char *host, const char *path,
  * connection is then being closed with 1008), WS_ENOMEM. */
 int conn_send(struct conn *c, int opcode, const void *data, size_t len);
 
-/* Queue a frame whose header was encoded by the caller (broadcast encodes
- * once for all connections). Server role only (no masking). */
-int conn_send_preframed(struct conn *c, const uint8_t *hdr, size_t hdr_len,
-                        const void *data, size_t len);
+/* Send one frame whose header the caller encoded, to many connections
+ * (broadcast, publish): server role only (no masking). The bytes go
+ * straight to the socket when nothing waits before them; what a connection
+ * must queue is a reference to one shared block (*blk: NULL until the first
+ * connection needs it, then made from hdr + data, with a reference held for
+ * the caller, who drops it once done with *blk), except for small frames,
+ * which are cheaper copied. Returns as conn_send. */
+int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                     const void *data, size_t len, struct ws_block **blk);
 
 /* Queue bytes exactly as given, already framed (and masked, for a client):
  * for tests that must send what a correct endpoint never would. */
@@ -226,7 +235,7 @@ void conn_resume(struct conn *c);
 void conn_want_drain(struct conn *c, int on);
 
 /* Bytes waiting in the send queue. */
-static inline size_t conn_buffered(const struct conn *c) { return c->out.len; }
+static inline size_t conn_buffered(const struct conn *c) { return c->out.len + c->segs_len; }
 
 /* Is it the client side? Is it finishing (closed, or queued to be)? */
 int conn_is_client(const struct conn *c);

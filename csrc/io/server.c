@@ -38,6 +38,7 @@
 
 /* Every server that listened and was not forgotten, for shutdown. */
 static struct server *servers;
+static int next_index;
 
 /* Descriptors ran out: stop every server's listeners for a moment. */
 static void server_emfile_resume(struct ev_loop *loop, ev_timer *w, int revents);
@@ -203,6 +204,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
         s->next = servers;
         servers = s;
         s->listed = 1;
+        s->index = next_index++;
     }
     return WS_OK;
 fail:
@@ -231,6 +233,15 @@ void server_close(struct server *s, unsigned code, const char *reason)
         else if (c->state == CONN_HANDSHAKE)
             conn_abort(c, WS_ECLOSED, reason);
     }
+}
+
+struct server *server_by_index(int index)
+{
+    struct server *s;
+    for (s = servers; s; s = s->next)
+        if (s->index == index)
+            return s;
+    return NULL;
 }
 
 void server_forget(struct server *s)
@@ -375,6 +386,7 @@ void server_reset(void)
     loop_hook_remove(&shutdown_hook);
     while (servers)
         server_forget(servers);
+    next_index = 0;
     shutting_down = 0;
     shutdown_cut = 0;
 }

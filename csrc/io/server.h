@@ -14,6 +14,7 @@
 
 #include <ev.h>
 #include "io/conn.h"
+#include "io/pubsub.h"
 
 struct ssl_ctx_st;
 
@@ -31,6 +32,8 @@ struct server {
     /* allocate the memory for a new connection, or NULL to refuse it */
     struct conn *(*alloc)(struct server *s);
     struct conn_group group;          /* its live connections, their counts and stats */
+    struct pubsub ps;                 /* its topics */
+    int index;                        /* 0, 1, ...: the order servers listened in this process */
     struct server *next;              /* the list of servers, for shutdown */
     int listed;                       /* on that list */
     int closed;                       /* no longer accepting */
@@ -51,6 +54,10 @@ void server_close(struct server *s, unsigned code, const char *reason);
 
 /* Take s off the list, before its memory goes. */
 void server_forget(struct server *s);
+
+/* The server that listened index-th in this process (a worker's relay and
+ * a backplane find a publish's server by it), or NULL. */
+struct server *server_by_index(int index);
 
 /* Begin a graceful shutdown of every server: they stop accepting, every
  * open connection gets close 1001 after what is already queued for it, and

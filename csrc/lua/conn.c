@@ -397,6 +397,11 @@ int lws_conn_keep_head(struct lconn *l, const struct ws_http_head *h, const char
 
 /* ------------------------------------------------------------ creation */
 
+struct lconn *lws_conn_live(lua_State *L, int idx)
+{
+    return lconn_live(L, idx);
+}
+
 struct conn *lws_conn_check(lua_State *L, int idx)
 {
     struct lconn *l = lconn_live(L, idx);

@@ -13,6 +13,7 @@
 #include "lua/util.h"
 
 struct lbox;
+struct pubsub_sub;
 
 /* A connection as the bindings keep it: C memory (malloc'd at accept or
  * connect, freed at release), a box userdata made on demand. */
@@ -27,6 +28,7 @@ struct lconn {
     uint16_t path_len;
     uint32_t head_len;          /* bytes at head */
     char *head;                 /* server: request head, a NUL, the subprotocol */
+    struct pubsub_sub *subs;    /* server: the topics it subscribes to (lua/server.c) */
 };
 
 /* Set a fresh lconn's refs (the rest is zero). */
@@ -41,6 +43,10 @@ void lws_conn_fields(lua_State *L, int ud);
 /* The live connection of the "luaws.conn" at idx (raises if it is not
  * one), or NULL if it was released. */
 struct conn *lws_conn_check(lua_State *L, int idx);
+
+/* The live connection of the box at idx, or raise with fname's name if it
+ * was released (for methods that must not fail quietly). */
+struct lconn *lws_conn_live(lua_State *L, int idx);
 
 /* The registry ref of a connection's handlers table. */
 int lws_conn_handlers_ref(const struct conn *c);

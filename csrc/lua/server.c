@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/pubsub.h"
 #include "io/server.h"
 #include "io/tls.h"
 #include "lua/open.h"
@@ -24,8 +25,11 @@
 
 struct lserver {
     struct server s;
-    int anchor;   /* registry ref while listening or with connections */
+    int anchor;         /* registry ref while listening or with connections */
 };
+
+/* Longest topic name: a name is a key, not a payload. */
+#define LSERVER_TOPIC_MAX 1024
 
 static struct lserver *lserver_check(lua_State *L, int i)
 {
@@ -185,6 +189,7 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
 static void lserver_release(struct conn *c)
 {
     struct lserver *ls = lserver_of(c);
+    pubsub_leave_all(&ls->s.ps, &((struct lconn *)c)->subs);
     lws_conn_release(c);
     lserver_maybe_release(lws_main, ls);
 }
@@ -220,6 +225,15 @@ static int lserver_listen(lua_State *L)
     lws_read_conn_options(L, 3, &ls->s.opt);   /* the defaults are lua/luaws/options.lua's */
     if (lua_getfield(L, 3, "max_connections") != LUA_TNIL)
         maxc = luaL_checkinteger(L, -1);
+    {
+        lua_Integer mt = 0, mpc = 0;
+        if (lua_getfield(L, 3, "max_topics") != LUA_TNIL)
+            mt = luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 3, "max_topics_per_connection") != LUA_TNIL)
+            mpc = luaL_checkinteger(L, -1);
+        lua_pop(L, 2);
+        pubsub_init(&ls->s.ps, mt > 0 ? (size_t)mt : 0, mpc > 0 ? (size_t)mpc : 0);
+    }
     lua_getfield(L, 3, "backlog");   /* options.lua always gives it */
     backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
@@ -272,24 +286,32 @@ static int lserver_close(lua_State *L)
     return 1;
 }
 
+/* "text" (default) or "binary" at index i, as an opcode. */
+static int lserver_kind(lua_State *L, int i)
+{
+    static const char *const kinds[] = { "text", "binary", NULL };
+    return luaL_checkoption(L, i, "text", kinds) ? WS_OP_BINARY : WS_OP_TEXT;
+}
+
 /*
 ** server:broadcast(data [, kind [, except [, handlers]]]) -> number sent to
 ** [-0, +1, v]  One frame header for all open connections (but except), or,
-** given a route's handlers table, for that route's connections only.
-** Connections over their backpressure cap are closed with 1008 and not
-** counted. Usage: server:broadcast("tick")
+** given a route's handlers table, for that route's connections only; the
+** bytes go straight to each socket, or one shared block is referenced by
+** every queue that must hold them. Connections over their backpressure cap
+** are closed with 1008 and not counted. Usage: server:broadcast("tick")
 */
 static int lserver_broadcast(lua_State *L)
 {
-    static const char *const kinds[] = { "text", "binary", NULL };
     struct lserver *ls = lserver_check(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    int kind = luaL_checkoption(L, 3, "text", kinds);
+    int op = lserver_kind(L, 3);
     const struct conn *except = lua_isnoneornil(L, 4) ? NULL : lws_conn_check(L, 4);
     int route = LUA_NOREF;
     uint8_t hdr[WS_MAX_HEADER];
-    size_t hlen = ws_frame_header_encode(hdr, 1, kind ? WS_OP_BINARY : WS_OP_TEXT, len, NULL);
+    size_t hlen = ws_frame_header_encode(hdr, 1, op, len, NULL);
+    struct ws_block *blk = NULL;
     struct conn *c, *next;
     lua_Integer n = 0;
     if (!lua_isnoneornil(L, 5)) {
@@ -302,10 +324,125 @@ static int lserver_broadcast(lua_State *L)
             continue;
         if (route != LUA_NOREF && lws_conn_handlers_ref(c) != route)
             continue;   /* only the connections whose handlers are the route's */
-        if (conn_send_preframed(c, hdr, hlen, data, len) == WS_OK)
+        if (conn_send_shared(c, hdr, hlen, data, len, &blk) == WS_OK)
             n++;
     }
+    ws_block_unref(blk);
     lua_pushinteger(L, n);
+    return 1;
+}
+
+/* A topic name at index i: a non-empty string of at most LSERVER_TOPIC_MAX
+ * bytes (raises otherwise, naming fname). */
+static const char *lserver_topic(lua_State *L, int i, size_t *len, const char *fname)
+{
+    const char *t = lua_tolstring(L, i, len);
+    if (!t || lua_type(L, i) != LUA_TSTRING)
+        luaL_error(L, "bad argument #%d to '%s' (topic name expected, got %s)", i - 1, fname,
+                   luaL_typename(L, i));
+    if (*len == 0 || *len > LSERVER_TOPIC_MAX)
+        luaL_error(L, "bad argument #%d to '%s' (a topic name has 1 to %d bytes)", i - 1, fname,
+                   LSERVER_TOPIC_MAX);
+    return t;
+}
+
+/*
+** server:publish(topic, data [, kind]) -> connections reached
+** [-0, +1, v]  The message to every open subscriber of topic in this
+** process; the frame is encoded once and shared. Usage:
+** server:publish("room:1", json)
+*/
+static int lserver_publish(lua_State *L)
+{
+    struct lserver *ls = lserver_check(L, 1);
+    size_t tlen, len;
+    const char *topic = lserver_topic(L, 2, &tlen, "publish");
+    const char *data = luaL_checklstring(L, 3, &len);
+    int op = lserver_kind(L, 4);
+    lua_pushinteger(L, (lua_Integer)pubsub_publish_all(&ls->s.ps, topic, tlen, op, data, len, NULL));
+    return 1;
+}
+
+/* The server of a server connection, or raise: a client has no topics. */
+static struct lserver *lserver_of_ws(lua_State *L, struct lconn *l, const char *fname)
+{
+    if (conn_is_client(&l->c))
+        luaL_error(L, "%s: only a server's connections have topics", fname);
+    return lserver_of(&l->c);
+}
+
+/*
+** ws:subscribe(topic) -> true | nil, message, token
+** [-0, +1|3, v]  From now on ws gets what is published to topic (server
+** connections only). "limit" past max_topics_per_connection or
+** max_topics; "closed" once the connection is closing.
+*/
+static int lserver_ws_subscribe(lua_State *L)
+{
+    struct lconn *l = lws_conn_live(L, 1);
+    size_t tlen;
+    const char *topic = lserver_topic(L, 2, &tlen, "subscribe");
+    const char *why = NULL;
+    struct lserver *ls;
+    int rc;
+    if (!l || l->c.state != CONN_OPEN)
+        return lws_fail(L, WS_ECLOSED, "subscribe: the connection is closed");
+    ls = lserver_of_ws(L, l, "subscribe");
+    rc = pubsub_subscribe(&ls->s.ps, &l->subs, &l->c, topic, tlen, &why);
+    if (rc == WS_ELIMIT)
+        return lws_fail(L, rc, "subscribe: %s (%d) reached", why,
+                        (int)(strcmp(why, "max_topics") == 0 ? ls->s.ps.max_topics : ls->s.ps.max_per_conn));
+    if (rc != WS_OK)
+        return lws_fail(L, rc, "subscribe: %s", ws_strmessage(rc));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ws:unsubscribe(topic) -> true if it was subscribed, else false. [-0, +1, v] */
+static int lserver_ws_unsubscribe(lua_State *L)
+{
+    struct lconn *l = lws_conn_live(L, 1);
+    size_t tlen;
+    const char *topic = lserver_topic(L, 2, &tlen, "unsubscribe");
+    if (!l || conn_is_client(&l->c)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushboolean(L, pubsub_unsubscribe(&lserver_of(&l->c)->s.ps, &l->subs, topic, tlen));
+    return 1;
+}
+
+/* ws:topics() -> array of the topics ws subscribes to. [-0, +1, v] */
+static int lserver_ws_topics(lua_State *L)
+{
+    struct lconn *l = lws_conn_live(L, 1);
+    const struct pubsub_sub *s;
+    lua_Integer i = 0;
+    lua_newtable(L);
+    for (s = l ? l->subs : NULL; s; s = s->cnext) {
+        size_t len;
+        const char *name = pubsub_topic_name(s, &len);
+        lua_pushlstring(L, name, len);
+        lua_rawseti(L, -2, ++i);
+    }
+    return 1;
+}
+
+/*
+** ws:publish(topic, data [, kind]) -> connections reached
+** [-0, +1, v]  As server:publish, to every subscriber but ws itself.
+*/
+static int lserver_ws_publish(lua_State *L)
+{
+    struct lconn *l = lws_conn_live(L, 1);
+    size_t tlen, len;
+    const char *topic = lserver_topic(L, 2, &tlen, "publish");
+    const char *data = luaL_checklstring(L, 3, &len);
+    int op = lserver_kind(L, 4);
+    if (!l)
+        return lws_fail(L, WS_ECLOSED, "publish: the connection is closed");
+    lua_pushinteger(L, (lua_Integer)pubsub_publish_all(&lserver_of_ws(L, l, "publish")->s.ps, topic,
+                                                       tlen, op, data, len, &l->c));
     return 1;
 }
 
@@ -367,6 +504,7 @@ static int lserver_gc(lua_State *L)
     while (ls->s.group.conns)
         lws_conn_destroy(ls->s.group.conns);   /* unlinks itself from the list */
     server_forget(&ls->s);
+    pubsub_free(&ls->s.ps);
     if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
@@ -386,6 +524,7 @@ static const luaL_Reg lserver_methods[] = {
     { "port", lserver_port },
     { "close", lserver_close },
     { "broadcast", lserver_broadcast },
+    { "publish", lserver_publish },
     { "stats", lserver_stats },
     { "connections", lserver_connections },
     { NULL, NULL }
@@ -400,6 +539,19 @@ void lws_server_open(lua_State *L)
         lua_setfield(L, -2, "__tostring");
         lua_pushcfunction(L, lserver_gc);
         lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    /* the topic methods of a server's connections: they need the server,
+     * which lua/conn.c must not know, so they are added here */
+    if (lua_getfield(L, -1, "conn_methods") == LUA_TTABLE) {
+        static const luaL_Reg ws_methods[] = {
+            { "subscribe", lserver_ws_subscribe },
+            { "unsubscribe", lserver_ws_unsubscribe },
+            { "topics", lserver_ws_topics },
+            { "publish", lserver_ws_publish },
+            { NULL, NULL }
+        };
+        luaL_setfuncs(L, ws_methods, 0);
     }
     lua_pop(L, 1);
     lua_pushcfunction(L, lserver_listen);

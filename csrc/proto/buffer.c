@@ -110,3 +110,26 @@ void ws_buf_free(struct ws_buf *b)
     b->len = 0;
     b->cap = 0;
 }
+
+struct ws_block *ws_block_new(const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct ws_block *k;
+    if (alen > SIZE_MAX - sizeof *k - blen)
+        return NULL;
+    k = malloc(sizeof *k + alen + blen);
+    if (!k)
+        return NULL;
+    k->refs = 1;
+    k->len = alen + blen;
+    if (alen)
+        memcpy(k->data, a, alen);
+    if (blen)
+        memcpy(k->data + alen, b, blen);
+    return k;
+}
+
+void ws_block_unref(struct ws_block *k)
+{
+    if (k && --k->refs == 0)
+        free(k);
+}

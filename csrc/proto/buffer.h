@@ -53,4 +53,21 @@ static inline uint8_t *ws_buf_head(const struct ws_buf *b) { return b->data ? b-
 /* Forget the contents and free the memory. */
 void ws_buf_free(struct ws_buf *b);
 
+/* A reference-counted, immutable block of bytes that many send queues share
+ * instead of each holding a copy: one encoded frame for every subscriber of
+ * a topic, or every connection a broadcast reaches. */
+struct ws_block {
+    size_t refs;          /* holders; the block is freed when the last lets go */
+    size_t len;           /* bytes at data */
+    uint8_t data[];
+};
+
+/* A block holding a[0..alen) then b[0..blen), with one reference (the
+ * caller's). NULL if out of memory. */
+struct ws_block *ws_block_new(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Take / drop a reference. */
+static inline void ws_block_ref(struct ws_block *k) { k->refs++; }
+void ws_block_unref(struct ws_block *k);
+
 #endif

@@ -36,6 +36,7 @@ const char *ws_strerror(int code)
     case WS_ERESOLVE:       return "resolve";
     case WS_EREFUSED:       return "refused";
     case WS_EHEADERS:       return "headers too large";
+    case WS_ELIMIT:         return "limit";
     }
     return "unknown error";
 }
@@ -64,6 +65,7 @@ const char *ws_strmessage(int code)
     case WS_ERESOLVE:       return "the host name does not resolve";
     case WS_EREFUSED:       return "connection refused";
     case WS_EHEADERS:       return "headers too large";
+    case WS_ELIMIT:         return "a configured limit was reached";
     }
     return "unknown error";
 }

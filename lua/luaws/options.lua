@@ -35,6 +35,8 @@ local listen = {
   protocols = { nil, "table" },              -- subprotocols we speak, in preference order
   static = { nil, "string" },                -- a directory: plain GETs get files from it
   max_connections = { nil, "number" },       -- beyond it: 503
+  max_topics = { 100000, "number" },         -- topics with subscribers, per server
+  max_topics_per_connection = { 64, "number" },
   backlog = { 511, "number" },
   tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss://
 }
@@ -111,6 +113,8 @@ function M.core_options(o)
     close_timeout = o.close_timeout, max_message_size = floor(o.max_message_size),
     max_backpressure = floor(o.max_backpressure), receive_buffer_size = floor(o.receive_buffer_size),
     max_connections = o.max_connections and floor(o.max_connections) or 0,
+    max_topics = o.max_topics and floor(o.max_topics) or nil,
+    max_topics_per_connection = o.max_topics_per_connection and floor(o.max_topics_per_connection) or nil,
     backlog = o.backlog and floor(o.backlog) or nil,
   }
 end

@@ -184,6 +184,11 @@ function methods:broadcast(data, kind, opts)
   return self._c:broadcast(data, kind, opts)
 end
 
+-- server:publish(topic, data [, kind]) -> connections reached: every open
+-- subscriber of topic in this process (ws:subscribe). The frame is encoded
+-- once and shared by every queue that holds it.
+function methods:publish(topic, data, kind) return self._c:publish(topic, data, kind) end
+
 -- server:stats() -> {connections, accepted, upgraded, rejected,
 --   messages_in, messages_out, bytes_in, bytes_out}
 function methods:stats() return self._c:stats() end
