@@ -17,7 +17,7 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-DOPENSSL_API_COMPAT=30000 -I$(LUA_INCDIR) -Icsrc
-LDLIBS := -lev -lssl -lcrypto
+LDLIBS := -lev -lhiredis -lssl -lcrypto
 RUNENV :=
 ifeq ($(SANITIZE),1)
 override CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

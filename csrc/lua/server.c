@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/backplane.h"
 #include "io/pubsub.h"
 #include "io/server.h"
 #include "io/tls.h"
@@ -26,6 +27,8 @@
 struct lserver {
     struct server s;
     int anchor;         /* registry ref while listening or with connections */
+    struct backplane *bp;   /* its Redis backplane, or NULL */
+    int bp_ref;         /* registry ref of the backplane's event function (or LUA_NOREF) */
 };
 
 /* Longest topic name: a name is a key, not a payload. */
@@ -220,6 +223,7 @@ static int lserver_listen(lua_State *L)
     ls = lua_newuserdatauv(L, sizeof *ls, 2);
     memset(ls, 0, sizeof *ls);
     ls->anchor = LUA_NOREF;
+    ls->bp_ref = LUA_NOREF;
     ls->s.closed = 1;
     luaL_setmetatable(L, LWS_SERVER_MT);
     lws_read_conn_options(L, 3, &ls->s.opt);   /* the defaults are lua/luaws/options.lua's */
@@ -466,7 +470,77 @@ static int lserver_stats(lua_State *L)
     FIELD("bytes_out", st->bytes_out);
     FIELD("frames_cut", st->frames_cut);
     FIELD("shutdown_cut", st->shutdown_cut);
+    if (ls->bp) {
+        const struct backplane_stats *b = backplane_stats(ls->bp);
+        FIELD("backplane_published", b->published);
+        FIELD("backplane_received", b->received);
+        FIELD("backplane_dropped", b->dropped);
+        FIELD("backplane_failed", b->failed);
+        FIELD("backplane_reconnects", b->reconnects);
+        lua_pushboolean(L, b->up);
+        lua_setfield(L, -2, "backplane_up");
+    }
 #undef FIELD
+    return 1;
+}
+
+/* The backplane went up or down: tell the script's function. */
+static void lserver_bp_event(struct backplane *bp, int up, const char *detail, void *arg)
+{
+    lua_State *L = lws_main;
+    struct lserver *ls = arg;
+    (void)bp;
+    if (!L || ls->bp_ref == LUA_NOREF)
+        return;
+    lws_pushref(L, ls->bp_ref);
+    lua_pushstring(L, up ? "up" : "down");
+    lua_pushstring(L, detail ? detail : "");
+    lws_call(L, 2, 0, "backplane handler");
+}
+
+/* A string field of table i, or NULL. */
+static const char *lserver_sfield(lua_State *L, int i, const char *k)
+{
+    const char *v;
+    lua_getfield(L, i, k);
+    v = lua_tostring(L, -1);
+    lua_pop(L, 1);   /* the table keeps the string alive */
+    return v;
+}
+
+/*
+** server:backplane(params, on_event) -> true | nil, message, token
+** [-0, +1|3, v]  Join the server's topics to Redis (see io/backplane.h).
+** params: {host, port, path, password, username, db, prefix, max_pending}
+** (the Lua layer parses the URL); on_event(state, detail): "up"/"down".
+*/
+static int lserver_backplane(lua_State *L)
+{
+    struct lserver *ls = lserver_check(L, 1);
+    struct backplane_params p;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (ls->bp)
+        return luaL_error(L, "backplane: the server has one already");
+    memset(&p, 0, sizeof p);
+    p.host = lserver_sfield(L, 2, "host");
+    p.path = lserver_sfield(L, 2, "path");
+    p.password = lserver_sfield(L, 2, "password");
+    p.username = lserver_sfield(L, 2, "username");
+    p.prefix = lserver_sfield(L, 2, "prefix");
+    lua_getfield(L, 2, "port");
+    p.port = (int)luaL_optinteger(L, -1, 6379);
+    lua_getfield(L, 2, "db");
+    p.db = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 2, "max_pending");
+    p.max_pending = (size_t)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 3);
+    lua_pushvalue(L, 3);
+    ls->bp_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ls->bp = backplane_start(&ls->s.ps, &p, lserver_bp_event, ls);
+    if (!ls->bp)
+        return lws_fail(L, WS_ENOMEM, "backplane: out of memory");
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -504,6 +578,12 @@ static int lserver_gc(lua_State *L)
     while (ls->s.group.conns)
         lws_conn_destroy(ls->s.group.conns);   /* unlinks itself from the list */
     server_forget(&ls->s);
+    backplane_stop(ls->bp);
+    ls->bp = NULL;
+    if (ls->bp_ref != LUA_NOREF && lws_main) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ls->bp_ref);
+        ls->bp_ref = LUA_NOREF;
+    }
     pubsub_free(&ls->s.ps);
     if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
         lua_pushnil(L);
@@ -525,6 +605,7 @@ static const luaL_Reg lserver_methods[] = {
     { "close", lserver_close },
     { "broadcast", lserver_broadcast },
     { "publish", lserver_publish },
+    { "backplane", lserver_backplane },
     { "stats", lserver_stats },
     { "connections", lserver_connections },
     { NULL, NULL }

@@ -39,6 +39,9 @@ local listen = {
   max_topics_per_connection = { 64, "number" },
   backlog = { 511, "number" },
   tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss://
+  backplane = { nil, "string" },             -- "redis://[user:password@]host[:port][/db]" or "unix:///path?db=N"
+  backplane_prefix = { "luaws", "string" },  -- Redis channels are prefix:topic
+  on_backplane = { nil, "function" },        -- function(state, detail): "up" / "down"
 }
 
 local connect = {

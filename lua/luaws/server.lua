@@ -147,6 +147,19 @@ function M.listen(opts)
   if not c then return nil, message, token end
   self._c = c
   self.port = c:port()
+  if o.backplane then
+    local params, err = util.parse_redis_url(o.backplane)
+    if not params then
+      c:close(0)
+      error("listen: option 'backplane': " .. err, 2)
+    end
+    params.prefix = o.backplane_prefix
+    local on_event = o.on_backplane or function(state, detail)
+      -- nothing goes silently: without a handler, say it in the log
+      core.log(("backplane %s: %s (%s)"):format(state, detail, o.backplane))
+    end
+    assert(c:backplane(params, on_event))
+  end
   return self
 end
 

@@ -24,6 +24,47 @@ function M.parse_url(url)
   return { scheme = scheme, host = host, port = port, path = path }
 end
 
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--[[ parse_redis_url(url) -> {host, port, path, username, password, db} | nil, err
+  redis://[[user]:password@]host[:port][/db], rediss is not supported;
+  unix:///path/to/redis.sock[?db=N&password=P] (or redis+unix://). ]]
+function M.parse_redis_url(url)
+  if type(url) ~= "string" then return nil, "not a string" end
+  local query
+  url, query = url:match("^([^?#]*)%??([^#]*)")
+  local q = {}
+  for k, v in (query or ""):gmatch("([^&=]+)=?([^&]*)") do q[k] = unescape(v) end
+  local path = url:match("^unix://(/.+)$") or url:match("^redis%+unix://(/.+)$")
+  if path then
+    local db = tonumber(q.db or "0")
+    if not db or db ~= math.floor(db) or db < 0 then return nil, "db must be a number" end
+    return { path = path, password = q.password, username = q.user, db = db }
+  end
+  local rest = url:match("^redis://(.*)$")
+  if not rest then return nil, "expected redis://host:port[/db] or unix:///path" end
+  local userinfo, hostport = rest:match("^(.*)@([^@]*)$")
+  if not userinfo then hostport = rest end
+  local username, password
+  if userinfo then
+    username, password = userinfo:match("^([^:]*):(.*)$")
+    if not username then password = userinfo end
+    if username == "" then username = nil end
+    username, password = username and unescape(username), password and unescape(password)
+  end
+  local hp, db = hostport:match("^([^/]*)/?(%d*)$")
+  if not hp then return nil, "bad host or db in " .. url end
+  local host, port = hp:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = hp:match("^([^:]*):?(%d*)$") end
+  if not host or host == "" then host = "127.0.0.1" end
+  port = tonumber(port) or 6379
+  if port < 1 or port > 65535 then return nil, "port out of range" end
+  return { host = host, port = port, username = username, password = password or q.password,
+           db = tonumber(db) or tonumber(q.db or "0") or 0 }
+end
+
 -- Elements of a comma-separated header value, trimmed, in order.
 function M.tokens(value)
   local out = {}
