@@ -1,13 +1,16 @@
 -- SPDX-License-Identifier: MIT
 --
--- A broadcast chat room: what one client says, every client hears, and the
--- server pushes a message of its own every few seconds. It shows
--- server:broadcast() (one frame for every connection), a push from outside
--- any handler with luaws.every(), and JSON on the wire.
+-- A chat room: what one client says, every client in the room hears, on
+-- every worker and every machine, and the server speaks every few seconds.
+-- It shows topics (ws:subscribe, server:publish: one frame for the room), a
+-- push from outside any handler (luaws.every), a worker per core and a
+-- Redis backplane between servers, with JSON through lua-cjson.
 --
---   lua5.4 examples/chat.lua            -- once built (make); then open
---                                       -- http://localhost:5000/ in two tabs
---   lua5.4 examples/chat.lua --tick 2   -- the server speaks every 2 s
+--   lua5.4 examples/chat.lua                      -- once built (make); then open
+--                                                 -- http://localhost:5000/ in two tabs
+--   lua5.4 examples/chat.lua --workers 2          -- two processes on one port
+--   lua5.4 examples/chat.lua --port 5001 --redis redis://127.0.0.1:6379
+--                                                 -- rooms joined across servers
 --
 -- Wire format (examples/chat/public/chat.js is the other side), text frames:
 --   client -> server   {"name": "ada", "text": "hello"}
@@ -17,21 +20,26 @@
 -- name "server" is the server's own: a client that takes it is "anonymous".
 --
 -- Options: --host H (default localhost; "*" for every address), --port N
--- (0 picks a free one), --tick S (default 5). It prints one line once it
--- listens:
+-- (0 picks a free one), --tick S (default 5), --workers N (or "auto"),
+-- --redis URL (a backplane: every server given the same Redis shares the
+-- room). The page is at /, the room at /ws (and /chat, its old name). It
+-- prints one line once it listens:
 --   luaws chat listening on http://HOST:PORT/
 
--- Run from a checkout without installing: find lua/ and build/ beside us,
--- and the small JSON module in examples/lib/.
+-- Run from a checkout without installing: find lua/ and build/ beside us.
 local here = (arg and arg[0] or ""):match("^(.-)[^/]*$")
-package.path = here .. "../lua/?.lua;" .. here .. "../lua/?/init.lua;" .. here .. "lib/?.lua;" .. package.path
+package.path = here .. "../lua/?.lua;" .. here .. "../lua/?/init.lua;" .. package.path
 package.cpath = here .. "../build/?.so;" .. package.cpath
 
 local luaws = require "luaws"
-local json = require "json"
+local json = require "cjson.safe"   -- Debian lua-cjson: decode returns nil on bad JSON
+
+-- lua-cjson 2.1 writes "/" as "\/"; a chat line should arrive as it was typed.
+local function encode(t) return (json.encode(t):gsub("\\/", "/")) end
 
 local opts = { host = "localhost", port = 5000, tick = 5 }
-local usage = "usage: lua5.4 examples/chat.lua [--host H] [--port N] [--tick SECONDS]\n"
+local usage = "usage: lua5.4 examples/chat.lua [--host H] [--port N] [--tick SECONDS]"
+  .. " [--workers N|auto] [--redis URL]\n"
 local i = 1
 while arg and arg[i] do
   local a = arg[i]
@@ -41,6 +49,10 @@ while arg and arg[i] do
     opts.tick = tonumber(arg[i + 1])
     assert(opts.tick and opts.tick > 0, "--tick needs a positive number of seconds")
     i = i + 1
+  elseif a == "--workers" then
+    opts.workers = arg[i + 1] == "auto" and "auto" or tonumber(arg[i + 1])
+    assert(opts.workers, "--workers needs a number or auto"); i = i + 1
+  elseif a == "--redis" then opts.redis = assert(arg[i + 1], "--redis needs a URL"); i = i + 1
   else io.stderr:write(usage); os.exit(2) end
   i = i + 1
 end
@@ -52,6 +64,7 @@ local server = assert(luaws.listen {
   port = opts.port,
   static = here .. "chat/public",
   max_message_size = 16 * 1024,   -- a chat line, not a file: bigger ones close with 1009
+  backplane = opts.redis,         -- nil: this process (and its workers) only
 })
 
 local function now_iso()
@@ -67,25 +80,35 @@ local function display_name(name)
   return name
 end
 
-server:route("/chat", {
+-- The room is a topic: every client subscribes when it opens, and a message
+-- is published to it once, for every subscriber here, on the other workers
+-- and, through Redis, on the other servers.
+local ROOM = "room"
+local room = {
+  open = function(ws) assert(ws:subscribe(ROOM)) end,
   message = function(ws, msg, kind)
     local m = kind == "text" and json.decode(msg)
     if type(m) ~= "table" or type(m.text) ~= "string" then
       io.stderr:write(("chat: dropped a message from %s that is not {name, text} JSON\n"):format(ws.remote))
       return
     end
-    server:broadcast(json.encode { from = display_name(m.name), text = m.text, at = now_iso() })
+    server:publish(ROOM, encode { from = display_name(m.name), text = m.text, at = now_iso() })
   end,
-})
+}
+server:route("/ws", room)
+server:route("/chat", room)
 
--- A push from outside any handler: every connection gets it.
+-- A push from outside any handler, to this process's part of the room (each
+-- worker and each server says its own ticks).
 local ticks = 0
 luaws.every(opts.tick, function()
   ticks = ticks + 1
-  server:broadcast(json.encode { from = "server", text = "tick " .. ticks, at = now_iso() })
+  local text = luaws.worker_id and luaws.worker_id() and ("tick %d (worker %d)"):format(ticks, luaws.worker_id())
+    or "tick " .. ticks
+  server:broadcast(encode { from = "server", text = text, at = now_iso() })
 end)
 
 io.stdout:setvbuf("line")
 print(("luaws chat listening on http://%s:%d/"):format(
   opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host, server.port))
-luaws.run()
+luaws.run { workers = opts.workers }

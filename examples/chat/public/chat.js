@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// The luaws chat room page. It connects to /chat on the page's own host as
+// The luaws chat room page. It connects to /ws on the page's own host as
 // soon as it loads and shows every message the server broadcasts.
 //
 // Wire contract (examples/chat.lua):
@@ -34,8 +34,8 @@
   let socket = null;
 
   function roomUrl() {
-    if (!location.host) return 'ws://127.0.0.1:5000/chat'; // opened as a file
-    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/chat';
+    if (!location.host) return 'ws://127.0.0.1:5000/ws'; // opened as a file
+    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
   }
 
   function setState(state, text) {
