@@ -131,7 +131,7 @@ describe("examples/lib/json.lua decode", function()
 end)
 
 describe("examples/lib/json.lua against Python's json module", function()
-  local have_python = os.execute("/usr/bin/python3 -c 'import json' >/dev/null 2>&1") == true
+  local have_python = proc.have_python("json")
 
   -- Random strings over ASCII, controls, 2-, 3- and 4-byte characters.
   local function random_string(rng)
@@ -157,7 +157,7 @@ describe("examples/lib/json.lua against Python's json module", function()
     -- Python reads our lines and writes them back ASCII-only (\uXXXX, surrogate pairs).
     local script = "import json,sys\nfor line in open(sys.argv[1], encoding='utf-8'):\n"
       .. "    print(json.dumps(json.loads(line), ensure_ascii=True, sort_keys=True))\n"
-    local out, code = proc.run("/usr/bin/python3 -c " .. proc.quote(script) .. " " .. input, { timeout = 60 })
+    local out, code = proc.run({ proc.PYTHON, "-c", script, input }, { timeout = 60 })
     os.remove(input)
     assert.equal(0, code, out)
     local i = 0
