@@ -27,7 +27,7 @@ local luaws = require "luaws"
 local core = require "luaws.core"
 local conn = require "luaws.conn"
 local h = require "helper"   -- the specs' helper: h.idle steps the loop
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local hard = require "support.hardening"
 local json = require "support.json"
 
@@ -98,10 +98,10 @@ local finished = 0
 local function client(id)
   local seq = 0
   while core.now() < deadline do
-    local ws, token, detail = luaws.connect(url, { timeout = 10 })
+    local ws, err = luaws.connect(url, { timeout = 10 })
     if not ws then
       st.connect_failed = st.connect_failed + 1
-      problem(("lua client %d: connect: %s %s"):format(id, token, tostring(detail)))
+      problem(("lua client %d: %s"):format(id, err))
       sleep(0.5)
     else
       st.connections = st.connections + 1
@@ -114,7 +114,7 @@ local function client(id)
           local ok, err = ws:send(msg, kind)
           if not ok then
             st.unexpected = st.unexpected + 1
-            problem(("lua client %d: send: %s"):format(id, tostring(err)))
+            problem(("lua client %d: %s"):format(id, tostring(err)))
             ended = true
             break
           end
@@ -130,9 +130,9 @@ local function client(id)
           break
         end
         for _, want in ipairs(burst) do
-          local got, kind = ws:receive(ECHO_TIMEOUT)
+          local got, kind, token = ws:receive(ECHO_TIMEOUT)
           if got == nil then
-            if kind == "timeout" then
+            if token == "timeout" then
               st.timeouts = st.timeouts + 1
               problem(("lua client %d: no echo within %d s"):format(id, ECHO_TIMEOUT))
             else

@@ -52,14 +52,14 @@ local dirs = {}
 local function tree(changes)
   local dir = os.tmpname()
   os.remove(dir)
-  assert(os.execute("mkdir -p " .. proc.quote(dir)) == true, "cannot make " .. dir)
+  proc.check { "mkdir", "-p", dir }
   dirs[#dirs + 1] = dir
   local files = {}
   for path, text in pairs(CLEAN) do files[path] = text end
   for path, text in pairs(changes or {}) do files[path] = text or nil end
   for path, text in pairs(files) do
     local sub = path:match("^(.*)/[^/]*$")
-    if sub then assert(os.execute("mkdir -p " .. proc.quote(dir .. "/" .. sub)) == true) end
+    if sub then proc.check { "mkdir", "-p", dir .. "/" .. sub } end
     local f = assert(io.open(dir .. "/" .. path, "wb"))
     f:write(text)
     f:close()
@@ -69,7 +69,7 @@ end
 
 -- Run the script (bounded); returns its output and exit status.
 local function check(dir)
-  return proc.run(proc.quote(SCRIPT) .. " --root " .. proc.quote(dir), { timeout = TIMEOUT })
+  return proc.run({ SCRIPT, "--root", dir }, { timeout = TIMEOUT })
 end
 
 -- Assert a failing run whose output has each of the given plain strings.
@@ -84,7 +84,7 @@ describe("scripts/check-layers", function()
   after_each(function()
     for _, dir in ipairs(dirs) do
       assert(dir:match("^/tmp/lua_%w+$"), "refusing to remove " .. dir)
-      os.execute("rm -rf " .. proc.quote(dir))
+      proc.check { "rm", "-rf", dir }
     end
     dirs = {}
   end)
@@ -173,17 +173,17 @@ describe("scripts/check-layers", function()
   end)
 
   it("refuses an unknown argument or a missing root with status 2", function()
-    local out, code = proc.run(proc.quote(SCRIPT) .. " --frobnicate", { timeout = TIMEOUT })
+    local out, code = proc.run({ SCRIPT, "--frobnicate" }, { timeout = TIMEOUT })
     assert.equal(2, code, out)
     assert.truthy(out:find("usage: scripts/check-layers [--root DIR]", 1, true), out)
-    out, code = proc.run(proc.quote(SCRIPT) .. " --root /nonexistent/csrc", { timeout = TIMEOUT })
+    out, code = proc.run({ SCRIPT, "--root", "/nonexistent/csrc" }, { timeout = TIMEOUT })
     assert.equal(2, code, out)
   end)
 
-  local split = os.execute("test -d " .. proc.quote(ROOT .. "/csrc/proto")) == true
+  local split = select(2, proc.run { "test", "-d", ROOT .. "/csrc/proto" }) == 0
   if split then
     it("passes the real csrc/ when run with no arguments", function()
-      local out, code = proc.run("scripts/check-layers", { cwd = ROOT, timeout = TIMEOUT })
+      local out, code = proc.run({ "scripts/check-layers" }, { cwd = ROOT, timeout = TIMEOUT })
       assert.equal(0, code, out)
       assert.truthy(out:find(" 0 violations, 0 cycles\n", 1, true), out)
     end)

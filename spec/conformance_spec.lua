@@ -23,7 +23,7 @@ describe("RFC 6455 conformance", function()
   local server, start_err = sut.start(10)
   local results, stray, code, out = {}, {}, nil, ""
   if server then
-    out, code = proc.run(sut.PYTHON .. " spec/conformance/suite.py " .. server.url,
+    out, code = proc.run({ proc.PYTHON, "spec/conformance/suite.py", server.url },
                          { cwd = sut.root(), timeout = SUITE_TIMEOUT })
     results, stray = json.decode_lines(out)
   end
@@ -31,7 +31,7 @@ describe("RFC 6455 conformance", function()
 
   teardown(function()
     -- Already stopped above; this only matters if collection was interrupted.
-    if server and proc.alive(server.proc.pid) then sut.stop(server, 2) end
+    if server then sut.stop(server, 2) end
   end)
 
   if not server then
@@ -65,6 +65,6 @@ describe("RFC 6455 conformance", function()
 
   it("the server exits on SIGTERM to its PID", function()
     assert(stopped, stop_err)
-    assert.is_false(proc.alive(server.proc.pid))
+    assert.is_false(server.proc:alive())
   end)
 end)

@@ -10,6 +10,8 @@
 -- that loads build/luaws/core.so. The child is run once with nothing failing
 -- first, so a broken shim cannot pass for an injected failure.
 local core = require "luaws.core"
+local helper = require "helper"   -- helper.fails: nil, a message, a token
+local proc = require "support.proc"
 
 local SHIM_C = [[
 /* Fail the libcrypto calls named in LUAWS_FAIL_CRYPTO (comma-separated);
@@ -91,22 +93,19 @@ local SHIM_SO = SHIM_DIR .. "/failing_crypto.so"
 local shim_built = false
 local function build_shim()
   if shim_built then return end
-  assert(os.execute("mkdir -p " .. SHIM_DIR))
+  proc.check { "mkdir", "-p", SHIM_DIR }
   local src = SHIM_DIR .. "/failing_crypto.c"
   local f = assert(io.open(src, "w"))
   f:write(SHIM_C)
   f:close()
-  local cc = io.popen("cc -shared -fPIC -o " .. SHIM_SO .. " " .. src
-    .. " -Wl,--no-as-needed -lcrypto -ldl 2>&1")
-  local out = cc:read("a")
-  local ok = cc:close()
-  assert(ok, "cannot build the failing-crypto shim: " .. out)
+  proc.check({ "cc", "-shared", "-fPIC", "-o", SHIM_SO, src, "-Wl,--no-as-needed", "-lcrypto", "-ldl" },
+    { unset = { "LD_PRELOAD" } })
   shim_built = true
 end
 
 -- Run `expr` (Lua returning values, with `core` in scope) in a child lua5.4
 -- whose libcrypto calls listed in fail (a string, "" for none) fail; return
--- what it printed: the results joined with "|".
+-- the values it returned (nil, strings, numbers, booleans), all of them.
 local function in_child(fail, expr)
   build_shim()
   local preload = os.getenv("LD_PRELOAD")   -- keep the ASan runtime first under SANITIZE=1
@@ -114,14 +113,10 @@ local function in_child(fail, expr)
   local code = "package.cpath = [[build/?.so;]] .. package.cpath; "
     .. "local core = require [[luaws.core]]; "
     .. "local t = table.pack(" .. expr .. "); "
-    .. "for i = 1, t.n do t[i] = tostring(t[i]) end; "
-    .. "io.write(table.concat(t, [[|]], 1, t.n))"
-  local cmd = ("LUAWS_FAIL_CRYPTO='%s' LD_PRELOAD='%s' lua5.4 -e '%s' 2>&1"):format(fail, preload, code)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local ok = p:close()
-  assert(ok, "child failed: " .. out)
-  return out
+    .. "for i = 1, t.n do t[i] = string.format([[%q]], t[i]) end; "
+    .. "io.write(table.concat(t, [[, ]], 1, t.n))"
+  local out = proc.check({ "lua5.4", "-e", code }, { env = { LUAWS_FAIL_CRYPTO = fail, LD_PRELOAD = preload } })
+  return assert(load("return " .. out, "the child's values", "t", {}), "child printed: " .. out)()
 end
 
 -- RFC 6455 §1.3; also base64(SHA-1(key .. GUID)) computed independently.
@@ -135,22 +130,22 @@ describe("luaws.core handshake codec when OpenSSL fails", function()
     assert.are.equal(24, #in_child("", "core.client_key()"))
   end)
 
-  it("accept_key returns nil, \"tls\" when the one-call SHA-1 fails", function()
-    assert.are.equal("nil|tls", in_child("EVP_Digest", ("core.accept_key(%q)"):format(RFC_KEY)))
+  it("accept_key returns nil, a message, \"tls\" when the one-call SHA-1 fails", function()
+    helper.fails_with("tls", "accept_key: ", in_child("EVP_Digest", ("core.accept_key(%q)"):format(RFC_KEY)))
   end)
 
-  it("accept_key returns nil, \"tls\" when the streamed SHA-1 of a long key fails", function()
+  it("accept_key returns nil, a message, \"tls\" when the streamed SHA-1 of a long key fails", function()
     -- (libcrypto's own EVP_Digest calls EVP_DigestInit_ex too, so a short key
     -- fails the same way here; it is the long key that takes the other path.)
-    assert.are.equal("nil|tls", in_child("EVP_DigestInit_ex", ("core.accept_key(%q)"):format(LONG_KEY)))
+    helper.fails_with("tls", "accept_key: ", in_child("EVP_DigestInit_ex", ("core.accept_key(%q)"):format(LONG_KEY)))
   end)
 
-  it("accept_key returns nil, \"tls\" when the digest is not 20 bytes long", function()
-    assert.are.equal("nil|tls", in_child("EVP_Digest_short", ("core.accept_key(%q)"):format(RFC_KEY)))
+  it("accept_key returns nil, a message, \"tls\" when the digest is not 20 bytes long", function()
+    helper.fails_with("tls", "accept_key: ", in_child("EVP_Digest_short", ("core.accept_key(%q)"):format(RFC_KEY)))
   end)
 
-  it("client_key returns nil, \"tls\" when RAND_bytes fails", function()
-    assert.are.equal("nil|tls", in_child("RAND_bytes", "core.client_key()"))
+  it("client_key returns nil, a message, \"tls\" when RAND_bytes fails", function()
+    helper.fails_with("tls", "client_key: ", in_child("RAND_bytes", "core.client_key()"))
   end)
 end)
 
@@ -161,10 +156,8 @@ describe("luaws.core handshake codec on heads that do not parse", function()
     { "too many headers", "GET / HTTP/1.1\r\n" .. ("X: v\r\n"):rep(65) .. "\r\n", "headers too large" },
   }
   for _, c in ipairs(cases) do
-    it("handshake_is_upgrade returns nil, " .. c[3] .. " for " .. c[1], function()
-      local ok, err = core.handshake_is_upgrade(c[2])
-      assert.is_nil(ok)
-      assert.are.equal(c[3], err)
+    it("handshake_is_upgrade returns nil, a message, " .. c[3] .. " for " .. c[1], function()
+      helper.fails_with(c[3], "handshake_is_upgrade: ", core.handshake_is_upgrade(c[2]))
     end)
   end
 end)

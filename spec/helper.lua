@@ -6,6 +6,7 @@
 --   local h = require "helper"
 --   local server = h.server { idle_timeout = 1 }     -- closed after each test
 --   h.pump(function() return done end, "the echo")   -- steps the loop, bounded
+--   h.fails("closed", ws:receive(5))                 -- nil, a message, "closed"
 
 local M = {}
 
@@ -39,6 +40,44 @@ end
 function M.idle(seconds)
   local deadline = M.core.now() + seconds
   while M.core.now() < deadline do M.core.step(0.01) end
+end
+
+local function show(t)
+  local parts = {}
+  for i = 1, t.n do parts[i] = type(t[i]) == "string" and ("%q"):format(t[i]) or tostring(t[i]) end
+  return "(" .. table.concat(parts, ", ") .. ")"
+end
+
+-- The message of an I/O failure (nil, a non-empty message, token), or
+-- nil and what is wrong with got.
+local function failure(token, got)
+  if got.n ~= 3 or got[1] ~= nil or type(got[2]) ~= "string" or got[2] == "" or got[3] ~= token then
+    return nil, ("expected (nil, a message, %q), got %s"):format(token, show(got))
+  end
+  return got[2]
+end
+
+--[[ fails(token, ...) -> message
+  Checks that ... is an I/O failure as luaws returns it: exactly nil, a
+  message (a non-empty string, for people), then token (compared exactly);
+  returns the message. Raises at the caller otherwise.
+  Usage: h.fails("closed", ws:receive(5)) ]]
+function M.fails(token, ...)
+  local msg, why = failure(token, table.pack(...))
+  if not msg then error(why, 2) end
+  return msg
+end
+
+--[[ fails_with(token, text, ...) -> message
+  fails(token, ...), and the message contains text (plain).
+  Usage: h.fails_with("handshake", "404 Not Found", luaws.connect(url)) ]]
+function M.fails_with(token, text, ...)
+  local msg, why = failure(token, table.pack(...))
+  if msg and not msg:find(text, 1, true) then
+    msg, why = nil, ("expected a message with %q, got %q"):format(text, msg)
+  end
+  if not msg then error(why, 2) end
+  return msg
 end
 
 local servers = {}

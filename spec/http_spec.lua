@@ -2,6 +2,7 @@
 -- opening handshake: valid heads with CRLF and bare LF, every prefix partial,
 -- garbage refused, the 431 limits, header lookup, token lists, responses.
 local core = require "luaws.core"
+local helper = require "helper"   -- helper.fails: nil, a message, a token
 
 local rep = string.rep
 
@@ -73,9 +74,7 @@ describe("luaws.core HTTP request parser", function()
     end)
     it("says partial for every prefix of " .. name, function()
       for i = 0, #req - 1 do
-        local res, err = core.http_parse_request(req:sub(1, i))
-        assert.is_nil(res, "prefix of " .. i .. " bytes")
-        assert.are.equal("partial", err, "prefix of " .. i .. " bytes")
+        helper.fails_with("partial", "http_parse_request: ", core.http_parse_request(req:sub(1, i)))
       end
     end)
   end
@@ -120,9 +119,7 @@ describe("luaws.core HTTP request parser", function()
   }
   for _, case in ipairs(bad) do
     it("refuses " .. case[1] .. " as a bad request", function()
-      local res, err = core.http_parse_request(case[2])
-      assert.is_nil(res)
-      assert.are.equal("bad request", err)
+      helper.fails_with("bad request", "http_parse_request: ", core.http_parse_request(case[2]))
     end)
   end
 
@@ -134,16 +131,14 @@ describe("luaws.core HTTP request parser", function()
     end)
 
     it("refuses 65 headers as headers too large", function()
-      local res, err = core.http_parse_request(with_headers(65))
-      assert.is_nil(res)
-      assert.are.equal("headers too large", err)
+      helper.fails("headers too large", core.http_parse_request(with_headers(65)))
     end)
 
     it("refuses the 65th header as soon as its line starts", function()
       local req = with_headers(65)
       local cut = req:find("X-65", 1, true)
-      assert.are.equal("partial", select(2, core.http_parse_request(req:sub(1, cut - 1))))
-      assert.are.equal("headers too large", select(2, core.http_parse_request(req:sub(1, cut))))
+      helper.fails("partial", core.http_parse_request(req:sub(1, cut - 1)))
+      helper.fails("headers too large", core.http_parse_request(req:sub(1, cut)))
     end)
 
     it("accepts a head of exactly 8192 bytes", function()
@@ -156,26 +151,26 @@ describe("luaws.core HTTP request parser", function()
     it("refuses a complete head of 8193 bytes as headers too large", function()
       local req = head_of_size(8193)
       assert.are.equal(8193, #req)
-      assert.are.equal("headers too large", select(2, core.http_parse_request(req)))
-      assert.are.equal("headers too large", select(2, core.http_parse_request(head_of_size(20000))))
+      helper.fails("headers too large", core.http_parse_request(req))
+      helper.fails("headers too large", core.http_parse_request(head_of_size(20000)))
     end)
 
     it("waits up to 8192 bytes of an unfinished head, then says headers too large", function()
       local req = "GET / HTTP/1.1\r\nX-Long: " .. rep("a", 9000)
-      assert.are.equal("partial", select(2, core.http_parse_request(req:sub(1, 8192))))
-      assert.are.equal("headers too large", select(2, core.http_parse_request(req:sub(1, 8193))))
-      assert.are.equal("headers too large", select(2, core.http_parse_request(req)))
+      helper.fails("partial", core.http_parse_request(req:sub(1, 8192)))
+      helper.fails("headers too large", core.http_parse_request(req:sub(1, 8193)))
+      helper.fails("headers too large", core.http_parse_request(req))
     end)
 
     it("refuses a head that is only long header lines as headers too large", function()
       local req = with_headers(40, rep("v", 300))
       assert.is_true(#req > 8192)
-      assert.are.equal("headers too large", select(2, core.http_parse_request(req)))
+      helper.fails("headers too large", core.http_parse_request(req))
     end)
 
     it("reports garbage inside the limit as a bad request even past it", function()
       local req = "GET / HTTP/1.1\r\nX: \1" .. rep("a", 9000)
-      assert.are.equal("bad request", select(2, core.http_parse_request(req)))
+      helper.fails("bad request", core.http_parse_request(req))
     end)
   end)
 
@@ -198,9 +193,7 @@ describe("luaws.core HTTP request parser", function()
       assert.are.equal("1", core.http_header("GET / HTTP/1.1\r\nX: 1\r\nx: 2\r\n\r\n", "X"))
     end)
     it("returns nil and the token when the head does not parse", function()
-      local v, err = core.http_header("GET / HTTP/1.1\r\n", "Host")
-      assert.is_nil(v)
-      assert.are.equal("partial", err)
+      helper.fails_with("partial", "http_header: ", core.http_header("GET / HTTP/1.1\r\n", "Host"))
     end)
   end)
 
@@ -244,7 +237,7 @@ describe("luaws.core HTTP response parser", function()
 
   it("says partial for every prefix of a response", function()
     for i = 0, #RESPONSE - 1 do
-      assert.are.equal("partial", select(2, core.http_parse_response(RESPONSE:sub(1, i))), i)
+      helper.fails("partial", core.http_parse_response(RESPONSE:sub(1, i)))
     end
   end)
 
@@ -263,7 +256,7 @@ describe("luaws.core HTTP response parser", function()
     "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 101 x\r\nBad Header: y\r\n\r\n",
   } do
     it("refuses the response " .. show(res) .. " as bad", function()
-      assert.are.equal("bad request", select(2, core.http_parse_response(res)))
+      helper.fails("bad request", core.http_parse_response(res))
     end)
   end
 end)

@@ -586,7 +586,9 @@ void conn_flush(struct conn *c)
             return;
         }
         c->flags |= CF_SOCK_ERR;
-        conn_abort(c, WS_EIO, c->tp.ops->error(&c->tp, errno));
+        /* a TLS failure may surface in a write: the handshake runs in SSL_write too */
+        conn_abort(c, transport_is_tls(&c->tp) && errno == EPROTO ? WS_ETLS : WS_EIO,
+                   c->tp.ops->error(&c->tp, errno));
         return;
     }
     if (c->segs && conn_flush_segs(c) != WS_OK)

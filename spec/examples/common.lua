@@ -11,9 +11,10 @@
 -- with LUA_PATH/LUA_CPATH pointing at lua/ and build/ (the tutorial files do
 -- not set their own paths), and must print
 --   luaws NAME listening on http://127.0.0.1:PORT/
--- Every wait is bounded; processes are stopped by PID (SIGTERM, then SIGKILL).
+-- The processes are support.proc's (stdout and stderr in one file, in
+-- order); every wait is bounded, and they are stopped by PID (SIGTERM, then
+-- SIGKILL).
 
-local h = require "helper"
 local proc = require "support.proc"
 
 local M = {}
@@ -27,27 +28,24 @@ function M.root()
   return src:match("^(.*)/spec/examples/[^/]*$") or "."
 end
 
--- examples/lib/json.lua, loaded as the chat example loads it.
+-- The JSON the chat example speaks: Debian's lua-cjson (safe: nil on bad input).
 function M.json()
-  return assert(loadfile(M.root() .. "/examples/lib/json.lua"))()
+  return require "cjson.safe"
 end
 
 local running = {}
 
--- The environment that lets a script find lua/ and build/ from the root.
-local function lua_env()
-  return {
-    LUA_PATH = "lua/?.lua;lua/?/init.lua;" .. (os.getenv("LUA_PATH") or ";"),
-    LUA_CPATH = "build/?.so;" .. (os.getenv("LUA_CPATH") or ";"),
-  }
+-- How the scripts are run: from the root, finding lua/ and build/ there.
+local function run_opts()
+  return { cwd = M.root(), merge = true, env = proc.luaws_env() }
 end
 
--- "lua5.4 script args...", each argument quoted for /bin/sh.
-local function command(script, args, extra)
-  local parts = { "lua5.4", script }
-  for _, a in ipairs(extra or {}) do parts[#parts + 1] = a end
-  for _, a in ipairs(args or {}) do parts[#parts + 1] = proc.quote(a) end
-  return table.concat(parts, " ")
+-- { "lua5.4", script, extra..., args... }
+local function argv(script, args, extra)
+  local t = { "lua5.4", script }
+  for _, a in ipairs(extra or {}) do t[#t + 1] = a end
+  for _, a in ipairs(args or {}) do t[#t + 1] = a end
+  return t
 end
 
 local methods = {}
@@ -57,83 +55,68 @@ local mt = { __index = methods }
 function methods:url(path) return ("ws://127.0.0.1:%d%s"):format(self.port, path or "/ws") end
 
 -- Everything the process printed so far (stdout and stderr together).
-function methods:output() return proc.read_all(self.proc.out) or "" end
+function methods:output() return self.final_output or self.proc:stdout() end
 
 -- Step the luaws loop until the output has a line matching pattern (a Lua
--- pattern); returns its captures. Errors after timeout seconds with the output.
+-- pattern); returns its captures. Errors after timeout seconds with the
+-- output; what names the line in that error.
 function methods:wait_output(pattern, what, timeout)
-  local caps
-  local ok, err = pcall(h.pump, function()
-    for line in self:output():gmatch("[^\n]+") do
-      local c = table.pack(line:match(pattern))
-      if c[1] ~= nil then caps = c return true end
-    end
-    return false
-  end, what or pattern, timeout or 10)
-  if not ok then error(tostring(err) .. "\n--- output of " .. self.cmd .. " ---\n" .. self:output(), 2) end
+  local caps = table.pack(self.proc:wait_line(pattern, timeout or 10))
+  if caps[1] == nil then error(("waiting for %s: %s"):format(what or pattern, caps[2]), 2) end
   return table.unpack(caps, 1, caps.n)
 end
 
+-- Send a signal to the process; wait (stepping the loop) for its exit status.
+function methods:signal(sig) return self.proc:signal(sig) end
+function methods:wait(timeout) return self.proc:wait(timeout) end
+
+-- Is the process still running?
+function methods:alive() return self.proc:alive() end
+
 -- SIGTERM, wait, SIGKILL if needed. Returns true if it exited on SIGTERM,
--- false and why otherwise (also when it had already died). Idempotent.
+-- false and why otherwise (also when it had already exited). Idempotent.
 function methods:stop(timeout)
   if self.stopped ~= nil then return self.stopped, self.why end
-  if not proc.alive(self.proc.pid) then
-    self.stopped, self.why = false, "it had exited before SIGTERM"
-  else
-    self.stopped, self.why = proc.stop(self.proc, timeout or 5)
-  end
-  self.final_output = self:output()
-  proc.cleanup(self.proc)
-  self.output = function(s) return s.final_output end
+  self.stopped, self.why = self.proc:stop(timeout or 5)
+  self.final_output = self.proc:stdout()
+  self.proc:remove_files()
   return self.stopped, self.why
 end
 
--- Start script (relative to the root) with args; wait for its listening line.
--- Returns an object with :url(path), :output(), :wait_output(), :stop(), and
--- the fields name, port, pid, cmd.
-function M.start(script, args, timeout)
-  local cmd = command(script, args, { "--port", "0", "--host", "127.0.0.1" })
-  local p = assert(proc.spawn(cmd, {
-    cwd = M.root(),
-    env = lua_env(),
-  }))
-  local self = setmetatable({ proc = p, pid = p.pid, cmd = cmd }, mt)
+local function started(p)
+  local self = setmetatable({ proc = p, pid = p.pid, cmd = p.cmd }, mt)
   running[#running + 1] = self
-  local name, port = proc.wait_line(p, M.READY, timeout or 10)
+  return self
+end
+
+-- Start script (relative to the root) with args; wait for its listening line.
+-- Returns an object with :url(path), :output(), :wait_output(), :signal(),
+-- :wait(), :alive(), :stop(), and the fields name, port, pid, cmd.
+function M.start(script, args, timeout)
+  local self = started(proc.spawn(argv(script, args, { "--port", "0", "--host", "127.0.0.1" }), run_opts()))
+  local name, port = self.proc:wait_line(M.READY, timeout or 10)
   if not name then
     local _, why = self:stop(2)
-    error(("%s did not start: %s %s"):format(cmd, port, why or ""), 2)
+    error(("%s did not start: %s (%s)"):format(self.cmd, port, why), 2)
   end
   self.name, self.port = name, tonumber(port)
   return self
 end
 
 -- Run script to completion with args (no --port/--host added), at most
--- timeout seconds. Returns its output and exit code.
+-- timeout seconds. Returns its output and exit status (nil on timeout).
 function M.run(script, args, timeout)
-  return proc.run(command(script, args), {
-    cwd = M.root(), timeout = timeout or 30,
-    env = lua_env(),
-  })
+  local o = run_opts()
+  o.timeout = timeout or 30
+  return proc.run(argv(script, args), o)
 end
 
 -- Start script with args in the background without waiting for a listening
 -- line (a client). Stopped by stop_all like the servers; set .may_exit when
 -- it is expected to end on its own.
 function M.spawn(script, args)
-  local cmd = command(script, args)
-  local p = assert(proc.spawn(cmd, {
-    cwd = M.root(),
-    env = lua_env(),
-  }))
-  local self = setmetatable({ proc = p, pid = p.pid, cmd = cmd }, mt)
-  running[#running + 1] = self
-  return self
+  return started(proc.spawn(argv(script, args), run_opts()))
 end
-
--- Is the process still running?
-function methods:alive() return proc.alive(self.proc.pid) end
 
 -- Stop every process started here (after_each). Errors if one had to be
 -- killed or had died on its own, after stopping them all.

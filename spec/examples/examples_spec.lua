@@ -9,8 +9,6 @@ local common = require "examples.common"
 local proc = require "support.proc"
 local json = common.json()
 
-local PYTHON = os.getenv("LUAWS_PYTHON") or "/usr/bin/python3"
-
 -- GET path from the example with Python's urllib: status, content type, body.
 local function http_get(port, path)
   local script = "import sys, urllib.request, urllib.error\n"
@@ -18,8 +16,8 @@ local function http_get(port, path)
     .. "except urllib.error.HTTPError as e:\n    r = e\n"
     .. "sys.stdout.write('%d %s\\n' % (r.status, r.headers.get('Content-Type')))\n"
     .. "sys.stdout.write(r.read().decode('utf-8', 'replace'))\n"
-  local out, code = proc.run(PYTHON .. " -c " .. proc.quote(script) .. " "
-    .. proc.quote(("http://127.0.0.1:%d%s"):format(port, path)), { timeout = 20 })
+  local out, code = proc.run({ proc.PYTHON, "-c", script, ("http://127.0.0.1:%d%s"):format(port, path) },
+    { timeout = 20 })
   assert(code == 0, "python3 urllib failed: " .. out)
   local status, ctype, body = out:match("^(%d+) ([^\n]*)\n(.*)$")
   return tonumber(status), ctype, body
@@ -28,9 +26,9 @@ end
 -- Every client a test opens is closed after it.
 local clients = {}
 local function connect(url, opts)
-  local ws, err, detail = luaws.connect(url, opts)
+  local ws, message, token = luaws.connect(url, opts)
   if ws then clients[#clients + 1] = ws end
-  return ws, err, detail
+  return ws, message, token
 end
 
 local function finish()
@@ -65,7 +63,7 @@ describe("examples/origin.lua", function()
     end
     for _, origin in ipairs { "https://evil.example", "http://client.com", "https://client.com:8443",
       "https://client.com.evil.example", "null" } do
-      assert.same({ nil, "handshake", "403 Forbidden" }, { connect(ex:url("/ws"), { origin = origin }) }, origin)
+      h.fails_with("handshake", "403 Forbidden", connect(ex:url("/ws"), { origin = origin }))
     end
   end)
 
@@ -79,16 +77,16 @@ describe("examples/origin.lua", function()
       ws:close()
     end
     for _, origin in ipairs { "https://client.com", "http://client.test:8081", "http://other.test:8080" } do
-      assert.same({ nil, "handshake", "403 Forbidden" }, { connect(ex:url("/ws"), { origin = origin }) }, origin)
+      h.fails_with("handshake", "403 Forbidden", connect(ex:url("/ws"), { origin = origin }))
     end
   end)
 
   it("refuses /private with 401 without the token, and accepts it in the query or a Bearer header", function()
     local ex = common.start("examples/origin.lua", { "--token", "t0ken" })
-    assert.same({ nil, "handshake", "401 Unauthorized" }, { connect(ex:url("/private")) })
-    assert.same({ nil, "handshake", "401 Unauthorized" }, { connect(ex:url("/private?token=s3cret")) })
-    assert.same({ nil, "handshake", "401 Unauthorized" },
-      { connect(ex:url("/private"), { headers = { Authorization = "Bearer wrong" } }) })
+    h.fails_with("handshake", "401 Unauthorized", connect(ex:url("/private")))
+    h.fails_with("handshake", "401 Unauthorized", connect(ex:url("/private?token=s3cret")))
+    h.fails_with("handshake", "401 Unauthorized",
+      connect(ex:url("/private"), { headers = { Authorization = "Bearer wrong" } }))
     ex:wait_output("^origin: refused 127%.0%.0%.1 on /private: no valid token$", "the refusal in the log")
     for _, how in ipairs {
       { ex:url("/private?token=t0ken") },
@@ -104,8 +102,8 @@ describe("examples/origin.lua", function()
 
   it("checks the origin before the token: a right token from a refused origin gets 403", function()
     local ex = common.start("examples/origin.lua")
-    assert.same({ nil, "handshake", "403 Forbidden" },
-      { connect(ex:url("/private?token=s3cret"), { origin = "https://evil.example" }) })
+    h.fails_with("handshake", "403 Forbidden",
+      connect(ex:url("/private?token=s3cret"), { origin = "https://evil.example" }))
     local ws = assert(connect(ex:url("/private?token=s3cret"), { origin = "https://client.com" }))
     ws:close()
   end)
@@ -131,7 +129,7 @@ describe("examples/timeout.lua", function()
     -- then silence: the server gives up after 2 s and tells us 1001 (not
     -- before 1 s, for sure; the time is reported)
     local t0 = luaws.now()
-    assert.same({ nil, "closed" }, { ws:receive(15) })
+    h.fails("closed", ws:receive(15))
     local waited = luaws.now() - t0
     print(("# examples/timeout.lua --interval 1: closed after %.2f s of silence"):format(waited))
     assert.same({ 1001, "timeout" }, { ws:close_status() })
@@ -144,7 +142,7 @@ describe("examples/timeout.lua", function()
     local ex = common.start("examples/timeout.lua", { "--interval", "5" })
     local ws = assert(connect(ex:url("/ws")))
     assert(ws:close(1000, "bye"))
-    assert.same({ nil, "closed" }, { ws:receive(5) })
+    h.fails("closed", ws:receive(5))
     ex:wait_output('disconnected %(closed%) after [%d.]+ s: code 1000, reason "bye"$', "the close in the log")
   end)
 
@@ -155,7 +153,7 @@ describe("examples/timeout.lua", function()
       { "--client", ex:url("/ws"), "--interval", "1", "--pings", "2" })
     client.may_exit = true
     client:wait_output("^client: the server closed the connection: 1001 timeout$", "the client's last line", 30)
-    assert.truthy(proc.wait_exit(client.pid, 15), "the client exits")
+    assert.is_number(client:wait(15), "the client exits")
     local out = client:output()
     assert.matches("client: ping 1\nclient: ping 2\nclient: silent from now on\n", out, 1, true)
     assert.is_nil(out:find("ping 3", 1, true))

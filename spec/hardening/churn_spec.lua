@@ -7,7 +7,7 @@
 -- its RSS near it, and it must serve. How fast it went is reported (# lines),
 -- never checked: the machine is shared, and rates belong in `make bench`.
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local hard = require "support.hardening"
 local core = h.core
 
@@ -16,15 +16,15 @@ local CHURN = "build/hardening/churn"
 local SETTLE = 120   -- seconds: a bound on waits, far above what a loaded machine needs
 
 -- Build the churn tool (once per run); false, why if cc fails.
-local built
+local built, built_log
 local function build_churn()
   if built == nil then
-    os.execute("mkdir -p build/hardening")
-    local ok = os.execute("env -u LD_PRELOAD cc -O2 -std=c11 -Wall -Wextra -Werror -o " .. CHURN
-      .. " spec/hardening/tools/churn.c 2>build/hardening/churn.log")
-    built = ok == true
+    proc.check { "mkdir", "-p", "build/hardening" }
+    local out, status = proc.run({ "cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", CHURN,
+      "spec/hardening/tools/churn.c" }, { unset = { "LD_PRELOAD" } })
+    built, built_log = status == 0, out
   end
-  return built, proc.slurp("build/hardening/churn.log")
+  return built, built_log
 end
 
 describe("connection churn", function()

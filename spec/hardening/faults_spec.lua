@@ -4,7 +4,7 @@
 -- peers that vanish while the server writes to them (SIGPIPE must never
 -- kill the process).
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local hard = require "support.hardening"
 local core = h.core
 
@@ -94,9 +94,9 @@ describe("network faults", function()
     -- MSG_NOSIGNAL. (Before that flag, this control died of SIGPIPE, status
     -- 141: the peers above do make the server write into broken sockets.)
     it_py("leave alive even a server whose SIGPIPE is at its default action (writes use MSG_NOSIGNAL)", function()
-      os.execute("mkdir -p build/hardening")
-      assert(os.execute("env -u LD_PRELOAD cc -shared -fPIC -O2 -Wall -Wextra -Werror -o " .. SHIM
-        .. " spec/hardening/tools/keep_sigpipe.c -ldl"), "cc failed to build the shim")
+      proc.check { "mkdir", "-p", "build/hardening" }
+      proc.check({ "cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", SHIM,
+        "spec/hardening/tools/keep_sigpipe.c", "-ldl" }, { unset = { "LD_PRELOAD" } })
       local preload = os.getenv("LD_PRELOAD")   -- the ASan runtime under SANITIZE=1 comes first
       preload = (preload and preload ~= "" and preload .. ":" or "") .. SHIM
       local srv = hard.server({}, { env = { LD_PRELOAD = preload } })

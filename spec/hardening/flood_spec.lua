@@ -6,7 +6,7 @@
 -- keep their echo meanwhile (how fast they got it is reported, not checked:
 -- the machine is shared; the RSS bounds are the caps at work, checked).
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local hard = require "support.hardening"
 local luaws, core = h.luaws, h.core
 

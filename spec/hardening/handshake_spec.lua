@@ -4,7 +4,7 @@
 -- spec/hardening/tools/attack.py; a fresh luaws client in this process
 -- measures what everyone else sees meanwhile.
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local hard = require "support.hardening"
 
 local it_py = proc.have_python() and it or pending
@@ -25,7 +25,7 @@ describe("hostile handshakes", function()
     local base_fds = hard.fds(srv.pid)
     -- the attacker ends once every socket is dropped; --duration only bounds it
     local atk = hard.attack("slowloris", srv.port, "--sockets", SOCKETS, "--duration", TIMEOUT + LATE + 5)
-    assert(atk:wait_output("(connected %d+)", 60), "the attacker did not connect: " .. atk:stderr())
+    assert(atk:wait_line("(connected %d+)", 60), "the attacker did not connect: " .. atk:stderr())
     -- a fresh client every 50 ms until the attacker ends; before each, the
     -- slowloris sockets the server holds
     local held, held_echoes, samples = 0, 0, {}

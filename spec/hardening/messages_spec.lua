@@ -6,7 +6,7 @@
 -- receives, not in a dropped socket. The server's RSS is read from
 -- /proc/PID/status before and after.
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local hard = require "support.hardening"
 
 local it_py = proc.have_python() and it or pending
@@ -40,7 +40,7 @@ describe("hostile frames", function()
       -- announced payload, which the failed connection must read and drop
       local atk = hard.attack("bigframe", srv.port, "--announce", announce, "--first", 0,
         "--then", 32 * MiB, "--wait", 20, "--hold", 1)
-      assert(atk:wait_output("(holding)", 60), "the attacker stopped: " .. atk:stdout() .. atk:stderr())
+      assert(atk:wait_line("(holding)", 60), "the attacker stopped: " .. atk:stdout() .. atk:stderr())
       local rss = hard.rss(srv.pid)   -- while the attacker's connection is still there
       local r = hard.report(atk, 60)
       pcall(h.pump, function() return #hard.closes(srv, closes0) > 0 end, "the server's close handler", 30)

@@ -12,7 +12,7 @@
 -- (every wait here steps the loop) or, where a signal is needed, as a
 -- process of their own stopped by its PID.
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local json = require "support.json"
 local luaws, core = h.luaws, h.core
 
@@ -185,9 +185,9 @@ describe("a conversation that ends with data queued", function()
           local count, size = msg:match("^send (%d+) (%d+)$")
           count, size = assert(tonumber(count)), assert(tonumber(size))
           for i = 0, count - 1 do
-            local ok, err = ws:send(pattern(i, size), "binary")
+            local ok, _, token = ws:send(pattern(i, size), "binary")
             if not ok then
-              accepted, refused = i, err
+              accepted, refused = i, token
               return
             end
             peak = math.max(peak, ws:buffered())
@@ -254,15 +254,14 @@ describe("a server process that ends", function()
       args[#args + 1] = tostring(o.close_timeout)
     end
     local p = proc.spawn(args)
-    local port, why = p:wait_output("grace server listening on 127%.0%.0%.1:(%d+)", 15)
-    assert(port, ("grace_server.lua did not start (%s): %s%s"):format(tostring(why), p:stdout(), p:stderr()))
+    local port = assert(p:wait_line("grace server listening on 127%.0%.0%.1:(%d+)", 15))
     local gofile = os.tmpname()
     os.remove(gofile)
     local t0 = core.now()
     local py = proc.spawn({ proc.PYTHON, "spec/support/ender.py", "flood", port, "/ws",
       tostring(o.clients), tostring(o.count), tostring(o.size), gofile, tostring(o.delay or 0) },
       { unset = { "LD_PRELOAD" } })
-    local sent = py:wait_output('"phase": "(sent)"', 2 * WAIT)
+    local sent = py:wait_line('"phase": "(sent)"', 2 * WAIT)
     assert(sent, "the clients did not send everything: " .. py:stdout() .. py:stderr())
     -- The clients have written everything; wait until the server has read
     -- and echoed (queued) every message, so the SIGTERM finds them queued.
@@ -278,7 +277,7 @@ describe("a server process that ends", function()
     until echoed >= o.clients * o.count or core.now() > deadline
     assert.equal(o.clients * o.count, echoed)
     assert(ctl:close())
-    assert.same({ nil, "closed" }, { ctl:receive(WAIT) })
+    h.fails("closed", ctl:receive(WAIT))
     local queued_at = core.now()
 
     assert(p:signal("TERM"))
@@ -328,8 +327,7 @@ describe("a server process that ends", function()
   it("restarts on the same port right after it exits, and serves an echo", function()
     local function start(port)
       local p = proc.spawn { "lua5.4", "examples/echo.lua", "--port", tostring(port), "--host", "127.0.0.1" }
-      local got, why = p:wait_output("luaws echo listening on http://127%.0%.0%.1:(%d+)/", 10)
-      assert(got, ("echo.lua did not start (%s): %s%s"):format(tostring(why), p:stdout(), p:stderr()))
+      local got = assert(p:wait_line("luaws echo listening on http://127%.0%.0%.1:(%d+)/", 10))
       return p, tonumber(got)
     end
     local function echo(port, text)
@@ -343,7 +341,7 @@ describe("a server process that ends", function()
     local p1, port = start(0)
     local ws = echo(port, "first life")
     assert(p1:signal("TERM"))
-    assert.same({ nil, "closed" }, { ws:receive(10) })
+    h.fails("closed", ws:receive(10))
     assert.equal(1001, (ws:close_status()))
     local status = p1:wait(10)
     local exited = core.now()
@@ -355,7 +353,7 @@ describe("a server process that ends", function()
     local ws2 = echo(port, "second life")
     local echoed = core.now()
     assert(ws2:close())
-    assert.same({ nil, "closed" }, { ws2:receive(10) })
+    h.fails("closed", ws2:receive(10))
     assert(p2:signal("TERM"))
     assert.equal(0, p2:wait(10), "second exit status; stderr: " .. p2:stderr())
     print(("# restart on port %d: listening %.3f s after the first exit was seen, echo at %.3f s")

@@ -2,7 +2,7 @@
 -- policy, the route's upgrade hook, subprotocol choice, the core's own HTTP
 -- answers (400, 404, 426) and static files.
 local h = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local luaws = h.luaws
 
 local it_py = proc.have_python() and it or pending   -- the raw HTTP peer is python3
@@ -70,10 +70,7 @@ describe("before the upgrade", function()
     for _, origin in ipairs { "https://evil.com", "http://client.com", "https://client.com.evil.com",
       "https://client.com:8443", "null" } do
       it(("refuses Origin %s with 403 and never opens"):format(origin), function()
-        local ws, token, detail = luaws.connect(url, { origin = origin })
-        assert.is_nil(ws)
-        assert.equal("handshake", token)
-        assert.matches("403", detail)
+        h.fails_with("handshake", "403", luaws.connect(url, { origin = origin }))
         assert.equal(0, #opened)
         assert.equal(1, server:stats().rejected)
       end)
@@ -87,10 +84,7 @@ describe("before the upgrade", function()
       return origin:match("^https://[%w.]+%.example%.org$") ~= nil
     end }
     assert_echoes(assert(luaws.connect(url, { origin = "https://app.example.org" })))
-    local ws, token, detail = luaws.connect(url, { origin = "https://example.org.evil.com" })
-    assert.is_nil(ws)
-    assert.equal("handshake", token)
-    assert.matches("403", detail)
+    h.fails_with("handshake", "403", luaws.connect(url, { origin = "https://example.org.evil.com" }))
     assert_echoes(assert(luaws.connect(url)))   -- no Origin: not asked
     assert.same({ "https://app.example.org", "https://example.org.evil.com" }, seen)
   end)
@@ -108,10 +102,7 @@ describe("before the upgrade", function()
     end)
 
     it("refuses with the status it returns (401)", function()
-      local ws, token, detail = luaws.connect(url, { headers = { ["X-Token"] = "wrong" } })
-      assert.is_nil(ws)
-      assert.equal("handshake", token)
-      assert.matches("401", detail)
+      h.fails_with("handshake", "401", luaws.connect(url, { headers = { ["X-Token"] = "wrong" } }))
       assert.equal(0, #opened)
     end)
 
@@ -196,10 +187,7 @@ describe("before the upgrade", function()
         upgrade = function(req) req.protocol = "rogue.v9" end,
         open = function(ws) opened[#opened + 1] = ws end,
       })
-      local ws, token, detail = luaws.connect(server:url("/rogue"), { protocols = { "chat.v1" } })
-      assert.is_nil(ws)
-      assert.equal("handshake", token)
-      assert.truthy(detail:find("500", 1, true), detail)
+      h.fails_with("handshake", "500", luaws.connect(server:url("/rogue"), { protocols = { "chat.v1" } }))
       assert.truthy(table.concat(h.errors, "\n"):find("did not offer", 1, true))
     end)
 
@@ -227,12 +215,11 @@ try:
 except Exception:
     pass
 ]] }, { unset = { "LD_PRELOAD" } })
-        local port = assert(rogue:wait_output("port (%d+)", 10))
-        local ws, token, detail = luaws.connect(("ws://127.0.0.1:%s/x"):format(port),
-          { protocols = offered or nil, timeout = 5 })
-        assert.is_nil(ws, "connected with protocol " .. tostring(ws and ws.protocol))
-        assert.equal("handshake", token)
-        assert.truthy(detail:find("rogue.v9", 1, true), detail)
+        local port = assert(rogue:wait_line("port (%d+)", 10))
+        local got = table.pack(luaws.connect(("ws://127.0.0.1:%s/x"):format(port),
+          { protocols = offered or nil, timeout = 5 }))
+        assert.is_nil(got[1], "connected with protocol " .. tostring(got[1] and got[1].protocol))
+        h.fails_with("handshake", "rogue.v9", table.unpack(got, 1, got.n))
         rogue:signal("KILL")
         rogue:wait(5)
       end)
@@ -250,12 +237,9 @@ except Exception:
     local url = start { max_connections = 2 }
     local a = assert(luaws.connect(url))
     local b = assert(luaws.connect(url))
-    local ws, token, detail = luaws.connect(url)
-    assert.is_nil(ws)
-    assert.equal("handshake", token)
-    assert.matches("503", detail)
+    h.fails_with("handshake", "503", luaws.connect(url))
     assert(a:close())
-    assert.same({ nil, "closed" }, { a:receive(5) })
+    h.fails("closed", a:receive(5))
     h.pump(function() return server:stats().connections == 1 end, "the first connection to go")
     assert_echoes(assert(luaws.connect(url)))
     assert_echoes(b)
@@ -269,10 +253,7 @@ except Exception:
     end)
 
     it("refuses an upgrade to an unknown path with 404", function()
-      local ws, token, detail = luaws.connect(server:url("/nowhere"))
-      assert.is_nil(ws)
-      assert.equal("handshake", token)
-      assert.matches("404", detail)
+      h.fails_with("handshake", "404", luaws.connect(server:url("/nowhere")))
     end)
 
     it_py("answers a plain GET to a WebSocket route with 400", function()
@@ -305,7 +286,7 @@ except Exception:
     before_each(function()
       root = os.tmpname()
       os.remove(root)
-      assert(os.execute("mkdir -p " .. proc.quote(root .. "/public/sub")))
+      proc.check { "mkdir", "-p", root .. "/public/sub" }
       local function write(path, body)
         local f = assert(io.open(root .. path, "wb"))
         f:write(body)
@@ -318,7 +299,7 @@ except Exception:
       start { static = root .. "/public" }
       port = server.port
     end)
-    after_each(function() os.execute("rm -rf " .. proc.quote(root)) end)
+    after_each(function() proc.check { "rm", "-rf", root } end)
 
     for _, case in ipairs {
       { "/index.html", "text/html", "<h1>home</h1>" },

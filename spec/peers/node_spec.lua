@@ -11,7 +11,7 @@ local peer = require("support.peer")
 peer.describe(_ENV, {
   title = "node ws client",
   available = function()
-    local _, code = proc.run("node --version", { timeout = 20 })
+    local _, code = proc.run({ "node", "--version" }, { timeout = 20 })
     if code ~= 0 then return false, "no node on PATH" end
     local f = io.open(sut.root() .. "/spec/peers/node_modules/ws/package.json", "r")
     if not f then return false, "spec/peers/node_modules/ws is missing (run scripts/deps.sh)" end
@@ -19,7 +19,7 @@ peer.describe(_ENV, {
     return true
   end,
   command = function(url)
-    return "node spec/peers/node_client.js " .. url
+    return { "node", "spec/peers/node_client.js", url }
   end,
   checks = peer.CHECKS,
 })

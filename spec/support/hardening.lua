@@ -12,11 +12,11 @@
 --   local samples = hard.sample_echo(srv.probe, function() return atk:status() end)
 --   local report = hard.report(atk, 30)                  -- the tool's JSON line, decoded
 --
--- Every wait steps the luaws loop (support.subproc), every process is
+-- Every wait steps the luaws loop (support.proc), every process is
 -- stopped by its PID (proc.cleanup in after_each).
 
 local helper = require "helper"
-local proc = require "support.subproc"
+local proc = require "support.proc"
 local json = require "support.json"
 local core = require "luaws.core"
 local luaws = require "luaws"
@@ -52,17 +52,22 @@ end
 --[[ server(opts [, spawn_opts]) -> {proc, pid, port, url, probe}
   Starts spec/hardening/servers/echo.lua with opts as name=value arguments
   and waits (stepping the loop) for its "listening" line (its first port).
-  spawn_opts.shell: a shell prefix such as "ulimit -n 64;" (the command then
-  runs under sh); spawn_opts.env: environment variables for the server
-  only (set by env(1) after it restored SIGPIPE, so an LD_PRELOAD there
-  does not act on env itself); spawn_opts.script: another server script
-  (servers/two.lua). ]]
+  spawn_opts.nofile: a limit on its descriptors (RLIMIT_NOFILE, soft and
+  hard, as `ulimit -n` sets it; by prlimit(1)); spawn_opts.env: environment
+  variables for the server only (set by env(1) after it restored SIGPIPE,
+  so an LD_PRELOAD there does not act on env itself); spawn_opts.script:
+  another server script (servers/two.lua). ]]
 function M.server(opts, spawn_opts)
   spawn_opts = spawn_opts or {}
+  local argv = {}
+  if spawn_opts.nofile then
+    argv = { "prlimit", "--nofile=" .. math.floor(spawn_opts.nofile), "--" }
+  end
   -- SIGPIPE at its default action, as from a login shell: the spec runner's
   -- own luaws ignores it, and an ignored signal is inherited across exec,
   -- which would hide a server that forgot to ignore it itself.
-  local argv = { "env", "--default-signal=PIPE" }
+  argv[#argv + 1] = "env"
+  argv[#argv + 1] = "--default-signal=PIPE"
   for k, v in pairs(spawn_opts.env or {}) do argv[#argv + 1] = k .. "=" .. v end
   argv[#argv + 1] = "lua5.4"
   argv[#argv + 1] = spawn_opts.script or M.SERVER
@@ -70,21 +75,16 @@ function M.server(opts, spawn_opts)
   for k in pairs(opts or {}) do names[#names + 1] = k end
   table.sort(names)
   for _, k in ipairs(names) do argv[#argv + 1] = k .. "=" .. tostring(opts[k]) end
-  if spawn_opts.shell then
-    local words = {}
-    for i, a in ipairs(argv) do words[i] = proc.quote(a) end
-    argv = { "sh", "-c", spawn_opts.shell .. " exec " .. table.concat(words, " ") }
-  end
   local p = proc.spawn(argv, { unset = spawn_opts.unset })
-  local port, why = p:wait_output("listening on 127%.0%.0%.1:(%d+)", 15)
-  assert(port, ("the hardening server did not start (%s): %s%s"):format(tostring(why), p:stdout(), p:stderr()))
+  local port, why = p:wait_line("listening on 127%.0%.0%.1:(%d+)", 15)
+  assert(port, "the hardening server did not start: " .. tostring(why))
   local base = "ws://127.0.0.1:" .. port
   return { proc = p, pid = p.pid, port = tonumber(port), url = base .. "/ws", probe = base .. "/probe" }
 end
 
 -- A field of /proc/PID/status in KiB (VmRSS, VmHWM, ...), or nil.
 local function status_kib(pid, field)
-  local s = proc.slurp("/proc/" .. pid .. "/status")
+  local s = proc.read_all("/proc/" .. pid .. "/status")
   return s and tonumber(s:match(field .. ":%s*(%d+) kB"))
 end
 
@@ -98,18 +98,18 @@ function M.hwm(pid) return (assert(status_kib(pid, "VmHWM"), "no VmHWM for PID "
 -- those numbered below it (what an RLIMIT_NOFILE of below allows: a process
 -- may hold inherited ones above it).
 function M.fds(pid, below)
-  local f = assert(io.popen("ls /proc/" .. math.floor(pid) .. "/fd 2>/dev/null"))
+  local out, status = proc.run({ "ls", "/proc/" .. math.floor(pid) .. "/fd" }, { timeout = 10 })
   local count = 0
-  for fd in f:read("a"):gmatch("%d+") do
+  if status ~= 0 then return count end   -- the process is gone
+  for fd in out:gmatch("%d+") do
     if not below or tonumber(fd) < below then count = count + 1 end
   end
-  f:close()
   return count
 end
 
 -- CPU seconds (user + system) pid has used.
 function M.cpu(pid)
-  local s = proc.slurp("/proc/" .. pid .. "/stat") or ""
+  local s = proc.read_all("/proc/" .. pid .. "/stat") or ""
   local rest = s:match("%) (.*)$") or ""
   local fields = {}
   for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
@@ -120,7 +120,7 @@ end
 -- CPU seconds the whole machine has spent busy (every CPU, /proc/stat:
 -- all but idle and iowait), for telling how much other processes took.
 function M.machine_busy()
-  local line = (proc.slurp("/proc/stat") or ""):match("^cpu%s+([^\n]*)") or ""
+  local line = (proc.read_all("/proc/stat") or ""):match("^cpu%s+([^\n]*)") or ""
   local v = {}
   for n in line:gmatch("%d+") do v[#v + 1] = tonumber(n) end
   local busy = 0
@@ -164,8 +164,8 @@ end
   send to its echo. The client then closes. ]]
 function M.fresh_echo(url)
   local t0 = core.now()
-  local ws, token, detail = luaws.connect(url, { timeout = 5 })
-  if not ws then return nil, ("connect: %s %s"):format(token, detail) end
+  local ws, err = luaws.connect(url, { timeout = 5 })
+  if not ws then return nil, err end
   local t1 = core.now()
   local msg = "are you there? " .. t1
   assert(ws:send(msg))
@@ -189,7 +189,7 @@ function M.echo_on(ws)
   local t0 = core.now()
   local msg = "still there? " .. t0
   local ok, err = ws:send(msg)
-  if not ok then return nil, "send: " .. tostring(err) end
+  if not ok then return nil, err end
   local got, why = ws:receive(5)
   if got ~= msg then return nil, "echo: " .. tostring(got or why) end
   return core.now() - t0

@@ -14,7 +14,7 @@
 -- Usage (inside a spec file):
 --   require("support.peer").describe(_ENV, {
 --     title = "python3-websockets client", available = function() return ok, why end,
---     command = function(url) return "/usr/bin/python3 spec/peers/python_client.py " .. url end,
+--     command = function(url) return { proc.PYTHON, "spec/peers/python_client.py", url } end,
 --     checks = require("support.peer").CHECKS,
 --   })
 
@@ -58,7 +58,7 @@ function M.describe(env, opts)
     local stopped, stop_err = sut.stop(server)
 
     teardown(function()
-      if server and proc.alive(server.proc.pid) then sut.stop(server, 2) end
+      if server then sut.stop(server, 2) end
     end)
 
     if not server then
@@ -89,7 +89,7 @@ function M.describe(env, opts)
 
     it("the server exits on SIGTERM to its PID", function()
       assert(stopped, stop_err)
-      assert.is_false(proc.alive(server.proc.pid))
+      assert.is_false(server.proc:alive())
     end)
   end)
 end

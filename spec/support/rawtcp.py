@@ -3,7 +3,7 @@
 #
 # rawtcp.py HOST PORT REQUEST_FILE TIMEOUT [head]
 #
-# A plain TCP peer for the integration specs (spec/support/subproc.lua raw()):
+# A plain TCP peer for the integration specs (spec/support/proc.lua raw()):
 # connect, send the bytes of REQUEST_FILE exactly as they are (nothing if it
 # is empty), then read until the server closes or TIMEOUT seconds pass, or,
 # with "head", until a whole response head (CRLF CRLF) came.
