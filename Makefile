@@ -74,9 +74,13 @@ test-browser: deps
 	@$(MAKE) --no-print-directory all
 	@spec/browser/run.sh
 
+# The server replaces the recipe's shell (exec), so it is make's own child and
+# signals sent to the job reach it: Ctrl-C in the foreground, `kill %1` or
+# `kill -TERM PID` (the PID it prints) in the background; make passes a
+# SIGTERM sent to make itself on to it.
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(LUA) examples/echo.lua --port $(PORT)
+	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine)
 
 rock: deps
 	luarocks --lua-version=5.4 make --local rockspec/luaws-scm-1.rockspec
@@ -103,7 +107,7 @@ clean:
 # edges of csrc/ and the harnesses' own loops do not slow every input.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_TARGETS ?= frame http utf8
+FUZZ_TARGETS ?= frame http utf8 chunked
 FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
@@ -112,6 +116,7 @@ FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
 FUZZ_SRCS_frame := proto/frame proto/utf8
 FUZZ_SRCS_http  := proto/http proto/handshake
 FUZZ_SRCS_utf8  := proto/utf8
+FUZZ_SRCS_chunked := proto/http
 FUZZ_LIBS_http  := -lcrypto
 FUZZ_PKGS := clang libclang-rt-14-dev
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)

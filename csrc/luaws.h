@@ -48,7 +48,7 @@ enum ws_result {
     WS_ETIMEOUT = -3,      /* "timeout": nothing arrived in time (retryable) */
     WS_ETOOBIG = -4,       /* "too big": over max_message_size or a head limit */
     WS_EPROTO = -5,        /* "protocol": the peer broke RFC 6455 */
-    WS_EUTF8 = -6,         /* "invalid utf8": text that is not UTF-8 */
+    WS_EUTF8 = -6,         /* "utf8": text that is not UTF-8 (sent or received) */
     WS_ENOMEM = -7,        /* "out of memory" */
     WS_ETLS = -8,          /* "tls": an OpenSSL failure */
     WS_EIO = -9,           /* "io": a socket call failed; errno says which */

@@ -276,6 +276,100 @@ static void test_http(void)
     CHECK(ws_handshake_check(&h, NULL) == 0);
 }
 
+/* Decode body fed in two pieces split at cut (through the guard page):
+ * the result, the data gathered, and the raw bytes read in all. */
+static int chunked_split(const char *body, size_t n, size_t cut, uint64_t max, char *data,
+                         size_t *dlen, size_t *read)
+{
+    struct ws_chunked d;
+    size_t pos = 0;
+    int rc = WS_PARTIAL;
+    ws_chunked_init(&d, max);
+    *dlen = *read = 0;
+    for (int piece = 0; piece < 2 && rc == WS_PARTIAL; piece++) {
+        size_t len = piece == 0 ? cut : n - cut, out, used;
+        uint8_t *buf = guard_put(body + pos, len);
+        rc = ws_chunked_decode(&d, buf, len, &out, &used);
+        memcpy(data + *dlen, buf, out);
+        *dlen += out;
+        *read += used;
+        pos += used;
+    }
+    return rc;
+}
+
+static void test_chunked(void)
+{
+    /* RFC 9112 §7.1's grammar on the classic example, then the next request */
+    static const char body[] = "4\r\nWiki\r\n5;ext=\"a b\"\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n"
+                               "0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\n";
+    size_t n = sizeof body - 1, body_end = n - strlen("GET / HTTP/1.1\r\n");
+    char data[256];
+    size_t dlen, read;
+    int all_ok = 1;
+
+    for (size_t cut = 0; cut <= n; cut++) {   /* every split point */
+        int rc = chunked_split(body, n, cut, 0, data, &dlen, &read);
+        if (rc != WS_OK || read != body_end || dlen != 23 || memcmp(data, "Wikipedia in\r\n\r\nchunks.", 23) != 0)
+            all_ok = 0;
+    }
+    CHECK(all_ok);
+    {   /* one byte at a time */
+        struct ws_chunked d;
+        size_t got = 0, total = 0, out, used;
+        int rc = WS_PARTIAL;
+        ws_chunked_init(&d, 0);
+        for (size_t i = 0; i < n && rc == WS_PARTIAL; i++) {
+            uint8_t *buf = guard_put(body + i, 1);
+            rc = ws_chunked_decode(&d, buf, 1, &out, &used);
+            if (out)
+                data[got++] = (char)buf[0];
+            total += used;
+        }
+        CHECK(rc == WS_OK && total == body_end && got == 23);
+    }
+    /* the limit: said by the size line, before the data */
+    CHECK(chunked_split(body, n, n, 23, data, &dlen, &read) == WS_OK);
+    CHECK(chunked_split(body, n, n, 22, data, &dlen, &read) == WS_ETOOBIG && dlen == 9);
+    {
+        static const char *bad[] = { "zz\r\n", "5\nhello\r\n", "5\r\nhelloX", "1 2\r\n", "\r\n",
+                                     "10000000000000000\r\n", "1;\x01\r\n", "0\r\n folded\r\n\r\n",
+                                     "3\r\nabc\n", "0\r\n\r\r" };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            size_t len = strlen(bad[i]);
+            CHECK(chunked_split(bad[i], len, len, 0, data, &dlen, &read) == WS_EHTTP);
+        }
+    }
+}
+
+static void test_body_framing(void)
+{
+    static const struct { const char *head; int status, kind; uint64_t len; } cases[] = {
+        { "POST / HTTP/1.1\r\n\r\n", 0, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nContent-Length: 42\r\n\r\n", 0, WS_BODY_LENGTH, 42 },
+        { "POST / HTTP/1.1\r\nContent-Length: 7, 7\r\ncontent-length: 7\r\n\r\n", 0, WS_BODY_LENGTH, 7 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0, WS_BODY_CHUNKED, 0 },
+        { "POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, WS_BODY_NONE, 0 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501, WS_BODY_NONE, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct ws_http_head h;
+        size_t n = strlen(cases[i].head);
+        int kind = -1;
+        uint64_t len = 99;
+        const char *why = "unset";
+        CHECK(ws_http_parse_request((const char *)guard_put(cases[i].head, n), n, &h) == (int)n);
+        CHECK(ws_http_body_framing(&h, &kind, &len, &why) == cases[i].status);
+        CHECK(kind == cases[i].kind && len == cases[i].len && (why == NULL) == (cases[i].status == 0));
+    }
+}
+
 int main(void)
 {
     guard_init(1 << 18);
@@ -283,6 +377,8 @@ int main(void)
     test_reader();
     test_mask_utf8();
     test_http();
+    test_chunked();
+    test_body_framing();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -50,4 +50,8 @@ end
 io.stdout:setvbuf("line")
 print(("luaws echo listening on http://%s:%d/"):format(
   opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host, server.port))
+local stat = io.open("/proc/self/stat")   -- its first field is our PID
+local pid = stat and stat:read("n")
+if stat then stat:close() end
+if pid then print(("luaws echo: pid %d (Ctrl-C, or kill -TERM %d, stops it)"):format(pid, pid)) end
 luaws.run()

@@ -1,12 +1,13 @@
 -- SPDX-License-Identifier: MIT
 --
--- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8}/
+-- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8,chunked}/
 -- (plain Lua 5.4, no luaws needed), so every seed is reviewable here and the
 -- files can be made again:   lua5.4 fuzz/gen_corpus.lua
 --
 -- Seeds follow each target's input format (see the file comment of each
 -- fuzz/*_fuzz.c): frame seeds start with the mode/limit/split bytes, utf8
--- seeds with the split bytes, http seeds are the head alone. libFuzzer never
+-- seeds with the split bytes, http seeds are the head alone, chunked seeds
+-- start with the split/limit byte. libFuzzer never
 -- writes here: `make fuzz` runs on a copy in build/fuzz/corpus/.
 
 local char, rep, pack = string.char, string.rep, string.pack
@@ -333,5 +334,52 @@ write("utf8", "emoji-split-mid", utf8_seed({ 3, 0, 1 }, cases[29][2]))
 write("utf8", "surrogate-split", utf8_seed({ 1, 1 }, "ok\xed\xa0\x80"))
 write("utf8", "long-ascii-split-9", utf8_seed({ 9 }, rep("x", 30) .. "\xe2\x82\xac" .. rep("y", 20)))
 write("utf8", "truncated-split", utf8_seed({ 4 }, "abc\xf0\x9f\x98"))
+
+---------------------------------------------------------------------------
+-- chunked: [S | 16 if limited][limit byte][S split bytes][body]
+---------------------------------------------------------------------------
+
+local function chunked_seed(splits, limit, body)
+  splits = splits or {}
+  local head = char(#splits | (limit and 16 or 0)) .. (limit and char(limit) or "")
+  local cuts = {}
+  for i, n in ipairs(splits) do cuts[i] = char(n) end
+  return head .. table.concat(cuts) .. body
+end
+
+local chunked = {
+  { "rfc9112-example", "4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n" },
+  { "empty", "0\r\n\r\n" },
+  { "zeros", "000\r\n\r\n" },
+  { "extensions", "3;a=1;b=\"x y\"\r\nabc\r\n0;last\r\n\r\n" },
+  { "bws-before-ext", "3 \t;x\r\nabc\r\n0\r\n\r\n" },
+  { "trailers", "1\r\nz\r\n0\r\nX-Sum: 1\r\nX-Other: two\r\n\r\n" },
+  { "uppercase-hex", "A\r\n0123456789\r\n0\r\n\r\n" },
+  { "next-request-after", "2\r\nhi\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n" },
+  { "partial-size", "1f" },
+  { "partial-data", "10\r\nabc" },
+  { "bad-hex", "zz\r\nhello\r\n0\r\n\r\n" },
+  { "bare-lf", "5\nhello\r\n0\r\n\r\n" },
+  { "no-crlf-after-data", "5\r\nhelloX\r\n0\r\n\r\n" },
+  { "space-inside-size", "1 2\r\nab\r\n" },
+  { "overflow", "10000000000000000\r\n" },
+  { "max-u64-ish", "ffffffffffffffff\r\n" },
+  { "control-in-ext", "1;\1\r\na\r\n0\r\n\r\n" },
+  { "obs-fold-trailer", "0\r\nX: 1\r\n folded\r\n\r\n" },
+  { "long-ext", "1;" .. rep("e", 1100) .. "\r\na\r\n0\r\n\r\n" },
+  { "long-trailers", "0\r\n" .. rep("X-Pad: " .. rep("p", 90) .. "\r\n", 100) .. "\r\n" },
+}
+for _, c in ipairs(chunked) do
+  write("chunked", c[1], chunked_seed(nil, nil, c[2]))
+end
+write("chunked", "example-bytewise", chunked_seed({ 1 }, nil, chunked[1][2]))
+write("chunked", "example-split-3-0-7", chunked_seed({ 3, 0, 7 }, nil, chunked[1][2]))
+write("chunked", "limit-exact", chunked_seed(nil, 0, "1\r\nx\r\n0\r\n\r\n"))             -- max 1
+write("chunked", "limit-over", chunked_seed(nil, 0, "2\r\nxy\r\n0\r\n\r\n"))
+write("chunked", "limit-over-later", chunked_seed({ 5 }, 1, "50\r\n" .. rep("a", 80) .. "\r\n30\r\n"))
+write("chunked", "a-request", "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+write("chunked", "a-request-both", "POST /x HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+write("chunked", "a-request-lengths", "POST /x HTTP/1.1\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n")
+write("chunked", "a-request-gzip", "POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
 
 print(("gen_corpus: wrote %d seeds under %s/corpus/"):format(written, root))

@@ -6,6 +6,7 @@
 --   luaws.listen{...}            a server (lua/luaws/server.lua)
 --   luaws.connect(url, opts)     a client (lua/luaws/client.lua)
 --   luaws.run() / step(t) / stop() / shutdown(grace)   the loop
+--   luaws.pollfd() / timeout()                          inside a host's loop
 --   luaws.after(t, fn) / every(t, fn)                   timers
 -- The C core (luaws.core) does bytes, sockets and time; this layer does
 -- options, routes and the coroutine style. See README.md.
@@ -51,6 +52,24 @@ function M.step(timeout)
   end
   return core.step(timeout)
 end
+
+--[[ luaws.pollfd() -> fd | nil, message, token
+  The one file descriptor a host event loop (cqueues, luv, a select loop)
+  waits on: it turns readable when luaws has I/O on any of its sockets, or a
+  signal it watches arrived. Same fd every call. Raises when libev runs on a
+  backend without such an fd (select, poll: LIBEV_FLAGS).
+
+  luaws.timeout() -> seconds | nil
+  How long the host may wait on the fd: seconds until luaws's next timer,
+  0 when work is pending (connections to finish, events queued), nil when no
+  timer is armed. Call it right before each wait: it also brings the fd up
+  to date with sockets started since the last step (by luaws or by the
+  host's own calls). Raises when called from a luaws callback.
+
+  The host loop: wait for fd readable (at most luaws.timeout() seconds),
+  then luaws.step(0); again. See examples/hostloop_cqueues.lua. ]]
+M.pollfd = core.pollfd
+M.timeout = core.timeout
 
 M.stop = core.stop
 M.now = core.now

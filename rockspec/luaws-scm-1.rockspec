@@ -41,6 +41,7 @@ build = {
     ["luaws.client"] = "lua/luaws/client.lua",
     ["luaws.util"] = "lua/luaws/util.lua",
     ["luaws.options"] = "lua/luaws/options.lua",
+    ["luaws.routes"] = "lua/luaws/routes.lua",
   },
   copy_directories = { "examples" },
 }

@@ -340,17 +340,17 @@ describe("luaws.core frame reader", function()
     local r = core.reader(true)
     local evs = r:feed(cframe(OP.binary, "ab", false) .. cframe(OP.cont, ""))
     assert.are.same({
-      { type = "data", opcode = 2, fin = false, data = "ab" },
-      { type = "data", opcode = 2, fin = true, data = "" },
+      { type = "data", opcode = 2, fin = false, frame_end = true, data = "ab" },
+      { type = "data", opcode = 2, fin = true, frame_end = true, data = "" },
     }, evs)
-    assert.are.same({ { type = "data", opcode = 1, fin = true, data = "" } }, r:feed(cframe(OP.text, "")))
+    assert.are.same({ { type = "data", opcode = 1, fin = true, frame_end = true, data = "" } }, r:feed(cframe(OP.text, "")))
   end)
 
   it("reports no event for an empty non-final fragment", function()
     local r = core.reader(true)
     assert.are.same({}, r:feed(cframe(OP.text, "", false)))
     assert.is_true(r:in_message())
-    assert.are.same({ { type = "data", opcode = 1, fin = true, data = "x" } }, r:feed(cframe(OP.cont, "x")))
+    assert.are.same({ { type = "data", opcode = 1, fin = true, frame_end = true, data = "x" } }, r:feed(cframe(OP.cont, "x")))
   end)
 
   it("hands out continuation chunks under the message's opcode with fin on the last", function()
@@ -368,6 +368,36 @@ describe("luaws.core frame reader", function()
       data[#data + 1] = ev.data
     end
     assert.are.equal("abcdef", table.concat(data))
+  end)
+
+  it("marks the chunk that ends each frame, however the stream is cut", function()
+    local s = cframe(OP.text, "ab€", false) .. cframe(OP.ping, "p") .. cframe(OP.cont, "", false)
+      .. cframe(OP.cont, "cde") .. cframe(OP.binary, "z")
+    for _, cuts in ipairs { {}, { 3 }, { 5 }, { 9, 20 } } do
+      local r, frames, cur, prev = core.reader(true), {}, {}, 0
+      cuts[#cuts + 1] = #s
+      for _, c in ipairs(cuts) do
+        for _, ev in ipairs(r:feed(s:sub(prev + 1, c))) do
+          if ev.type == "data" then
+            cur[#cur + 1] = ev.data
+            if ev.frame_end then
+              frames[#frames + 1] = { table.concat(cur), ev.opcode, ev.fin }
+              cur = {}
+            end
+          end
+        end
+        prev = c
+      end
+      assert.are.same({ { "ab€", 1, false }, { "cde", 1, true }, { "z", 2, true } }, frames)
+    end
+    -- one byte at a time: every chunk but a frame's last has frame_end false
+    local r, ends = core.reader(true), 0
+    for i = 1, #s do
+      for _, ev in ipairs(r:feed(s:sub(i, i))) do
+        if ev.type == "data" and ev.frame_end then ends = ends + 1 end
+      end
+    end
+    assert.are.equal(3, ends)
   end)
 
   it("knows when a data message is open", function()
@@ -517,7 +547,7 @@ describe("luaws.core frame reader", function()
     it("waits for the payload of a 2^62-byte frame when there is no limit", function()
       local r = core.reader(true, 0)
       assert.are.same({}, r:feed("\x82\xff\x40\x00\x00\x00\x00\x00\x00\x00" .. KEY))
-      assert.are.same({ { type = "data", opcode = 2, fin = false, data = "\0\0\0" } }, r:feed(KEY:sub(1, 3)))
+      assert.are.same({ { type = "data", opcode = 2, fin = false, frame_end = false, data = "\0\0\0" } }, r:feed(KEY:sub(1, 3)))
     end)
 
     it("closes with 1009 at the header of a frame one byte over the limit", function()

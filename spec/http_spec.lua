@@ -285,17 +285,17 @@ describe("luaws.core reason phrases and result tokens", function()
 
   local tokens = {
     [0] = "ok", [-1] = "partial", [-2] = "closed", [-3] = "timeout", [-4] = "too big", [-5] = "protocol",
-    [-6] = "invalid utf8", [-7] = "out of memory", [-8] = "tls", [-9] = "io", [-10] = "backpressure",
+    [-6] = "utf8", [-7] = "out of memory", [-8] = "tls", [-9] = "io", [-10] = "backpressure",
     [-11] = "again", [-12] = "bad request", [-13] = "handshake", [-14] = "resolve", [-15] = "refused",
-    [-16] = "headers too large",
+    [-16] = "headers too large", [-17] = "limit",
   }
-  for code = -16, 0 do
+  for code = -17, 0 do
     it(("maps result %d to %q"):format(code, tokens[code]), function()
       assert.are.equal(tokens[code], core.strerror(code))
     end)
   end
   it("maps unknown results to unknown error", function()
-    assert.are.equal("unknown error", core.strerror(-17))
+    assert.are.equal("unknown error", core.strerror(-18))
     assert.are.equal("unknown error", core.strerror(5))
     assert.are.equal("unknown error", core.strerror(1 << 40))
   end)

@@ -34,6 +34,7 @@
 #include "io/conn_int.h"
 #include "io/loop.h"
 #include "proto/handshake.h"
+#include "proto/utf8.h"
 
 /* Reads per readable event before giving other connections their turn. */
 #define CONN_READS_PER_EVENT 16
@@ -86,6 +87,17 @@ struct conn_seg {
 static inline const uint8_t *conn_seg_data(const struct conn_seg *g)
 {
     return g->blk ? g->blk->data : g->own;
+}
+
+/* Free a list of segments. */
+static void conn_segs_free(struct conn_seg *g)
+{
+    while (g) {
+        struct conn_seg *next = g->next;
+        ws_block_unref(g->blk);
+        free(g);
+        g = next;
+    }
 }
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -270,6 +282,14 @@ void conn_want_drain(struct conn *c, int on)
         c->flags &= ~(uint32_t)CF_DRAIN_WANTED;
 }
 
+void conn_want_fragments(struct conn *c, int on)
+{
+    if (on)
+        c->flags |= CF_FRAGMENTS;
+    else
+        c->flags &= ~(uint32_t)CF_FRAGMENTS;
+}
+
 size_t conn_live(void)
 {
     return live_conns;
@@ -345,14 +365,15 @@ static int conn_teardown(struct conn *c)
     ws_buf_free(&c->in);
     ws_buf_free(&c->msg);
     ws_buf_free(&c->out);
-    while (c->segs) {
-        struct conn_seg *g = c->segs;
-        c->segs = g->next;
-        ws_block_unref(g->blk);
-        free(g);
-    }
+    conn_http_release(c);
+    conn_segs_free(c->segs);
+    c->segs = NULL;
     c->segs_tail = NULL;
     c->segs_len = 0;
+    conn_segs_free(c->parked);   /* frames that waited for a message never finished */
+    c->parked = c->parked_tail = NULL;
+    c->parked_len = 0;
+    c->send_op = 0;
     if (c->group) {
         if (opened)
             c->group->nopen--;
@@ -673,8 +694,9 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
 
 /*
 ** Encode one frame (with a fresh masking key for a client) and queue it.
+** fin 0: a fragment of a message that more frames continue.
 */
-static int conn_queue_frame(struct conn *c, int opcode, const void *data, size_t len)
+static int conn_queue_part(struct conn *c, int fin, int opcode, const void *data, size_t len)
 {
     uint8_t hdr[WS_MAX_HEADER], key[4];
     const uint8_t *mask = NULL;
@@ -694,8 +716,14 @@ static int conn_queue_frame(struct conn *c, int opcode, const void *data, size_t
         memcpy(key, &x, 4);
         mask = key;
     }
-    hlen = ws_frame_header_encode(hdr, 1, opcode, len, mask);
+    hlen = ws_frame_header_encode(hdr, fin, opcode, len, mask);
     return conn_queue(c, hdr, hlen, data, len, mask);
+}
+
+/* A whole frame: a control frame, or a message in one frame. */
+static int conn_queue_frame(struct conn *c, int opcode, const void *data, size_t len)
+{
+    return conn_queue_part(c, 1, opcode, data, len);
 }
 
 /*
@@ -730,31 +758,135 @@ static void conn_fail(struct conn *c, unsigned code, int err, const char *reason
     }
 }
 
-int conn_send(struct conn *c, int opcode, const void *data, size_t len)
+/*
+** Would len more bytes pass max_backpressure? Only when bytes already wait
+** (in the queue, or parked behind a fragmented message): a message that
+** finds the queue empty is always taken, so one larger than the cap can
+** still go to a peer that reads.
+*/
+static int conn_over_cap(const struct conn *c, size_t len)
 {
+    size_t queued = conn_buffered(c) + c->parked_len;
+    return c->opt->max_backpressure && queued > 0 && queued + len > c->opt->max_backpressure;
+}
+
+static void conn_count_out(struct conn *c, size_t len, int whole)
+{
+    c->msgs_out += (unsigned)whole;
+    c->bytes_out += len;
+    if (c->group) {
+        c->group->stats.msgs_out += (unsigned)whole;
+        c->group->stats.bytes_out += len;
+    }
+}
+
+/*
+** The fragmented message just ended: the frames parked behind it join the
+** queue, in the order they came.
+*/
+static void conn_unpark(struct conn *c)
+{
+    if (!c->parked)
+        return;
+    if (c->segs_tail)
+        c->segs_tail->next = c->parked;
+    else
+        c->segs = c->parked;
+    c->segs_tail = c->parked_tail;
+    c->segs_len += c->parked_len;
+    c->parked = c->parked_tail = NULL;
+    c->parked_len = 0;
+    if (!(c->flags & CF_CORKED))
+        conn_flush(c);
+}
+
+/*
+** One data frame of a message, checked and queued (see conn_send_part). The
+** UTF-8 check comes before anything that has an effect, so a refused chunk
+** leaves the connection and the open message exactly as they were.
+*/
+static int conn_send_data(struct conn *c, int opcode, const void *data, size_t len, int fin)
+{
+    uint32_t utf8 = WS_UTF8_ACCEPT;
     int rc;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING)))
         return WS_ECLOSED;
-    if (opcode >= WS_OP_CLOSE && len > WS_MAX_CONTROL_PAYLOAD)
-        return WS_EPROTO;
-    if (c->opt->max_backpressure && conn_buffered(c) > 0 &&
-        conn_buffered(c) + len > c->opt->max_backpressure) {
-        /* The peer does not read: stop queueing for it (DESIGN: 1008). A
-         * message that finds the queue empty is always taken, so one larger
-         * than the cap can still go to a peer that reads. */
+    if (opcode == WS_OP_TEXT && !c->opt->trust_send_utf8) {
+        /* RFC 6455 §8.1: a peer fails the connection (1007) on text that
+         * is not UTF-8. Refuse it here instead, where the caller can still
+         * do something about it. The state carries across fragments. */
+        utf8 = ws_utf8_feed(c->send_op ? c->send_utf8 : WS_UTF8_ACCEPT, data, len);
+        if (utf8 == WS_UTF8_REJECT || (fin && utf8 != WS_UTF8_ACCEPT))
+            return WS_EUTF8;
+    }
+    if (conn_over_cap(c, len)) {
+        /* The peer does not read: stop queueing for it (DESIGN: 1008). */
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
-    rc = conn_queue_frame(c, opcode, data, len);
-    if (rc == WS_OK && opcode <= WS_OP_BINARY) {
-        c->msgs_out++;
-        c->bytes_out += len;
-        if (c->group) {
-            c->group->stats.msgs_out++;
-            c->group->stats.bytes_out += len;
+    rc = conn_queue_part(c, fin, c->send_op ? WS_OP_CONT : opcode, data, len);
+    if (rc != WS_OK)
+        return rc;
+    conn_count_out(c, len, fin);
+    if (!fin) {
+        c->send_op = (uint8_t)opcode;
+        c->send_utf8 = utf8;
+    } else if (c->send_op) {
+        c->send_op = 0;
+        conn_unpark(c);
+    }
+    return WS_OK;
+}
+
+int conn_send_part(struct conn *c, int opcode, const void *data, size_t len, int fin)
+{
+    if ((opcode != WS_OP_TEXT && opcode != WS_OP_BINARY) || (c->send_op && opcode != c->send_op))
+        return WS_EPROTO;
+    return conn_send_data(c, opcode, data, len, fin);
+}
+
+int conn_send(struct conn *c, int opcode, const void *data, size_t len)
+{
+    if (opcode <= WS_OP_BINARY) {
+        if (c->send_op)
+            return WS_EPROTO;   /* a fragmented message is open: conn_send_part ends it */
+        return conn_send_data(c, opcode, data, len, 1);
+    }
+    if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING)))
+        return WS_ECLOSED;
+    if (len > WS_MAX_CONTROL_PAYLOAD)
+        return WS_EPROTO;
+    if (conn_over_cap(c, len)) {
+        conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
+        return WS_EBACKPRESSURE;
+    }
+    /* RFC 6455 §5.4: control frames may go between a message's fragments */
+    return conn_queue_frame(c, opcode, data, len);
+}
+
+/*
+** A segment for a frame other queues may share: a copy when small, else a
+** reference to *blk (made on first use). done: bytes already on the wire.
+** NULL after dropping the connection, out of memory.
+*/
+static struct conn_seg *conn_seg_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                                        const void *data, size_t len, struct ws_block **blk,
+                                        size_t done)
+{
+    struct conn_seg *g = NULL;
+    if (hdr_len + len < CONN_SHARE_MIN && done == 0) {
+        g = conn_seg_own(hdr, hdr_len, data, len, NULL);
+    } else if (*blk || (*blk = ws_block_new(hdr, hdr_len, data, len)) != NULL) {
+        if ((g = malloc(sizeof *g)) != NULL) {
+            ws_block_ref(*blk);
+            g->blk = *blk;
+            g->off = done;   /* > 0: this frame is partly on the wire already */
+            g->len = hdr_len + len;
         }
     }
-    return rc;
+    if (!g)
+        conn_abort(c, WS_ENOMEM, "out of memory");
+    return g;
 }
 
 int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
@@ -764,16 +896,24 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
     struct conn_seg *g;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING | CF_CLIENT)))
         return WS_ECLOSED;
-    if (c->opt->max_backpressure && conn_buffered(c) > 0 &&
-        conn_buffered(c) + len > c->opt->max_backpressure) {
+    if (conn_over_cap(c, len)) {
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
-    c->msgs_out++;
-    c->bytes_out += len;
-    if (c->group) {
-        c->group->stats.msgs_out++;
-        c->group->stats.bytes_out += len;
+    conn_count_out(c, len, 1);
+    if (c->send_op) {
+        /* RFC 6455 §5.4: not between the fragments of the message being
+         * sent; it follows that message's final frame (conn_unpark). */
+        if (!(g = conn_seg_shared(c, hdr, hdr_len, data, len, blk, 0)))
+            return WS_ENOMEM;
+        g->next = NULL;
+        if (c->parked_tail)
+            c->parked_tail->next = g;
+        else
+            c->parked = g;
+        c->parked_tail = g;
+        c->parked_len += g->len;
+        return WS_OK;
     }
     if (total < CONN_SHARE_MIN)
         return conn_queue(c, hdr, hdr_len, data, len, NULL);   /* small: a copy is cheaper */
@@ -787,18 +927,8 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
         if (done == total)
             return WS_OK;
     }
-    if (!*blk && !(*blk = ws_block_new(hdr, hdr_len, data, len))) {
-        conn_abort(c, WS_ENOMEM, "out of memory");
+    if (!(g = conn_seg_shared(c, hdr, hdr_len, data, len, blk, done)))
         return WS_ENOMEM;
-    }
-    if (!(g = malloc(sizeof *g))) {
-        conn_abort(c, WS_ENOMEM, "out of memory");
-        return WS_ENOMEM;
-    }
-    ws_block_ref(*blk);
-    g->blk = *blk;
-    g->off = done;   /* > 0: this frame is partly on the wire already */
-    g->len = total;
     conn_seg_push(c, g);
     if (c->out.len == 0 && !(c->flags & CF_CORKED))
         conn_flush(c);
@@ -875,6 +1005,42 @@ static void conn_deliver(struct conn *c, int opcode, const uint8_t *data, size_t
 }
 
 /*
+** Frame by frame (CF_FRAGMENTS): hand on each data frame once its payload is
+** complete. A frame that came whole in one read is handed on where it lies;
+** the pieces of one split across reads gather in c->msg, which therefore
+** holds at most one frame and is freed after it. Returns WS_OK, or an error
+** after failing the connection.
+*/
+static int conn_frame_part(struct conn *c, const struct ws_event *ev)
+{
+    const uint8_t *data = ev->data;
+    size_t len = ev->len;
+    if (!ev->frame_end || c->msg.len > 0) {
+        if (c->msg.data && ev->data == ws_buf_head(&c->msg) + c->msg.len) {
+            ws_buf_commit(&c->msg, ev->len);   /* read in place (conn_on_readable) */
+        } else if (ws_buf_append(&c->msg, ev->data, ev->len, 0) != WS_OK) {
+            conn_fail(c, 1011, WS_ENOMEM, "out of memory");
+            return WS_ENOMEM;
+        }
+        if (!ev->frame_end)
+            return WS_OK;
+        data = ws_buf_head(&c->msg);
+        len = c->msg.len;
+    }
+    c->read_hint = len < CONN_BIG_READ_MAX ? (uint32_t)len : CONN_BIG_READ_MAX;
+    c->bytes_in += len;
+    c->msgs_in += (unsigned)ev->fin;
+    if (c->group) {
+        c->group->stats.bytes_in += len;
+        c->group->stats.msgs_in += (unsigned)ev->fin;
+    }
+    if (c->hooks->on_fragment)
+        c->hooks->on_fragment(c, ev->opcode, data, len, ev->fin);
+    ws_buf_free(&c->msg);
+    return WS_OK;
+}
+
+/*
 ** The peer's close frame (already validated by the reader). Answer it with
 ** the same code and reason (RFC 6455 §5.5.1: an endpoint "typically echos the
 ** status code it received"; echoing the reason too is what browsers show as
@@ -924,7 +1090,10 @@ void conn_frames(struct conn *c, uint8_t *buf, size_t n)
         case WS_EV_DATA:
             if (c->flags & CF_CLOSE_SENT)
                 break;
-            if (ev.fin && c->msg.len == 0) {
+            if (c->flags & CF_FRAGMENTS) {
+                if (conn_frame_part(c, &ev) != WS_OK)
+                    return;
+            } else if (ev.fin && c->msg.len == 0) {
                 conn_deliver(c, ev.opcode, ev.data, ev.len);
             } else {
                 if (c->msg.data && ev.data == ws_buf_head(&c->msg) + c->msg.len) {
@@ -1028,10 +1197,17 @@ static void conn_on_eof(struct conn *c)
 {
     c->flags |= CF_PEER_EOF;
     if (c->state == CONN_HANDSHAKE) {
-        if (c->flags & CF_CLIENT)
+        if (c->flags & CF_CLIENT) {
             conn_abort(c, WS_EHANDSHAKE, "handshake: connection closed");
-        else
+        } else if (conn_buffered(c) > 0) {
+            /* HTTP answers are still going out (keep-alive): send them, then close */
+            c->flags |= CF_HTTP_ONLY;
+            conn_enter(c, CONN_CLOSING);
+            conn_update_events(c);
+            conn_flush(c);
+        } else {
             conn_abort(c, WS_ECLOSED, NULL);
+        }
         return;
     }
     conn_set_reason(c, 1006, NULL, 0);

@@ -12,10 +12,14 @@
  * was given (a server's connections, their numbers and stats), and the owner
  * supplies the memory and keeps it until hooks->release.
  *
+ * A server connection stays in HANDSHAKE while it serves plain HTTP: each
+ * request is answered there (keep-alive, pipelining; conn_http.c), and the
+ * handshake timer bounds each request and the idle time between them.
+ *
  * Files: conn.c (state machine, frames in, the send queue, closing, timers,
- * the deferred finish), conn_http.c (the opening handshake and HTTP
- * answers, RFC 6455 §4), transport.c (plain or TLS bytes), conn_int.h (what
- * those share and nobody else may touch: the flags).
+ * the deferred finish), conn_http.c (the HTTP stage: the opening handshake,
+ * RFC 6455 §4, and plain requests, RFC 9112), transport.c (plain or TLS
+ * bytes), conn_int.h (what those share and nobody else may touch: the flags).
  *
  * Lifetime rules (Redis's "never free inside a handler"):
  *   - nothing is freed while a hook runs; conn_finish() only queues the
@@ -45,6 +49,7 @@
 
 struct conn;
 struct conn_seg;
+struct conn_http;
 
 enum conn_state {
     CONN_HANDSHAKE = 0,  /* reading the HTTP head (server) or the 101 (client) */
@@ -70,10 +75,21 @@ struct conn_hooks {
     void (*on_open)(struct conn *c);
     /* a whole, validated message: opcode WS_OP_TEXT or WS_OP_BINARY */
     void (*on_message)(struct conn *c, int opcode, const uint8_t *data, size_t len);
+    /* after conn_want_fragments(c, 1), in place of on_message: one data
+     * frame's whole payload as soon as the frame is complete, opcode that of
+     * its message, fin 1 on the message's last frame. Nothing is reassembled;
+     * max_message_size and UTF-8 are checked over the whole message as it
+     * arrives (a text frame may end inside a character: only the message is
+     * UTF-8), and a message that breaks them fails the connection (1009,
+     * 1007) after its earlier frames were handed on. Empty non-final frames
+     * are not reported. */
+    void (*on_fragment)(struct conn *c, int opcode, const uint8_t *data, size_t len, int fin);
     /* a ping or pong arrived (the pong answer to a ping is already queued) */
     void (*on_control)(struct conn *c, int opcode, const uint8_t *data, size_t len);
     /* the send queue emptied after the socket had pushed back (only after
-     * conn_want_drain(c, 1)) */
+     * conn_want_drain(c, 1)); and, for a server connection that streams an
+     * HTTP body (conn_respond_start), whenever the queue is low: write more
+     * with conn_respond_chunk, or finish with conn_respond_end */
     void (*on_drain)(struct conn *c);
     /* the connection finished (called once, for every connection that opened,
      * and for every client). code/reason: the peer's close frame if one came
@@ -86,6 +102,10 @@ struct conn_hooks {
     void (*on_close)(struct conn *c, unsigned code, const char *reason, size_t reason_len, int err);
     /* the connection is done with its memory: the owner may free it now */
     void (*release)(struct conn *c);
+    /* server: the core refused a request by itself (400, 405, 413, 426,
+     * 431, 501, or 500 when on_request gave no answer), just after queueing
+     * the answer. req: the parsed head, or NULL when it did not parse. */
+    void (*on_refused)(struct conn *c, const struct ws_http_head *req, int status);
 };
 
 /* Per-connection limits and timers, shared by all connections of a server.
@@ -99,6 +119,8 @@ struct conn_options {
     size_t max_message_size;      /* 1009 above this */
     size_t max_backpressure;      /* close with 1008 when the send queue passes this */
     size_t receive_buffer_size;   /* bytes read per read(2) */
+    size_t max_body_size;         /* server: a plain request's body; 413 above it */
+    uint8_t trust_send_utf8;      /* 1: text sends are not checked for UTF-8 (check_send_utf8 = false) */
 };
 
 /* Counts a group keeps of its connections (a server's stats). */
@@ -135,6 +157,7 @@ struct conn {
      * sets it: conn_http_serve, conn_client_start). Returns WS_PARTIAL to
      * keep the bytes, else the head's size or an error once answered. */
     int (*head)(struct conn *c, uint8_t *data, size_t len);
+    struct conn_http *http;       /* server: HTTP/1.1 request state (conn_http.c), or NULL */
     uint8_t state;                /* enum conn_state */
     uint32_t flags;               /* private to io/conn*.c (conn_int.h) */
     unsigned close_code;          /* code reported to on_close */
@@ -158,6 +181,15 @@ struct conn {
     size_t out_http;
     size_t out_unit_left;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    /* A fragmented message being sent (conn_send_part): its opcode, 0 when
+     * none is open, and the UTF-8 state of its text so far. Whole frames
+     * that other senders (conn_send_shared) queue meanwhile are parked, in
+     * order, until its final frame: no frame of another message may go
+     * between fragments (RFC 6455 §5.4). */
+    uint8_t send_op;
+    uint32_t send_utf8;
+    struct conn_seg *parked, *parked_tail;
+    size_t parked_len;
     char *key;                    /* client: the Sec-WebSocket-Key sent (malloc'd until the 101) */
     union {                       /* the peer's address, kept for ws.remote after the close */
         struct sockaddr sa;
@@ -186,12 +218,42 @@ void conn_http_serve(struct conn *c);
 int conn_accept(struct conn *c, const struct ws_http_head *req, const char *protocol,
                 const char *extra, size_t extra_len);
 
-/* Server, from on_request (or to refuse): a plain HTTP response; the
- * connection closes once it is sent. extra: header lines as above.
- * head_only: answer a HEAD: Content-Length says body_len, no body follows.
- * WS_ECLOSED once an answer was given (or the connection is finishing). */
+/* Server, from on_request (or to refuse): a plain HTTP response. extra:
+ * header lines as above. head_only: answer a HEAD: Content-Length says
+ * body_len, no body follows. Afterwards the connection reads the next
+ * request (HTTP/1.1 keep-alive; pipelined requests are answered in order),
+ * or closes once the answer is out: after an upgrade request, a request
+ * with Connection: close, an HTTP/1.0 one without keep-alive. WS_ECLOSED
+ * when no request awaits an answer (or the connection is finishing). */
 int conn_respond(struct conn *c, int status, const char *extra, size_t extra_len,
                  const void *body, size_t body_len, int head_only);
+
+/* Server, from on_request of a plain (not upgrade) request: answer with a
+ * body that comes in pieces: chunked for HTTP/1.1, delimited by the close
+ * for HTTP/1.0. head_only (HEAD): the head alone, and the answer is done.
+ * Otherwise hooks->on_drain is called whenever the queue is low, until the
+ * owner calls conn_respond_end; reading waits meanwhile. WS_OK, WS_ECLOSED
+ * as conn_respond. */
+int conn_respond_start(struct conn *c, int status, const char *extra, size_t extra_len,
+                       int head_only);
+
+/* One piece of a body begun with conn_respond_start (an empty piece is
+ * nothing). WS_OK, or WS_ECLOSED when no such body is being sent. */
+int conn_respond_chunk(struct conn *c, const void *data, size_t len);
+
+/* The body begun with conn_respond_start is complete: the last chunk goes
+ * out, then the next request is read (or the connection closes, as after
+ * conn_respond). WS_OK or WS_ECLOSED. */
+int conn_respond_end(struct conn *c);
+
+/* Server, during on_request: the request's body (read whole before
+ * on_request, at most max_body_size bytes, chunked decoded). NULL, 0 when
+ * it has none. */
+const uint8_t *conn_request_body(const struct conn *c, size_t *len);
+
+/* Is the server connection sending an HTTP body in pieces (between
+ * conn_respond_start and conn_respond_end)? */
+int conn_is_streaming(const struct conn *c);
 
 /* Client: send the opening handshake for path on host (after the socket is
  * connected; queued until then). extra: header lines or NULL. */
@@ -200,9 +262,26 @@ int conn_client_start(struct conn *c, const char *host, const char *path,
 
 /* Queue a whole message (opcode TEXT or BINARY) or a ping/pong. Returns WS_OK,
  * WS_ECLOSED if the connection is not open, WS_EPROTO for a control payload
- * over 125 bytes, WS_EBACKPRESSURE if the queue passed max_backpressure (the
- * connection is then being closed with 1008), WS_ENOMEM. */
+ * over 125 bytes or a message while a fragmented one is open (control frames
+ * may go between its fragments), WS_EUTF8 for text that is not UTF-8 (unless
+ * opt->trust_send_utf8; nothing is sent), WS_EBACKPRESSURE if the queue
+ * passed max_backpressure (the connection is then being closed with 1008),
+ * WS_ENOMEM. */
 int conn_send(struct conn *c, int opcode, const void *data, size_t len);
+
+/* Queue one frame of a message, opcode TEXT or BINARY (RFC 6455 §5.4).
+ * With no fragmented message open, fin = 0 starts one (its first frame
+ * carries opcode) and fin = 1 sends a whole message; while one is open,
+ * each call continues it (a continuation frame) and fin = 1 ends it, and
+ * opcode must be the message's (else WS_EPROTO). Text is checked as UTF-8
+ * across the frames, so a character may be split between them; unless
+ * opt->trust_send_utf8, a chunk that makes the text invalid, or a final one
+ * that leaves a character unfinished, returns WS_EUTF8 and is not sent, and
+ * the message stays as it was. Otherwise returns as conn_send. */
+int conn_send_part(struct conn *c, int opcode, const void *data, size_t len, int fin);
+
+/* The opcode of the fragmented message being sent (TEXT or BINARY), or 0. */
+static inline int conn_sending(const struct conn *c) { return c->send_op; }
 
 /* Send one frame whose header the caller encoded, to many connections
  * (broadcast, publish): server role only (no masking). The bytes go
@@ -210,7 +289,9 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len);
  * must queue is a reference to one shared block (*blk: NULL until the first
  * connection needs it, then made from hdr + data, with a reference held for
  * the caller, who drops it once done with *blk), except for small frames,
- * which are cheaper copied. Returns as conn_send. */
+ * which are cheaper copied. While the connection sends a fragmented message
+ * the frame is parked and goes out after that message's final frame (it is
+ * dropped if the connection closes first). Returns as conn_send. */
 int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
                      const void *data, size_t len, struct ws_block **blk);
 
@@ -233,6 +314,11 @@ void conn_resume(struct conn *c);
 /* Call hooks->on_drain when the queue empties after the socket pushed back
  * (on = 1), or do not (on = 0, the default). */
 void conn_want_drain(struct conn *c, int on);
+
+/* Hand data on frame by frame through hooks->on_fragment (on = 1), or as
+ * whole messages through on_message (on = 0, the default). Set it before
+ * any frame arrives (the owner's on_request). */
+void conn_want_fragments(struct conn *c, int on);
 
 /* Bytes waiting in the send queue. */
 static inline size_t conn_buffered(const struct conn *c) { return c->out.len + c->segs_len; }

@@ -32,7 +32,8 @@ enum conn_flags {
     CF_HTTP_SENT = 1u << 13,    /* client: request head written */
     CF_PEER_EOF = 1u << 14,     /* the peer shut its write side: nothing more will be read */
     CF_RAW = 1u << 15,          /* bytes that are not frames were queued: frame bounds unknown */
-    CF_SOCK_ERR = 1u << 16      /* the socket failed: queued bytes can no longer be delivered */
+    CF_SOCK_ERR = 1u << 16,     /* the socket failed: queued bytes can no longer be delivered */
+    CF_FRAGMENTS = 1u << 17     /* hand data on frame by frame (on_fragment), not as messages */
 };
 
 /* Recover the connection from one of its embedded watchers. */
@@ -55,6 +56,10 @@ ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt);
 
 /* conn.c: the first n bytes of the queue went out. */
 void conn_sent(struct conn *c, size_t n);
+
+/* conn_http.c: free the connection's HTTP request state (c->http), at
+ * teardown. */
+void conn_http_release(struct conn *c);
 
 
 #endif

@@ -364,15 +364,15 @@ void server_watch_signals(int on, double grace)
     if (on && !ev_is_active(&sigint_watcher)) {
         ev_signal_init(&sigint_watcher, server_signal_cb, SIGINT);
         ev_signal_init(&sigterm_watcher, server_signal_cb, SIGTERM);
-        ev_signal_start(loop, &sigint_watcher);
-        ev_signal_start(loop, &sigterm_watcher);
+        loop_signal_start(&sigint_watcher);   /* not ev_signal_start: see loop.h */
+        loop_signal_start(&sigterm_watcher);
         ev_unref(loop);   /* signals alone must not keep the loop running */
         ev_unref(loop);
     } else if (!on && ev_is_active(&sigint_watcher)) {
         ev_ref(loop);
         ev_ref(loop);
-        ev_signal_stop(loop, &sigint_watcher);
-        ev_signal_stop(loop, &sigterm_watcher);
+        loop_signal_stop(&sigint_watcher);
+        loop_signal_stop(&sigterm_watcher);
     }
 }
 

@@ -46,8 +46,9 @@ static void lclient_on_response(struct conn *c, const struct ws_http_head *h, in
 }
 
 static const struct conn_hooks lclient_hooks = {
-    lclient_on_response, lws_conn_on_open, lws_conn_on_message, lws_conn_on_control,
-    lws_conn_on_drain, lws_conn_on_close, lws_conn_release
+    lclient_on_response, lws_conn_on_open, lws_conn_on_message, lws_conn_on_fragment,
+    lws_conn_on_control, lws_conn_on_drain, lws_conn_on_close, lws_conn_release,
+    NULL   /* on_refused: a server's */
 };
 
 /*

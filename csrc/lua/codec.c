@@ -210,6 +210,8 @@ static void push_event(lua_State *L, const struct ws_event *ev)
     if (ev->type == WS_EV_DATA) {
         lua_pushboolean(L, ev->fin);
         lua_setfield(L, -2, "fin");
+        lua_pushboolean(L, ev->frame_end);
+        lua_setfield(L, -2, "frame_end");
     } else if (ev->opcode == WS_OP_CLOSE) {
         lua_pushinteger(L, ev->close_code);
         lua_setfield(L, -2, "close_code");
@@ -220,7 +222,7 @@ static void push_event(lua_State *L, const struct ws_event *ev)
 ** reader:feed(bytes) -> { event, ... }
 ** [-0, +1, v]  Runs the reader over all of bytes (the loop of frame.h) and
 ** returns the events in order, each a table:
-**   {type="data", opcode=1|2, fin=bool, data=chunk}
+**   {type="data", opcode=1|2, fin=bool, frame_end=bool, data=chunk}
 **   {type="control", opcode=8|9|10, data=payload (close: the reason),
 **    close_code=n (close only; 1005 when the frame had no payload)}
 **   {type="error", close_code=n, reason=text}   -- always last; sticky

@@ -218,6 +218,10 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
     int req;
     lua_createtable(L, 0, 10);
     req = lua_gettop(L);
+    if (luaL_getmetatable(L, LWS_REQUEST_MT) == LUA_TTABLE)
+        lua_setmetatable(L, req);   /* req.args, req.cookies, ... on first use */
+    else
+        lua_pop(L, 1);
     lua_pushlstring(L, h->method, h->method_len);
     lua_setfield(L, req, "method");
     lua_pushlstring(L, h->target, h->target_len);
@@ -314,6 +318,23 @@ void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t
     lconn_end(L, c, h, "message handler", 1);
 }
 
+/* fragment(ws, chunk, kind, fin): one data frame of a message, for a route
+ * with a fragment handler (conn_want_fragments). */
+void lws_conn_on_fragment(struct conn *c, int opcode, const uint8_t *data, size_t len, int fin)
+{
+    lua_State *L = lws_main;
+    int h = lconn_begin(L, c, "fragment");
+    if (!h)
+        return;
+    lua_pushlstring(L, (const char *)data, len);   /* one frame: its one copy into Lua */
+    if (opcode == WS_OP_TEXT)
+        lua_pushliteral(L, "text");
+    else
+        lua_pushliteral(L, "binary");
+    lua_pushboolean(L, fin);
+    lconn_end(L, c, h, "fragment handler", 1);
+}
+
 void lws_conn_on_control(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
@@ -337,7 +358,21 @@ void lws_conn_on_drain(struct conn *c)
 void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t len, int err)
 {
     lua_State *L = lws_main;
-    int h = lconn_begin(L, c, "close");
+    struct lconn *l = (struct lconn *)c;
+    int h;
+    if (l->box) {
+        /* a script holds ws: keep how it ended, for ws:close_status() and a
+         * ws:close() that waits (lua/luaws/conn.lua) */
+        int top = lua_gettop(L);
+        lws_pushref(L, l->box_ref);
+        lws_conn_fields(L, top + 1);
+        lua_pushinteger(L, code);
+        lua_setfield(L, -2, "close_code");
+        lua_pushlstring(L, reason, len);
+        lua_setfield(L, -2, "close_reason");
+        lua_settop(L, top);
+    }
+    h = lconn_begin(L, c, "close");
     if (!h)
         return;
     lua_pushinteger(L, code);
@@ -448,6 +483,11 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
     opt_size(L, i, "max_message_size", &o->max_message_size);
     opt_size(L, i, "max_backpressure", &o->max_backpressure);
     opt_size(L, i, "receive_buffer_size", &o->receive_buffer_size);
+    if (lua_getfield(L, i, "check_send_utf8") != LUA_TNIL) {
+        luaL_checktype(L, -1, LUA_TBOOLEAN);
+        o->trust_send_utf8 = !lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
     /* The Lua layer refuses less than 256 (options.lua); this is the read
      * path's own floor (a frame header must fit), not a policy. */
     if (o->receive_buffer_size < 256)
@@ -457,10 +497,34 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
 
 /* ------------------------------------------------------------ methods */
 
+/* The send options table at index i ({fin = bool}; raises on anything
+ * else): the value of fin, true when absent. */
+static int lconn_send_fin(lua_State *L, int i)
+{
+    int fin = 1;
+    luaL_checktype(L, i, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, i)) {
+        if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "fin") != 0)
+            return luaL_argerror(L, i, lua_pushfstring(L, "unknown send option '%s'",
+                                                       luaL_tolstring(L, -2, NULL)));
+        if (!lua_isboolean(L, -1))
+            return luaL_argerror(L, i, "send option 'fin' must be a boolean");
+        fin = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    return fin;
+}
+
 /*
-** ws:send(data [, "text"|"binary"]) -> true | nil, message, token
-** [-0, +1|3, v]  Queue one whole message (default text). "closed" once the
-** close handshake started; "backpressure" when the peer does not read (the
+** ws:send(data [, "text"|"binary" [, {fin = false}]]) -> true | nil, message, token
+** [-0, +1|3, v]  Queue a message (default text). With {fin = false} data is
+** the first or a further fragment of a message sent in pieces (RFC 6455
+** §5.4); the next send without it (or with fin = true) is the last piece.
+** The pieces of one message must be of one kind (else raises); pings and
+** closes may go between them. Tokens: "utf8" for text that is not UTF-8
+** (nothing sent; unless check_send_utf8 = false), "closed" once the close
+** handshake started, "backpressure" when the peer does not read (the
 ** connection is then closed with 1008). Usage: ws:send("hi")
 */
 static int lconn_send(lua_State *L)
@@ -468,7 +532,7 @@ static int lconn_send(lua_State *L)
     struct lconn *l = lconn_live(L, 1);
     size_t len, klen;
     const char *data = luaL_checklstring(L, 2, &len);
-    int op = WS_OP_TEXT, rc;
+    int op = WS_OP_TEXT, fin = 1, open, rc;
     if (!lua_isnoneornil(L, 3)) {   /* luaL_checkoption's strcmp loop, unrolled */
         const char *k = luaL_checklstring(L, 3, &klen);
         if (klen == 6 && memcmp(k, "binary", 6) == 0)
@@ -476,7 +540,17 @@ static int lconn_send(lua_State *L)
         else if (!(klen == 4 && memcmp(k, "text", 4) == 0))
             return luaL_argerror(L, 3, lua_pushfstring(L, "invalid option '%s'", k));
     }
-    rc = l ? conn_send(&l->c, op, data, len) : WS_ECLOSED;
+    if (!lua_isnoneornil(L, 4))
+        fin = lconn_send_fin(L, 4);
+    open = l ? conn_sending(&l->c) : 0;
+    if (open && open != op)
+        return luaL_argerror(L, 3, open == WS_OP_TEXT
+                             ? "a fragmented text message is being sent: its pieces must be text"
+                             : "a fragmented binary message is being sent: its pieces must be binary");
+    rc = l ? conn_send_part(&l->c, op, data, len, fin) : WS_ECLOSED;
+    if (rc == WS_EUTF8 && fin &&
+        ws_utf8_feed(open ? l->c.send_utf8 : WS_UTF8_ACCEPT, (const uint8_t *)data, len) != WS_UTF8_REJECT)
+        return lws_fail(L, rc, "send: text that is not valid UTF-8 (the message ends inside a character)");
     if (rc != WS_OK)
         return lws_fail(L, rc, "send: %s", ws_strmessage(rc));
     lua_pushboolean(L, 1);
@@ -637,7 +711,8 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
             lua_pushnil(L);
         return 1;
     }
-    if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0)
+    if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0 ||
+        strcmp(k, "args") == 0 || strcmp(k, "cookies") == 0 || strcmp(k, "params") == 0)
         return 0;   /* tables, or worth caching: make the fields table */
     if (!s) {
         lua_pushnil(L);

@@ -76,6 +76,7 @@ const char *lws_header_lines(lua_State *L, int i);
  * beside their own on_request and release. */
 void lws_conn_on_open(struct conn *c);
 void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len);
+void lws_conn_on_fragment(struct conn *c, int opcode, const uint8_t *data, size_t len, int fin);
 void lws_conn_on_control(struct conn *c, int opcode, const uint8_t *data, size_t len);
 void lws_conn_on_drain(struct conn *c);
 void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t len, int err);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
  * loop.c -- the loop as Lua sees it: core.run, step, stop, now, shutdown,
- * watch_signals, live. Thin: each is one call into io/.
+ * watch_signals, live, and for a host loop pollfd and timeout. Thin: each
+ * is one call into io/.
  */
 #include "lua/util.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "io/conn.h"
 #include "io/loop.h"
@@ -81,6 +84,51 @@ static int lloop_step(lua_State *L)
     return 1;
 }
 
+/* Set up the host-loop fd; on failure push nil, message, token (an fd the
+ * system cannot give) or raise (a backend without one). Returns the fd, or
+ * -1 with the 3 results pushed. */
+static int lloop_pollfd_or_fail(lua_State *L, const char *who)
+{
+    int fd = loop_pollfd();
+    if (fd == LOOP_ENOFD)
+        luaL_error(L, "%s: libev's loop runs on its %s backend, which has no descriptor to poll (epoll or kqueue is needed; is LIBEV_FLAGS set?)",
+                   who, loop_backend_name());
+    if (fd < 0)
+        lws_fail(L, WS_EIO, "%s: %s", who, strerror(errno));
+    return fd;
+}
+
+/* core.pollfd() -> fd | nil, message, token: the one descriptor a host
+ * loop waits on (readable) before calling core.step(0); the same every
+ * call. [-0, +1|3, e] Usage: local fd = assert(core.pollfd()) */
+static int lloop_pollfd(lua_State *L)
+{
+    int fd = lloop_pollfd_or_fail(L, "pollfd");
+    if (fd < 0)
+        return 3;
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* core.timeout() -> seconds | nil | nil, message, token: how long the host
+ * may wait on pollfd before core.step(0): until the earliest timer (0 when
+ * work is pending), nil when no timer is armed. Raises inside a callback.
+ * [-0, +1|3, e] Usage: poll(fd, core.timeout()) */
+static int lloop_timeout(lua_State *L)
+{
+    double t;
+    if (lws_in_loop)
+        return luaL_error(L, "timeout: called from a luaws callback (the loop is running; ask before the host waits)");
+    if (lloop_pollfd_or_fail(L, "timeout") < 0)
+        return 3;
+    t = loop_timeout();
+    if (t < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, t);
+    return 1;
+}
+
 /* core.stop(): make core.run() return after the current callback.
  * [-0, +0, -] */
 static int lloop_stop(lua_State *L)
@@ -131,6 +179,8 @@ void lws_loop_open(lua_State *L)
         { "shutdown", lloop_shutdown },
         { "watch_signals", lloop_watch_signals },
         { "live", lloop_live },
+        { "pollfd", lloop_pollfd },
+        { "timeout", lloop_timeout },
         { NULL, NULL }
     };
     luaL_setfuncs(L, funcs, 0);

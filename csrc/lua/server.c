@@ -23,6 +23,7 @@
 #include "io/tls.h"
 #include "lua/open.h"
 #include "proto/frame.h"
+#include "proto/handshake.h"
 
 struct lserver {
     struct server s;
@@ -33,6 +34,22 @@ struct lserver {
 
 /* Longest topic name: a name is a key, not a payload. */
 #define LSERVER_TOPIC_MAX 1024
+
+/* The server userdata's user values. */
+enum {
+    LSERVER_UV_ON_REQUEST = 1,   /* on_request(req) */
+    LSERVER_UV_REFS,             /* {[handlers] = registry ref} */
+    LSERVER_UV_ON_REFUSED,       /* on_refused(req, status), or nil */
+    LSERVER_UV_STREAMS,          /* {[lightuserdata conn] = body function} while one streams */
+    LSERVER_NUV = LSERVER_UV_STREAMS
+};
+
+/* A streamed HTTP body: at most this many pieces and bytes per turn of the
+ * loop (one fast reader must not hold it), and no more pieces while this
+ * much is queued. */
+#define LSERVER_PULL_CALLS 64
+#define LSERVER_PULL_BYTES (256 * 1024)
+#define LSERVER_PULL_QUEUED (64 * 1024)
 
 static struct lserver *lserver_check(lua_State *L, int i)
 {
@@ -56,13 +73,20 @@ static struct lserver *lserver_of(const struct conn *c)
     return (struct lserver *)((char *)c->group - offsetof(struct server, group));
 }
 
+/* Push user value uv of the server. */
+static int lserver_push_uv(lua_State *L, struct lserver *ls, int uv)
+{
+    int t;
+    lws_pushref(L, ls->anchor);
+    t = lua_getiuservalue(L, -1, uv);
+    lua_remove(L, -2);
+    return t;
+}
+
 /* Push the server's on_request function. */
 static void lserver_push_handler(lua_State *L, struct server *s)
 {
-    struct lserver *ls = (struct lserver *)s;
-    lws_pushref(L, ls->anchor);
-    lua_getiuservalue(L, -1, 1);
-    lua_remove(L, -2);
+    lserver_push_uv(L, (struct lserver *)s, LSERVER_UV_ON_REQUEST);
 }
 
 /* The registry ref for the handlers table at idx, one per table for the
@@ -101,11 +125,123 @@ static void lserver_maybe_release(lua_State *L, struct lserver *ls)
 
 /* ------------------------------------------------------------ hooks */
 
+/* Tell the Lua layer a request was refused (on_refused(req, status)): the
+ * request table at index req. */
+static void lserver_refused(lua_State *L, struct lserver *ls, int req, int status)
+{
+    req = lua_absindex(L, req);
+    if (lserver_push_uv(L, ls, LSERVER_UV_ON_REFUSED) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushvalue(L, req);
+    lua_pushinteger(L, status);
+    lws_call(L, 2, 0, "reject handler");
+}
+
+/* The core refused a request by itself (400, 413, 431, ...): the request,
+ * or only who sent it when the head did not parse. */
+static void lserver_on_refused(struct conn *c, const struct ws_http_head *h, int status)
+{
+    lua_State *L = lws_main;
+    int top = lua_gettop(L);
+    if (h) {
+        lws_push_request(L, c, h, ws_handshake_is_upgrade(h));
+    } else {
+        static const struct ws_http_head none;
+        struct ws_http_head empty = none;
+        empty.method = empty.target = "";
+        lws_push_request(L, c, &empty, 0);   /* remote and port */
+        lua_pushnil(L);
+        lua_setfield(L, -2, "method");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "target");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "path");
+    }
+    lserver_refused(L, lserver_of(c), -1, status);
+    lua_settop(L, top);
+}
+
+/* Forget the body function of c, if it streamed one. */
+static void lserver_stream_forget(lua_State *L, struct lserver *ls, struct conn *c)
+{
+    if (lserver_push_uv(L, ls, LSERVER_UV_STREAMS) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, c);
+    }
+    lua_pop(L, 1);
+}
+
 /*
-** A request head arrived: hand it to the server's on_request(req), which
-** answers
-**   true, handlers [, protocol [, headers]]   to accept the upgrade, or
-**   false, status [, headers [, body]]        for any other answer.
+** The queue of a streaming HTTP answer is low: call its body function for
+** the next pieces (a bounded number per turn) until it returns nil, which
+** ends the body. A function that raises or returns something else than a
+** string is logged and the connection dropped: the status is long sent.
+*/
+static void lserver_pull(lua_State *L, struct conn *c)
+{
+    struct lserver *ls = lserver_of(c);
+    int top = lua_gettop(L), fn, calls = 0;
+    size_t sent = 0;
+    if (lserver_push_uv(L, ls, LSERVER_UV_STREAMS) != LUA_TTABLE ||
+        lua_rawgetp(L, -1, c) != LUA_TFUNCTION) {
+        conn_respond_end(c);   /* nothing to call: the body is over */
+        lua_settop(L, top);
+        return;
+    }
+    fn = lua_gettop(L);
+    while (conn_is_streaming(c) && calls++ < LSERVER_PULL_CALLS && sent < LSERVER_PULL_BYTES &&
+           conn_buffered(c) < LSERVER_PULL_QUEUED) {
+        size_t len;
+        const char *piece;
+        lua_pushvalue(L, fn);
+        if (!lws_call(L, 0, 1, "http body function")) {
+            lserver_stream_forget(L, ls, c);
+            conn_abort(c, WS_EIO, "the body function raised an error");
+            break;
+        }
+        if (lua_isnil(L, -1)) {
+            lserver_stream_forget(L, ls, c);
+            conn_respond_end(c);
+            break;
+        }
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pushfstring(L, "http body function returned a %s, not a string or nil",
+                            luaL_typename(L, -1));
+            lws_log(L, lua_tostring(L, -1));
+            lserver_stream_forget(L, ls, c);
+            conn_abort(c, WS_EIO, "the body function returned no string");
+            break;
+        }
+        piece = lua_tolstring(L, -1, &len);
+        conn_respond_chunk(c, piece, len);
+        sent += len;
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+}
+
+/* The queue drained: a streaming HTTP answer wants more, or an open
+ * connection's drain handler runs. */
+static void lserver_on_drain(struct conn *c)
+{
+    if (c->state == CONN_HANDSHAKE) {
+        if (conn_is_streaming(c))
+            lserver_pull(lws_main, c);
+        return;
+    }
+    lws_conn_on_drain(c);
+}
+
+/*
+** A request head arrived: hand it to the server's on_request(req) (req.body
+** holds a plain request's body), which answers
+**   true, handlers [, protocol [, headers [, keep]]]   to accept the upgrade
+**     (keep: the request table becomes the connection's fields: ws.data,
+**     ws.params), or
+**   false, status [, headers [, body]]   for any other answer, body a
+**     string, or a function returning the next piece or nil (streamed).
 */
 static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int upgrade,
                                const char *head, size_t head_len)
@@ -118,10 +254,17 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     /* the request table, at top + 1, for on_request and the upgrade hook */
     lws_push_request(L, c, h, upgrade);
     req = lua_gettop(L);
+    if (!upgrade) {
+        size_t blen;
+        const uint8_t *body = conn_request_body(c, &blen);
+        lua_pushlstring(L, body ? (const char *)body : "", blen);
+        lua_setfield(L, req, "body");
+    }
     lserver_push_handler(L, &ls->s);
     lua_pushvalue(L, req);
-    if (!lws_call(L, 1, 4, "on_request")) {
+    if (!lws_call(L, 1, 5, "on_request")) {
         conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
+        lserver_refused(L, ls, req, 500);
         lua_settop(L, top);
         return;
     }
@@ -155,9 +298,13 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
         lua_getfield(L, req + 2, "drain");
         if (lua_isfunction(L, -1))
             conn_want_drain(c, 1);
+        lua_getfield(L, req + 2, "fragment");
+        if (lua_isfunction(L, -1))
+            conn_want_fragments(c, 1);   /* frame by frame, before any frame arrives */
         l->handlers_ref = lserver_handlers_ref(L, &ls->s, req + 2);
-        if (lua_getfield(L, req, "data") != LUA_TNIL) {
-            /* the upgrade hook gave the connection its data: keep the table */
+        if (lua_toboolean(L, req + 5)) {
+            /* the upgrade hook gave the connection its data, or the route
+             * its params: keep the table */
             lua_pushnil(L);
             lua_setfield(L, req, "upgrade");
             if (protocol) {
@@ -173,16 +320,25 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     }
     {
         int status = (int)lua_tointeger(L, req + 2);
+        int head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
         size_t blen = 0, elen;
-        const char *body = lua_tolstring(L, req + 4, &blen);
+        const char *body = lua_type(L, req + 4) == LUA_TFUNCTION ? NULL : lua_tolstring(L, req + 4, &blen);
         const char *extra;
         if (status < 200 || status > 599)
             status = 500;
         if (lws_header_lines(L, req + 3))
             lws_log(L, "on_request: an invalid response header was left out");
         extra = lua_tolstring(L, -1, &elen);
-        conn_respond(c, status, extra, elen, body, body ? blen : 0,
-                     h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0);
+        if (lua_type(L, req + 4) == LUA_TFUNCTION && !upgrade) {
+            /* a body in pieces: the function is called as the queue drains */
+            if (conn_respond_start(c, status, extra, elen, head_only) == WS_OK && !head_only &&
+                lserver_push_uv(L, ls, LSERVER_UV_STREAMS) == LUA_TTABLE) {
+                lua_pushvalue(L, req + 4);
+                lua_rawsetp(L, -2, c);
+            }
+        } else {
+            conn_respond(c, status, extra, elen, body, body ? blen : 0, head_only);
+        }
     }
     lua_settop(L, top);
 }
@@ -193,20 +349,25 @@ static void lserver_release(struct conn *c)
 {
     struct lserver *ls = lserver_of(c);
     pubsub_leave_all(&ls->s.ps, &((struct lconn *)c)->subs);
+    if (lws_main && ls->anchor != LUA_NOREF)
+        lserver_stream_forget(lws_main, ls, c);   /* before the address can be reused */
     lws_conn_release(c);
     lserver_maybe_release(lws_main, ls);
 }
 
 static const struct conn_hooks lserver_hooks = {
-    lserver_on_request, lws_conn_on_open, lws_conn_on_message, lws_conn_on_control,
-    lws_conn_on_drain, lws_conn_on_close, lserver_release
+    lserver_on_request, lws_conn_on_open, lws_conn_on_message, lws_conn_on_fragment,
+    lws_conn_on_control, lserver_on_drain, lws_conn_on_close, lserver_release,
+    lserver_on_refused
 };
 
 /*
 ** core.listen(host, port, opts, on_request) -> server | nil, message, token
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
-** (see conn.h) plus max_connections, backlog and tls. on_request(req)
-** answers each request head (see lua_conn.c).
+** (see conn.h) plus max_connections, backlog, tls, max_body_size (a plain
+** request's body; default 1 MiB) and on_refused(req, status) (told of
+** every request the core refused by itself). on_request(req) answers each
+** request head (see lserver_on_request).
 ** Usage: local s = core.listen("127.0.0.1", 0, {}, function(req) ... end)
 */
 static int lserver_listen(lua_State *L)
@@ -220,7 +381,7 @@ static int lserver_listen(lua_State *L)
     luaL_checktype(L, 3, LUA_TTABLE);
     luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port out of range");
-    ls = lua_newuserdatauv(L, sizeof *ls, 2);
+    ls = lua_newuserdatauv(L, sizeof *ls, LSERVER_NUV);
     memset(ls, 0, sizeof *ls);
     ls->anchor = LUA_NOREF;
     ls->bp_ref = LUA_NOREF;
@@ -238,6 +399,13 @@ static int lserver_listen(lua_State *L)
         lua_pop(L, 2);
         pubsub_init(&ls->s.ps, mt > 0 ? (size_t)mt : 0, mpc > 0 ? (size_t)mpc : 0);
     }
+    if (lua_getfield(L, 3, "max_body_size") != LUA_TNIL) {
+        lua_Integer mb = luaL_checkinteger(L, -1);
+        ls->s.opt.max_body_size = mb > 0 ? (size_t)mb : 0;
+    } else {
+        ls->s.opt.max_body_size = 1024 * 1024;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 3, "backlog");   /* options.lua always gives it */
     backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
@@ -258,9 +426,15 @@ static int lserver_listen(lua_State *L)
     ls->s.hooks = &lserver_hooks;
     ls->s.alloc = lserver_alloc;
     lua_pushvalue(L, 4);
-    lua_setiuservalue(L, -2, 1);
+    lua_setiuservalue(L, -2, LSERVER_UV_ON_REQUEST);
     lua_newtable(L);
-    lua_setiuservalue(L, -2, 2);
+    lua_setiuservalue(L, -2, LSERVER_UV_REFS);
+    if (lua_getfield(L, 3, "on_refused") == LUA_TFUNCTION)
+        lua_setiuservalue(L, -2, LSERVER_UV_ON_REFUSED);
+    else
+        lua_pop(L, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, LSERVER_UV_STREAMS);
     rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
     if (rc != WS_OK)
         return lws_fail(L, rc, "listen %s", err);
@@ -585,7 +759,7 @@ static int lserver_gc(lua_State *L)
         ls->bp_ref = LUA_NOREF;
     }
     pubsub_free(&ls->s.ps);
-    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+    if (lua_getiuservalue(L, 1, LSERVER_UV_REFS) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             luaL_unref(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, -1));
@@ -597,6 +771,17 @@ static int lserver_gc(lua_State *L)
         tls_ctx_free(ls->s.tls);
         ls->s.tls = NULL;
     }
+    return 0;
+}
+
+/* core.request_metatable(mt): the metatable of every request table (req in
+ * on_request, a connection's fields), where the Lua layer works out
+ * req.args and the like on first use. [-0, +0, v] */
+static int lserver_request_metatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LWS_REQUEST_MT);
     return 0;
 }
 
@@ -637,4 +822,6 @@ void lws_server_open(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, lserver_listen);
     lua_setfield(L, -2, "listen");
+    lua_pushcfunction(L, lserver_request_metatable);
+    lua_setfield(L, -2, "request_metatable");
 }

@@ -93,11 +93,20 @@ static int lutil_log(lua_State *L)
     return 0;
 }
 
+/* core.in_loop() -> true while a luaws callback runs (the loop cannot be
+ * turned from here, so nothing may wait). [-0, +1, -] */
+static int lutil_in_loop(lua_State *L)
+{
+    lua_pushboolean(L, lws_in_loop);
+    return 1;
+}
+
 void lws_util_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         { "on_error", lutil_on_error },
         { "log", lutil_log },
+        { "in_loop", lutil_in_loop },
         { NULL, NULL }
     };
     luaL_setfuncs(L, funcs, 0);

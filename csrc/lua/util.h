@@ -15,6 +15,8 @@
 #define LWS_CONN_MT "luaws.conn"
 #define LWS_SERVER_MT "luaws.server"
 #define LWS_TIMER_MT "luaws.timer"
+/* Registry field: the metatable of request tables (set by the Lua layer). */
+#define LWS_REQUEST_MT "luaws.request"
 
 /* The main Lua state: every callback from the loop runs on it. */
 extern lua_State *lws_main;

@@ -25,7 +25,7 @@ const char *ws_strerror(int code)
     case WS_ETIMEOUT:       return "timeout";
     case WS_ETOOBIG:        return "too big";
     case WS_EPROTO:         return "protocol";
-    case WS_EUTF8:          return "invalid utf8";
+    case WS_EUTF8:          return "utf8";
     case WS_ENOMEM:         return "out of memory";
     case WS_ETLS:           return "tls";
     case WS_EIO:            return "io";

@@ -298,6 +298,7 @@ static int data_event(struct ws_reader *r, struct ws_event *ev, uint8_t *data, s
     ev->type = WS_EV_DATA;
     ev->opcode = r->msg_opcode;
     ev->fin = fin;
+    ev->frame_end = r->remaining == 0;
     ev->data = data;
     ev->len = len;
     if (fin) {

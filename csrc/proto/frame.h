@@ -81,6 +81,7 @@ struct ws_event {
     int type;             /* enum ws_event_type */
     int opcode;           /* DATA: WS_OP_TEXT/BINARY of the message; CONTROL: its opcode */
     int fin;              /* DATA: 1 if this chunk ends the message */
+    int frame_end;        /* DATA: 1 if this chunk ends its frame (fin implies it) */
     uint8_t *data;        /* DATA: unmasked, in the caller's buffer; CONTROL: payload
                            * (for close: the reason only), valid until the next feed */
     size_t len;
@@ -148,8 +149,10 @@ void ws_reader_init(struct ws_reader *r, int expect_masked, uint64_t max_message
  *
  * Data: one DATA event per stretch of payload in the input; opcode is the
  * message's (TEXT/BINARY, also for continuation frames) and fin is 1 on the
- * chunk that ends the message. An empty final frame gives a DATA event with
- * len 0 and fin 1; an empty non-final frame gives no event at all. Text is
+ * chunk that ends the message, frame_end 1 on the chunk that ends its frame
+ * (a caller that hands on frames, not messages, gathers the chunks up to
+ * it). An empty final frame gives a DATA event with len 0, fin 1 and
+ * frame_end 1; an empty non-final frame gives no event at all. Text is
  * validated as it arrives: the stretch holding the first invalid byte gives
  * ERROR 1007 instead of DATA, so its bytes before the bad one are never
  * reported (earlier stretches were), and no byte after the bad one is looked

@@ -18,9 +18,14 @@
  *     refused (§5.2), NUL and other controls are refused everywhere except
  *     HTAB in field values; a bare LF ends a line like CRLF (§2.2).
  *
- * It does not: read a body, decode percent-escapes or split the target, join
- * repeated headers, skip empty lines before the request line, or accept any
- * version other than HTTP/1.x.
+ * The body of a plain request: ws_http_body_framing reads its framing from
+ * the head (RFC 9112 §6), and ws_chunked_decode is an incremental decoder of
+ * the chunked coding (§7.1) that works in place, byte by byte, so any split
+ * of the input gives the same result and nothing is buffered here.
+ *
+ * It does not: read from a socket or hold a body, decode percent-escapes or
+ * split the target, join repeated headers, skip empty lines before the
+ * request line, or accept any version other than HTTP/1.x.
  */
 #include <string.h>
 
@@ -373,4 +378,291 @@ const char *ws_http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     }
     return "";
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+/*
+** Content-Length (RFC 9112 §6.2, RFC 9110 §8.6): 1*DIGIT. A list of equal
+** values ("5, 5", from a proxy that joined two lines) is that value; values
+** that differ, an empty element or anything but digits are not a length.
+** 0 with *len, or -1.
+*/
+static int content_length(const char *v, size_t n, uint64_t *len, int *seen)
+{
+    size_t i = 0;
+
+    for (;;) {
+        uint64_t x = 0;
+        size_t digits = 0;
+
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        while (i < n && v[i] >= '0' && v[i] <= '9') {
+            if (digits++ >= 18)          /* 19 digits could overflow: nobody sends that much */
+                return -1;
+            x = x * 10 + (uint64_t)(v[i++] - '0');
+        }
+        if (digits == 0)
+            return -1;
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        if (*seen && x != *len)
+            return -1;
+        *len = x;
+        *seen = 1;
+        if (i == n)
+            return 0;
+        if (v[i++] != ',')
+            return -1;
+    }
+}
+
+int ws_http_body_framing(const struct ws_http_head *h, int *kind, uint64_t *len, const char **why)
+{
+    int have_cl = 0, have_te = 0, chunked_last = 0, chunked_count = 0, other = 0;
+    const char *msg = NULL;
+    int status = 0;
+
+    *kind = WS_BODY_NONE;
+    *len = 0;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        const struct ws_http_header *hd = &h->headers[i];
+
+        if (hd->name_len == 14 && ascii_ieq(hd->name, "content-length", 14)) {
+            if (content_length(hd->value, hd->value_len, len, &have_cl) != 0) {
+                msg = "bad Content-Length";
+                status = 400;
+                goto out;
+            }
+        } else if (hd->name_len == 17 && ascii_ieq(hd->name, "transfer-encoding", 17)) {
+            /* #transfer-coding (RFC 9112 §6.1), several lines joined in order */
+            size_t j = 0, n = hd->value_len;
+            const char *v = hd->value;
+
+            have_te = 1;
+            while (j < n) {
+                size_t a, b;
+
+                while (j < n && (v[j] == ' ' || v[j] == '\t'))
+                    j++;
+                a = j;
+                while (j < n && v[j] != ',' && v[j] != ';')
+                    j++;
+                b = j;
+                while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+                    b--;
+                while (j < n && v[j] != ',')   /* parameters: a coding we refuse anyway */
+                    j++;
+                j++;
+                if (b == a)
+                    continue;                  /* an empty element (RFC 9110 §5.6.1) */
+                if (b - a == 7 && ascii_ieq(v + a, "chunked", 7)) {
+                    chunked_count++;
+                    chunked_last = 1;
+                } else {
+                    other = 1;
+                    chunked_last = 0;
+                }
+            }
+        }
+    }
+    if (have_te && have_cl) {
+        msg = "both Content-Length and Transfer-Encoding";
+        status = 400;
+    } else if (have_te && h->minor_version == 0) {
+        msg = "Transfer-Encoding in HTTP/1.0";
+        status = 400;
+    } else if (have_te && (!chunked_last || chunked_count > 1)) {
+        msg = "chunked is not the final transfer coding";
+        status = 400;
+    } else if (have_te && other) {
+        msg = "a transfer coding other than chunked";
+        status = 501;
+    } else if (have_te) {
+        *kind = WS_BODY_CHUNKED;
+    } else if (have_cl) {
+        *kind = WS_BODY_LENGTH;
+    }
+out:
+    if (status) {
+        *kind = WS_BODY_NONE;
+        *len = 0;
+    }
+    if (why)
+        *why = msg;
+    return status;
+}
+
+/* Where the chunked decoder stands (RFC 9112 §7.1):
+ *   chunked-body = *chunk last-chunk trailer-section CRLF
+ *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF */
+enum {
+    CK_SIZE0 = 0,   /* the first hex digit of a size */
+    CK_SIZE,        /* more hex digits, or what ends them */
+    CK_BWS,         /* whitespace after the size: ';' or CR must come */
+    CK_EXT,         /* a chunk extension, up to CR */
+    CK_SIZE_LF,     /* the LF of the size line */
+    CK_DATA,        /* chunk data: left bytes to come */
+    CK_DATA_CR,     /* the CRLF after the data */
+    CK_DATA_LF,
+    CK_TRAILER,     /* the start of a trailer line, or the final CRLF */
+    CK_FIELD,       /* inside a trailer field line */
+    CK_FIELD_LF,
+    CK_END_LF,      /* the LF of the final CRLF */
+    CK_DONE,        /* the body ended */
+    CK_ERROR,       /* a sticky error (WS_EHTTP) */
+    CK_TOOBIG       /* a sticky error (WS_ETOOBIG) */
+};
+
+void ws_chunked_init(struct ws_chunked *d, uint64_t max)
+{
+    d->left = 0;
+    d->total = 0;
+    d->max = max;
+    d->line = 0;
+    d->state = CK_SIZE0;
+}
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The size line is complete: check the size against the limit. */
+static int chunk_size_done(struct ws_chunked *d)
+{
+    if (d->max && (d->left > d->max || d->total > d->max - d->left))
+        return CK_TOOBIG;
+    return CK_SIZE_LF;
+}
+
+int ws_chunked_decode(struct ws_chunked *d, uint8_t *buf, size_t len, size_t *out, size_t *used)
+{
+    size_t i = 0, o = 0;
+    int st = d->state;
+
+    while (i < len && st != CK_DONE && st != CK_ERROR && st != CK_TOOBIG) {
+        unsigned char ch = buf[i];
+
+        if (st == CK_DATA) {
+            /* the bulk of the bytes: move a run at once */
+            size_t run = len - i;
+            if ((uint64_t)run > d->left)
+                run = (size_t)d->left;
+            if (o != i)
+                memmove(buf + o, buf + i, run);
+            o += run;
+            i += run;
+            d->left -= run;
+            d->total += run;
+            if (d->left == 0)
+                st = CK_DATA_CR;
+            continue;
+        }
+        i++;
+        if (st <= CK_EXT && ++d->line > WS_CHUNK_LINE_MAX) {
+            st = CK_ERROR;
+            break;
+        }
+        switch (st) {
+        case CK_SIZE0:
+        case CK_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                if (d->left > (UINT64_MAX >> 4)) {
+                    st = CK_ERROR;     /* more than 2^64: not a size */
+                    break;
+                }
+                d->left = (d->left << 4) | (uint64_t)v;
+                st = CK_SIZE;
+            } else if (st == CK_SIZE0) {
+                st = CK_ERROR;         /* no digit at all */
+            } else if (ch == ' ' || ch == '\t') {
+                st = CK_BWS;
+            } else if (ch == ';') {
+                st = CK_EXT;
+            } else if (ch == '\r') {
+                st = chunk_size_done(d);
+            } else {
+                st = CK_ERROR;
+            }
+            break;
+        }
+        case CK_BWS:
+            if (ch == ';')
+                st = CK_EXT;
+            else if (ch == '\r')
+                st = chunk_size_done(d);
+            else if (ch != ' ' && ch != '\t')
+                st = CK_ERROR;
+            break;
+        case CK_EXT:
+            if (ch == '\r')
+                st = chunk_size_done(d);
+            else if (!is_field_char(ch))
+                st = CK_ERROR;
+            break;
+        case CK_SIZE_LF:
+            if (ch != '\n') {
+                st = CK_ERROR;
+                break;
+            }
+            d->line = 0;
+            st = d->left == 0 ? CK_TRAILER : CK_DATA;
+            break;
+        case CK_DATA_CR:
+            st = ch == '\r' ? CK_DATA_LF : CK_ERROR;
+            break;
+        case CK_DATA_LF:
+            st = ch == '\n' ? CK_SIZE0 : CK_ERROR;
+            d->left = 0;
+            d->line = 0;
+            break;
+        case CK_TRAILER:
+            if (++d->line > LUAWS_MAX_HEAD_BYTES) {
+                st = CK_ERROR;
+            } else if (ch == '\r') {
+                st = CK_END_LF;
+            } else if (ch == ' ' || ch == '\t' || !is_tchar(ch)) {
+                st = CK_ERROR;         /* obs-fold, or not a field name */
+            } else {
+                st = CK_FIELD;
+            }
+            break;
+        case CK_FIELD:
+            if (++d->line > LUAWS_MAX_HEAD_BYTES)
+                st = CK_ERROR;
+            else if (ch == '\r')
+                st = CK_FIELD_LF;
+            else if (!is_field_char(ch))
+                st = CK_ERROR;
+            break;
+        case CK_FIELD_LF:
+            st = ch == '\n' ? CK_TRAILER : CK_ERROR;
+            break;
+        case CK_END_LF:
+            st = ch == '\n' ? CK_DONE : CK_ERROR;
+            break;
+        default:
+            st = CK_ERROR;
+            break;
+        }
+    }
+    d->state = st;
+    *out = o;
+    *used = i;
+    if (st == CK_DONE)
+        return WS_OK;
+    if (st == CK_ERROR)
+        return WS_EHTTP;
+    if (st == CK_TOOBIG)
+        return WS_ETOOBIG;
+    return WS_PARTIAL;
 }

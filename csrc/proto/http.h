@@ -14,7 +14,9 @@
  * Accepted line ends: CRLF, and a bare LF (RFC 9112 §2.2 allows it). Rejected:
  * control characters in the request line, a header name with characters
  * outside the token set, whitespace before the colon, obs-fold continuation
- * lines, NUL anywhere. It does not read a body: WebSocket handshakes have none.
+ * lines, NUL anywhere. The head parser does not read a body; for plain HTTP
+ * requests ws_http_body_framing says how the body is delimited (RFC 9112 §6)
+ * and ws_chunked_decode decodes a chunked one (§7.1) incrementally, in place.
  */
 #ifndef LUAWS_HTTP_H
 #define LUAWS_HTTP_H
@@ -54,5 +56,63 @@ int ws_http_has_token(const char *value, size_t len, const char *token);
 
 /* Standard reason phrase for a status code ("Bad Request"), "" if unknown. */
 const char *ws_http_reason(int status);
+
+/* How a request's body is delimited (RFC 9112 §6.3). */
+enum ws_http_body {
+    WS_BODY_NONE = 0,     /* no Content-Length, no Transfer-Encoding: no body */
+    WS_BODY_LENGTH,       /* Content-Length: *len bytes */
+    WS_BODY_CHUNKED       /* Transfer-Encoding: chunked (ws_chunked_decode) */
+};
+
+/*
+** The framing of a request's body from its head (RFC 9112 §6.1-§6.3): 0 with
+** *kind (enum ws_http_body) and, for WS_BODY_LENGTH, *len; or the status to
+** refuse it with, and *why (if why is not NULL) in a few words:
+**   400  Content-Length and Transfer-Encoding both (a smuggling vector: §6.1
+**        says the server MUST close after answering); a Content-Length that is
+**        not 1*DIGIT, or several that differ; Transfer-Encoding in HTTP/1.0;
+**        chunked not the final coding, or given twice;
+**   501  a transfer coding other than chunked (gzip, ...): we decode none.
+** Every Content-Length and Transfer-Encoding line counts, not the first only.
+*/
+int ws_http_body_framing(const struct ws_http_head *h, int *kind, uint64_t *len, const char **why);
+
+/* Longest chunk-size line (size, extensions, CRLF) ws_chunked_decode reads. */
+#ifndef WS_CHUNK_LINE_MAX
+#define WS_CHUNK_LINE_MAX 1024
+#endif
+
+/* The incremental decoder of the chunked transfer coding. State only: the
+ * bytes are the caller's. */
+struct ws_chunked {
+    uint64_t left;        /* the size being read, then data bytes still to come */
+    uint64_t total;       /* data bytes decoded so far */
+    uint64_t max;         /* most data bytes allowed in all (0: no limit) */
+    size_t line;          /* bytes of the current size line, or of the trailers */
+    int state;            /* where in the grammar (http.c) */
+};
+
+/* Start decoding a body of at most max data bytes (0: no limit). */
+void ws_chunked_init(struct ws_chunked *d, uint64_t max);
+
+/*
+** Decode buf[0..len) in place (RFC 9112 §7.1): the raw bytes read are
+** buf[0..*used), and the chunk data found in them is moved to the front,
+** buf[0..*out) (*out <= *used, so nothing unread is overwritten); bytes past
+** *used are not touched. Returns
+**   WS_PARTIAL   every byte was read (*used == len) and the body goes on:
+**                call again with the next bytes (any split works);
+**   WS_OK        the last chunk and the trailer section ended at *used: what
+**                follows is the next message; further calls read nothing;
+**   WS_ETOOBIG   a chunk size would take the data past max (said by the size
+**                line, before its data arrives);
+**   WS_EHTTP     anything else malformed: a size that is not hex or overflows,
+**                a line end that is not CRLF (no bare LF or CR: a lenient
+**                framing parser is a smuggling vector), data not followed by
+**                CRLF, controls in an extension or trailer, a size line over
+**                WS_CHUNK_LINE_MAX or trailers over LUAWS_MAX_HEAD_BYTES.
+** Errors are sticky. Trailer fields are checked for bytes and dropped.
+*/
+int ws_chunked_decode(struct ws_chunked *d, uint8_t *buf, size_t len, size_t *out, size_t *used);
 
 #endif

@@ -158,6 +158,9 @@ function methods:receive(timeout)
   local q = queue_of(self)
   local h = conn_handlers(self)
   if h.message ~= on_message then
+    if h.fragment then
+      error("this connection hands its messages to its fragment handler, frame by frame; receive() is for coroutine routes and clients", 2)
+    end
     if h.message then
       error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 2)
     end
@@ -195,6 +198,42 @@ end
 function methods:close_status()
   local q = queues[self]
   if q and q.closed then return q.close_code, q.close_reason end
+  if self.state == "closed" and self.close_code then return self.close_code, self.close_reason end
+end
+
+-- How long ws:close() waits by default for the close handshake to end.
+local CLOSE_WAIT = 10
+
+local c_close = methods.close
+
+--[==[ ws:close([code [, reason [, timeout]]]) -> code, reason | true | nil, message, token
+  Starts the close handshake (code default 1000). Where waiting is possible,
+  in a coroutine luaws runs (a coroutine route, luaws.spawn) or in a plain
+  script, it then waits for the handshake to end and returns the peer's code
+  and reason (its close frame's, or 1006 if the TCP connection ended
+  without one), or nil, message, "timeout" after timeout seconds (default
+  10; the connection still closes, by close_timeout). Inside a callback it
+  cannot wait: it returns true at once and the close handler tells the end.
+  "closed" if it was closing already. Usage: local code = ws:close(1000, "bye", 5) ]==]
+function methods:close(code, reason, timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
+    error("bad argument #3 to 'close' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 2)
+  end
+  local ok, msg, token = c_close(self, code, reason)
+  if not ok then return ok, msg, token end
+  local co = co_running()
+  if not managed[co] and core.in_loop() then return true end   -- a callback: no waiting here
+  local deadline = now() + (timeout or CLOSE_WAIT)
+  local q = queue_of(self)
+  while self.state ~= "closed" do
+    if now() >= deadline then
+      return nil, ("close: the close handshake did not end within %g s"):format(timeout or CLOSE_WAIT), "timeout"
+    end
+    -- woken by the close when ws's messages come through its queue (a client,
+    -- a coroutine route); otherwise looked at every 50 ms
+    wait(q, math.min(deadline, now() + 0.05))
+  end
+  return self:close_status()
 end
 
 return M

@@ -26,6 +26,7 @@ local conn = {
   max_message_size = { 16 * MiB, "number" }, -- 1009 above it
   max_backpressure = { 16 * MiB, "number" }, -- send queue bytes before closing with 1008
   receive_buffer_size = { 4096, "number" },  -- bytes per read
+  check_send_utf8 = { true, "boolean" },     -- ws:send refuses text that is not UTF-8 ("utf8"); false trusts it
 }
 
 local listen = {
@@ -42,6 +43,9 @@ local listen = {
   backplane = { nil, "string" },             -- "redis://[user:password@]host[:port][/db]" or "unix:///path?db=N"
   backplane_prefix = { "luaws", "string" },  -- Redis channels are prefix:topic
   on_backplane = { nil, "function" },        -- function(state, detail): "up" / "down"
+  max_body_size = { 1 * MiB, "number" },     -- a plain HTTP request's body; 413 above it
+  reject = { nil, "function" },              -- function(req, status, reason): each refusal, in place of the log line
+  log_refusals = { true, "boolean" },        -- one log line per refusal (4xx/5xx luaws chose); false: none
 }
 
 local connect = {
@@ -115,10 +119,12 @@ function M.core_options(o)
     idle_timeout = o.idle_timeout or 0, handshake_timeout = o.timeout or o.handshake_timeout,
     close_timeout = o.close_timeout, max_message_size = floor(o.max_message_size),
     max_backpressure = floor(o.max_backpressure), receive_buffer_size = floor(o.receive_buffer_size),
+    check_send_utf8 = o.check_send_utf8,
     max_connections = o.max_connections and floor(o.max_connections) or 0,
     max_topics = o.max_topics and floor(o.max_topics) or nil,
     max_topics_per_connection = o.max_topics_per_connection and floor(o.max_topics_per_connection) or nil,
     backlog = o.backlog and floor(o.backlog) or nil,
+    max_body_size = o.max_body_size and floor(o.max_body_size) or nil,
   }
 end
 

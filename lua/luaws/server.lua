@@ -1,18 +1,27 @@
 -- SPDX-License-Identifier: MIT
 --
--- luaws.server: luaws.listen{...} -- options and their defaults, routes,
--- the origin policy, subprotocol choice, the upgrade hook, static files.
+-- luaws.server: luaws.listen{...} -- options and their defaults, routes
+-- (WebSocket and plain HTTP, exact or patterns: luaws.routes), the origin
+-- policy, subprotocol choice, the upgrade hook, HTTP handlers, static
+-- files, and refusals made visible (the reject option, a log line).
 --
--- The C core calls on_request(req) once per request head, after it has
--- answered what RFC 6455 decides by itself (400 for a malformed upgrade, 405,
--- 426, 431). Everything here is app policy, in the order a request meets it:
---   upgrade request:  route? (404) -> origin allowed? (403) -> subprotocol ->
---                     the route's upgrade hook (false, status) -> 101
---   plain request:    a WebSocket route? (400) -> static file? -> 404
+-- The C core calls on_request(req) once per request (a plain request's body
+-- already read into req.body), after it has answered what it decides by
+-- itself (400 for a malformed request or framing, 405, 413, 426, 431, 501:
+-- on_refused tells us). Everything here is app policy, in the order a
+-- request meets it:
+--   upgrade request:  WebSocket route? (404) -> origin allowed? (403) ->
+--                     subprotocol -> the route's upgrade hook (false,
+--                     status) -> 101
+--   plain request:    HTTP route? (its handler; 405 with Allow for another
+--                     method) -> a WebSocket route? (400) -> static file? -> 404
+-- Every 4xx/5xx chosen here or by the core goes to the reject option, or
+-- else is logged in one line (log_refusals).
 
 local core = require "luaws.core"
 local conn = require "luaws.conn"
 local options = require "luaws.options"
+local routes = require "luaws.routes"
 local util = require "luaws.util"
 
 local M = {}
@@ -49,6 +58,89 @@ local function text(status, body, extra)
   return false, status, h, body or (status .. "\n")
 end
 
+-- Request tables (req, and a connection's fields) work these out on first
+-- use: req.args (the query), req.cookies (the Cookie header), req.params
+-- (none: an exact route) and req.data (a table for the app's state).
+core.request_metatable {
+  __index = function(t, k)
+    local v
+    if k == "args" then
+      v = util.parse_query(rawget(t, "query"))
+    elseif k == "cookies" then
+      local headers = rawget(t, "headers")
+      v = util.parse_cookies(headers and headers.cookie)
+    elseif k == "params" or k == "data" then
+      v = {}
+    else
+      return nil
+    end
+    rawset(t, k, v)
+    return v
+  end,
+}
+
+-- A refusal: the reject option hears of it, or else one log line.
+local function refused(self, req, status)
+  local o, reason = self.options, core.http_reason(status)
+  if o.reject then
+    local ok, err = xpcall(o.reject, debug.traceback, req, status, reason)
+    if not ok then core.log("error in reject: " .. tostring(err)) end
+  elseif o.log_refusals then
+    core.log(("refused %s from %s: %d %s"):format(
+      req.method and (req.method .. " " .. tostring(req.path)) or "a request that did not parse",
+      tostring(req.remote), status, reason))
+  end
+end
+
+local function refuse(self, req, status, body, extra)
+  refused(self, req, status)
+  return text(status, body, extra)
+end
+
+-- The methods an HTTP route answers, for Allow (HEAD with GET).
+local function allow(entry)
+  local list = {}
+  for m in pairs(entry) do list[#list + 1] = m end
+  if entry.GET and not entry.HEAD then list[#list + 1] = "HEAD" end
+  table.sort(list)
+  return table.concat(list, ", ")
+end
+
+-- Headers luaws writes itself (the framing): a handler's are dropped.
+local framing = { ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
+
+-- Run an HTTP handler: fn(req) -> status, body [, headers].
+local function answer(req, fn)
+  local ok, status, body, headers = xpcall(fn, debug.traceback, req)
+  local what = ("http handler %s %s"):format(req.method, req.path)
+  if not ok then
+    core.log(("error in %s: %s"):format(what, tostring(status)))
+    return text(500, "500 Internal Server Error\n")
+  end
+  local st, bt = math.tointeger(status), type(body)
+  local bad
+  if not st or st < 200 or st > 599 then
+    bad = "a status " .. tostring(status) .. ", not an integer 200-599"
+  elseif bt ~= "nil" and bt ~= "string" and bt ~= "number" and bt ~= "function" then
+    bad = "a body that is a " .. bt .. ", not a string or a function"
+  elseif headers ~= nil and type(headers) ~= "table" then
+    bad = "headers that are a " .. type(headers) .. ", not a table"
+  end
+  if bad then
+    core.log(("error in %s: it returned %s"):format(what, bad))
+    return text(500, "500 Internal Server Error\n")
+  end
+  local h, typed = {}, false
+  for k, v in pairs(headers or {}) do
+    local name = type(k) == "string" and k:lower()
+    if not framing[name] then h[k] = v end
+    if name == "content-type" then typed = true end
+  end
+  if not typed then h["Content-Type"] = "text/plain; charset=utf-8" end
+  if bt == "number" then body = tostring(body) end
+  return false, st, h, body or ""
+end
+
 local methods = {}
 local mt = { __index = methods, __name = "luaws.Server" }
 
@@ -57,17 +149,17 @@ function mt.__tostring(self)
 end
 
 --[[ server:route(path, handlers | fn) -> server
+  path: exact ("/ws") or a pattern ("/chat/:room", "/files/*"; see
+  luaws.routes): ws.params holds the parameters.
   handlers: { upgrade = function(req) ... end,   -- false, status to refuse
               open = function(ws) end, message = function(ws, msg, kind) end,
               close = function(ws, code, reason) end, drain = function(ws) end,
               ping = function(ws, payload) end, pong = function(ws, payload) end,
+              fragment = function(ws, chunk, kind, fin) end,  -- frame by frame, in place of message
               protocols = {...} }                -- overrides the server's
   fn: coroutine style, fn(ws) runs as a coroutine for each connection and may
   wait in ws:receive() / ws:messages(). ]]
 function methods:route(path, handlers)
-  if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
-    error("bad argument #1 to 'route' (path starting with / expected)", 2)
-  end
   if type(handlers) == "function" then
     handlers = conn.coroutine_handlers(handlers)
   elseif type(handlers) ~= "table" then
@@ -77,24 +169,65 @@ function methods:route(path, handlers)
       if k == "protocols" then
         if type(v) ~= "table" then error("route 'protocols' must be a table", 2) end
       elseif k ~= "upgrade" and k ~= "open" and k ~= "message" and k ~= "close" and k ~= "drain"
-        and k ~= "ping" and k ~= "pong" then
+        and k ~= "ping" and k ~= "pong" and k ~= "fragment" then
         error("unknown handler '" .. tostring(k) .. "'", 2)
       elseif type(v) ~= "function" then
         error("handler '" .. k .. "' must be a function", 2)
       end
     end
   end
-  self._routes[path] = handlers
+  self._ws:add(path, handlers, "route", 2)
   return self
 end
 
--- Answer one request head (called by the C core; see the file comment).
+-- Add fn as the handler of method on path (see server:http), naming fname.
+local function add_http(self, method, path, fn, fname)
+  local n = fname == "http" and 1 or 0   -- server:http has the method first
+  if fname == "http" and (type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$")) then
+    error("bad argument #1 to 'http' (method name expected, got " .. type(method) .. ")", 3)
+  end
+  if type(fn) ~= "function" then
+    error(("bad argument #%d to '%s' (function expected, got %s)"):format(n + 2, fname, type(fn)), 3)
+  end
+  local entry = type(path) == "string" and self._http:get(path)
+  if not entry then entry = self._http:add(path, {}, fname, 3) end
+  entry[method] = fn
+end
+
+--[[ server:http(method, path, fn) -> server
+  Plain HTTP on the server's port: fn(req) answers method on path (exact or
+  a pattern, as in route) and returns status, body [, headers]: body a
+  string, or a function that gives the next piece each call and nil at the
+  end (sent chunked; coroutine.wrap turns a function that yields pieces
+  into one). req.body is the request body, req.params the path's
+  parameters, req.args the query, req.cookies the cookies. HEAD is answered
+  from GET; another method on the path gets 405 with Allow. Methods are
+  case-sensitive ("GET"). An error raised in fn: 500, and the traceback
+  logged. ]]
+function methods:http(method, path, fn)
+  add_http(self, method, path, fn, "http")   -- not a tail call: errors name the caller's line
+  return self
+end
+
+-- server:get(path, fn) / server:post(path, fn): server:http("GET"|"POST", path, fn).
+function methods:get(path, fn)
+  add_http(self, "GET", path, fn, "get")
+  return self
+end
+
+function methods:post(path, fn)
+  add_http(self, "POST", path, fn, "post")
+  return self
+end
+
+-- Answer one request (called by the C core; see the file comment).
 local function on_request(self, req)
-  local route = self._routes[req.path]
   if req.upgrade then
-    if not route then return text(404, "404 Not Found\n") end
+    local route, params = self._ws:match(req.path)
+    if not route then return refuse(self, req, 404, "404 Not Found\n") end
+    req.params = params
     if req.origin and not self._origin_ok(req.origin) then
-      return text(403, "403 Forbidden: origin not allowed\n")
+      return refuse(self, req, 403, "403 Forbidden: origin not allowed\n")
     end
     req.protocol = pick_protocol(route.protocols or self.options.protocols,
       req.headers["sec-websocket-protocol"])
@@ -103,7 +236,7 @@ local function on_request(self, req)
       if ok == false then
         status = math.tointeger(status) or 403
         if status < 400 or status > 599 then status = 403 end
-        return text(status, body, headers)   -- e.g. WWW-Authenticate with a 401
+        return refuse(self, req, status, body, headers)   -- e.g. WWW-Authenticate with a 401
       end
     end
     local p = req.protocol
@@ -117,15 +250,28 @@ local function on_request(self, req)
         error(("upgrade hook chose subprotocol %q, which the client did not offer"):format(tostring(p)))
       end
     end
-    return true, route, p, req.response_headers
+    -- the request table becomes ws's fields when it holds what ws needs
+    local keep = rawget(req, "data") ~= nil or next(params) ~= nil
+    return true, route, p, req.response_headers, keep
   end
-  if route then
-    return text(400, "400 Bad Request: this path speaks WebSocket only\n")
+  local entry, params = self._http:match(req.path)
+  if entry then
+    local fn = entry[req.method] or (req.method == "HEAD" and entry.GET)
+    if not fn then
+      return refuse(self, req, 405, "405 Method Not Allowed\n", { Allow = allow(entry) })
+    end
+    req.params = params
+    return answer(req, fn)
+  end
+  if self._ws:match(req.path) then
+    return refuse(self, req, 400, "400 Bad Request: this path speaks WebSocket only\n")
   end
   if self.options.static then
-    return false, util.static(self.options.static, req)
+    local status, headers, body = util.static(self.options.static, req)
+    if status >= 400 then refused(self, req, status) end
+    return false, status, headers, body
   end
-  return text(404, "404 Not Found\n")
+  return refuse(self, req, 404, "404 Not Found\n")
 end
 
 --[[ luaws.listen(opts) -> server | nil, message, token
@@ -136,11 +282,12 @@ end
 function M.listen(opts)
   local o = options.check(opts or {}, "listen", "listen", 2)
   local self = setmetatable({
-    options = o, host = o.host, _routes = {},
+    options = o, host = o.host, _ws = routes.new(), _http = routes.new(),
     _origin_ok = origin_policy(o.allowed_origins),
   }, mt)
   local copts = options.core_options(o)
   copts.tls = o.tls
+  copts.on_refused = function(req, status) refused(self, req, status) end
   local c, message, token = core.listen(o.host, math.floor(o.port), copts, function(req)
     return on_request(self, req)
   end)
@@ -189,7 +336,7 @@ function methods:broadcast(data, kind, opts)
   if type(opts) == "table" then
     local handlers
     if opts.route ~= nil then
-      handlers = self._routes[opts.route]
+      handlers = self._ws:get(opts.route)
       if not handlers then error("bad argument #3 to 'broadcast' (no route " .. tostring(opts.route) .. ")", 2) end
     end
     return self._c:broadcast(data, kind, opts.except, handlers)

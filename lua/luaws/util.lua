@@ -77,6 +77,54 @@ function M.tokens(value)
   return out
 end
 
+--[[ parse_query(query) -> args
+  "name=bob&a=1&a=2&e=%20x&flag" -> {name = "bob", a = {"1", "2"}, e = " x",
+  flag = true}: names and values percent-decoded, "+" as a space
+  (application/x-www-form-urlencoded), a name given twice gives a list in
+  order, a name without "=" is true, empty pieces are skipped. A bad escape
+  stays as it is. nil gives {}. ]]
+function M.parse_query(query)
+  local args = {}
+  if type(query) ~= "string" then return args end
+  local function decode(s)
+    return (s:gsub("%+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  end
+  for piece in query:gmatch("[^&]+") do
+    local name, value = piece:match("^([^=]*)=(.*)$")
+    if name then value = decode(value) else name, value = piece, true end
+    name = decode(name)
+    local old = args[name]
+    if old == nil then
+      args[name] = value
+    elseif type(old) == "table" then
+      old[#old + 1] = value
+    else
+      args[name] = { old, value }
+    end
+  end
+  return args
+end
+
+--[[ parse_cookies(header) -> cookies
+  The Cookie header (RFC 6265 §4.2.1: "name=value; name2=value2") as
+  {name = value}: the whitespace around each pair, name and value is
+  dropped, a value in double quotes loses them (§4.1.1), a pair without
+  "=" or with an empty name is skipped, and the first of a name wins (the
+  user agent sends the most specific first, §5.4). Values are not decoded:
+  RFC 6265 gives them no encoding. nil gives {}. ]]
+function M.parse_cookies(header)
+  local cookies = {}
+  if type(header) ~= "string" then return cookies end
+  for pair in header:gmatch("[^;]+") do
+    local name, value = pair:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
+    if name and name ~= "" then
+      value = value:match('^"(.*)"$') or value
+      if cookies[name] == nil then cookies[name] = value end
+    end
+  end
+  return cookies
+end
+
 local mime = {
   html = "text/html; charset=utf-8", htm = "text/html; charset=utf-8",
   css = "text/css; charset=utf-8", js = "text/javascript; charset=utf-8",

@@ -1,8 +1,9 @@
 -- SPDX-License-Identifier: MIT
 -- The example scripts, run as subprocesses and driven with luaws.connect:
 -- examples/origin.lua (allowed_origins, a token in the upgrade hook),
--- examples/timeout.lua (idle_timeout, client pings) and examples/chat.lua
--- (JSON broadcast, the periodic push). Each does what its header says.
+-- examples/timeout.lua (idle_timeout, client pings), examples/chat.lua
+-- (JSON broadcast, the periodic push) and examples/hostloop_cqueues.lua (luaws
+-- inside a cqueues loop). Each does what its header says.
 local h = require "helper"
 local luaws = h.luaws
 local common = require "examples.common"
@@ -252,5 +253,27 @@ describe("examples/chat.lua", function()
     ex:wait_output("^chat: dropped a message from 127%.0%.0%.1", "the log of a dropped message")
     local _, n = ex:output():gsub("chat: dropped", "")
     assert.equal(6, n)
+  end)
+end)
+
+describe("examples/hostloop_cqueues.lua", function()
+  after_each(finish)
+
+  local has_cqueues = pcall(require, "cqueues")
+
+  ;(has_cqueues and it or pending)("echoes inside a cqueues loop and shuts down on the host's SIGTERM: 1001, then exit 0", function()
+    local ex = common.start("examples/hostloop_cqueues.lua")
+    assert.equal("hostloop_cqueues", ex.name)
+    ex.may_exit = true   -- SIGTERM ends it by itself
+    local ws = assert(connect(ex:url("/ws")))
+    for i = 1, 20 do
+      assert(ws:send("m" .. i))
+      assert.equal("m" .. i, (ws:receive(5)))
+    end
+    assert.is_true(ex:signal("TERM"))
+    h.fails("closed", ws:receive(10))
+    assert.same({ 1001, "server shutdown" }, { ws:close_status() })
+    assert.equal(0, ex:wait(10), ex:output())
+    assert.matches("shutting down: connections get 1001\nbye\n", ex:output(), 1, true)
   end)
 end)

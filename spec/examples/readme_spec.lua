@@ -63,10 +63,11 @@ end)
 
 describe("README options table", function()
   -- "`5000`" -> 5000, "`\"localhost\"`" -> "localhost", "`16 MiB`" -> 16 MiB,
-  -- "`nil` (all)" -> nil.
+  -- "`true`" -> true, "`nil` (all)" -> nil.
   local function value(cell)
     local v = cell:match("^`([^`]*)`")
     if not v or v == "nil" then return nil end
+    if v == "true" or v == "false" then return v == "true" end
     local s = v:match('^"(.*)"$')
     if s then return s end
     local mib = v:match("^(%d+) MiB$")
@@ -265,6 +266,51 @@ describe("README tutorial files, run", function()
       assert(ws:close(4000, "see you"))
       h.fails("closed", ws:receive(5))
       ex:wait_output("^127%.0%.0%.1 disconnected: 4000 see you$", "the close in the log")
+    end)
+  end)
+
+  describe("06_rooms.lua", function()
+    local script = "examples/tutorial/06_rooms.lua"
+
+    it("keeps each room to itself, with the name from the query, decoded", function()
+      local ex = common.start(script)
+      assert.equal("rooms", ex.name)
+      local ada = assert(connect(ex:url("/chat/lobby?name=ada")))
+      assert.equal("ada joined lobby", (ada:receive(5)))
+      local bob = assert(connect(ex:url("/chat/lobby?name=J%C3%BCrgen+B")))
+      assert.equal("Jürgen B joined lobby", (bob:receive(5)))
+      assert.equal("Jürgen B joined lobby", (ada:receive(5)))
+      local cy = assert(connect(ex:url("/chat/games?name=cy")))
+      assert.equal("cy joined games", (cy:receive(5)))
+      assert(ada:send("hi all"))
+      assert.equal("ada: hi all", (ada:receive(5)))
+      assert.equal("ada: hi all", (bob:receive(5)))
+      assert(cy:send("gg"))
+      assert.equal("cy: gg", (cy:receive(5)))
+      h.fails("timeout", bob:receive(0.2))            -- the lobby heard nothing of games
+      assert(bob:close())
+      assert.equal("Jürgen B left", (ada:receive(5)))
+    end)
+
+    it("refuses a client without ?name= with 400, and other paths with 404", function()
+      local ex = common.start(script)
+      h.fails_with("handshake", "400", connect(ex:url("/chat/lobby")))
+      h.fails_with("handshake", "404", connect(ex:url("/chat/")))
+      h.fails_with("handshake", "404", connect(ex:url("/Chat/lobby?name=x")))
+      ex:wait_output("refused GET /chat/lobby from 127%.0%.0%.1: 400 Bad Request", "the refusal's log line")
+    end)
+
+    ;(proc.have_python() and it or pending)("answers GET /health over plain HTTP, keeping the connection", function()
+      local ex = common.start(script)
+      local ws = assert(connect(ex:url("/chat/lobby?name=ada")))
+      assert(ws:receive(5))
+      local r = proc.raw(ex.port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        .. "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      local list = proc.parse_responses(r.response)
+      assert.equal(2, #list)
+      assert.equal(200, list[1].status)
+      assert.equal("ok, 1 connected\n", list[1].body)
+      assert.equal("ok, 1 connected\n", list[2].body)
     end)
   end)
 

@@ -9,8 +9,12 @@ local it_py = proc.have_python() and it or pending   -- the raw HTTP peer is pyt
 
 local KEY = "dGhlIHNhbXBsZSBub25jZQ=="   -- RFC 6455 §1.3
 
+-- A plain request asks to close after the answer (HTTP/1.1 keeps the
+-- connection otherwise); an upgrade request has its own Connection header.
 local function request(target, extra)
-  return "GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. (extra or "") .. "\r\n"
+  extra = extra or ""
+  if not extra:find("Connection:", 1, true) then extra = extra .. "Connection: close\r\n" end
+  return "GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. extra .. "\r\n"
 end
 
 local function upgrade_request(target, version)
@@ -326,7 +330,8 @@ except Exception:
     -- RFC 9110 §8.6: a Content-Length in an answer to HEAD must be the
     -- length a GET would have sent.
     it_py("answers HEAD with the headers of GET and no body", function()
-      local r = proc.raw(port, "HEAD /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", { timeout = 5 })
+      local r = proc.raw(port, "HEAD /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        { timeout = 5 })
       local status, headers, got = proc.parse_response(r.response)
       assert.equal(200, status)
       assert.matches("text/html", headers["content-type"], 1, true)
@@ -337,7 +342,8 @@ except Exception:
     end)
 
     it_py("answers other methods with 405 and Allow", function()
-      local status, headers = http(port, "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+      local status, headers = http(port, "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        .. "Connection: close\r\n\r\n")
       assert.equal(405, status)
       assert.matches("GET", headers["allow"], 1, true)
     end)

@@ -32,8 +32,8 @@ end
 describe("docs/scale-out.md", function()
   local r, dir
   after_each(function()
+    proc.cleanup()   -- first: clients of a killed subprocess then see their EOF
     h.cleanup()
-    proc.cleanup()
     if r then r:stop() end
     r = nil
     if dir then os.execute("rm -rf '" .. dir .. "'") end

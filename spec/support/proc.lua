@@ -3,8 +3,9 @@
 -- spec/support/proc.lua: the one process helper of the specs (and of
 -- scripts/soak.lua): start a program from an argv, wait for a line of its
 -- output, signal it by PID, tell whether it runs, read its exit status, run
--- one to completion under a time limit, kill what is left; plus a raw TCP
--- peer, HTTP response parsing, and the Python to run peers with.
+-- one to completion under a time limit, kill what is left; plus raw TCP
+-- peers (one write, or a script of writes and pauses), HTTP response
+-- parsing, and the Python to run peers with.
 --
 --   local proc = require "support.proc"
 --   local p = proc.spawn { "lua5.4", "examples/echo.lua", "--port", "0" }
@@ -318,6 +319,95 @@ function M.raw(port, request, opts)
   local how, elapsed, rest = out:match("^(%a+) ([%d.]+)\n(.*)$")
   if not how then error("rawtcp.py: unexpected output: " .. out, 2) end
   return { how = how, elapsed = tonumber(elapsed), response = rest }
+end
+
+--[[ raw_steps(port, steps [, opts]) -> {how, elapsed, response}
+  A plain TCP peer that plays steps (spec/support/rawsteps.py) on
+  127.0.0.1:port (opts.host): { "send", bytes }, { "sleep", seconds } (reading
+  meanwhile), { "hold", seconds } (not reading), { "shut" } (half-close);
+  then it reads until the server closes
+  or opts.timeout seconds (default 5) from the connect pass. how: "eof",
+  "reset", "timeout", or "broken" (a send found the server gone). The loop
+  is stepped while it runs. ]]
+function M.raw_steps(port, steps, opts)
+  opts = opts or {}
+  local file = os.tmpname()
+  local f = assert(io.open(file, "wb"))
+  for _, st in ipairs(steps) do
+    if st[1] == "send" then
+      f:write("send ", (st[2]:gsub(".", function(c) return ("%02x"):format(c:byte()) end)), "\n")
+    elseif st[1] == "sleep" or st[1] == "hold" then
+      f:write(("%s %.3f\n"):format(st[1], st[2]))
+    elseif st[1] == "shut" then
+      f:write("shut\n")
+    else
+      error("proc.raw_steps: unknown step " .. tostring(st[1]), 2)
+    end
+  end
+  f:close()
+  local p = M.spawn({ M.PYTHON, "spec/support/rawsteps.py", opts.host or "127.0.0.1", tostring(port), file,
+    tostring(opts.timeout or 5) }, { unset = { "LD_PRELOAD" } })
+  local status = p:wait((opts.timeout or 5) + 10)
+  os.remove(file)
+  if status ~= 0 then
+    if not status then p:signal("KILL") end
+    error(("rawsteps.py: exit %s: %s"):format(tostring(status), p:stderr()), 2)
+  end
+  local out = p:stdout()
+  p:remove_files()
+  local how, elapsed, rest = out:match("^(%a+) ([%d.]+)\n(.*)$")
+  if not how then error("rawsteps.py: unexpected output: " .. out, 2) end
+  return { how = how, elapsed = tonumber(elapsed), response = rest }
+end
+
+--[[ parse_responses(s) -> list of {status, headers, body}
+  Every HTTP/1.1 response in s, in order, read as a client would: a body by
+  its Content-Length, chunked (decoded), or to the end; none after a 1xx
+  or 204/304 or HEAD (opts.head). Stops at bytes it cannot read (the list
+  then has .rest). ]]
+function M.parse_responses(s, opts)
+  local out, pos = {}, 1
+  while pos <= #s do
+    local line_end = s:find("\r\n\r\n", pos, true)
+    if not line_end then break end
+    local head = s:sub(pos, line_end - 1)
+    local status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+    if not status then break end
+    local headers = {}
+    for name, value in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do headers[name:lower()] = value end
+    pos = line_end + 4
+    local body = ""
+    if status < 200 or status == 204 or status == 304 or (opts and opts.head) then
+      body = ""
+    elseif headers["transfer-encoding"] then
+      local parts = {}
+      while true do
+        local size_end = s:find("\r\n", pos, true)
+        if not size_end then return out end
+        local size = tonumber(s:sub(pos, size_end - 1):match("^%x+"), 16)
+        if not size then out.rest = s:sub(pos) return out end
+        pos = size_end + 2
+        if size == 0 then
+          local trailer_end = s:find("\r\n", pos, true)
+          pos = (trailer_end or #s) + 2
+          break
+        end
+        parts[#parts + 1] = s:sub(pos, pos + size - 1)
+        pos = pos + size + 2
+      end
+      body = table.concat(parts)
+    elseif headers["content-length"] then
+      local n = tonumber(headers["content-length"])
+      body = s:sub(pos, pos + n - 1)
+      pos = pos + n
+    else
+      body = s:sub(pos)
+      pos = #s + 1
+    end
+    out[#out + 1] = { status = status, headers = headers, body = body }
+  end
+  if pos <= #s then out.rest = s:sub(pos) end
+  return out
 end
 
 -- The status code, the headers (lower-case names) and the body of an HTTP
