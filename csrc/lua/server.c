@@ -205,7 +205,8 @@ static const struct conn_hooks lserver_hooks = {
 /*
 ** core.listen(host, port, opts, on_request) -> server | nil, message, token
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
-** (see conn.h) plus max_connections, backlog and tls. on_request(req)
+** (see conn.h) plus max_connections, backlog, tls, and fds (a worker's
+** inherited listening sockets, adopted instead of binding). on_request(req)
 ** answers each request head (see lua_conn.c).
 ** Usage: local s = core.listen("127.0.0.1", 0, {}, function(req) ... end)
 */
@@ -261,7 +262,20 @@ static int lserver_listen(lua_State *L)
     lua_setiuservalue(L, -2, 1);
     lua_newtable(L);
     lua_setiuservalue(L, -2, 2);
-    rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
+    if (lua_getfield(L, 3, "fds") == LUA_TTABLE) {
+        /* a worker: adopt the sockets its master bound (io/workers.h) */
+        int fds[SERVER_MAX_LISTEN], n = 0;
+        lua_Integer i, len = luaL_len(L, -1);
+        for (i = 1; i <= len && n < SERVER_MAX_LISTEN; i++, lua_pop(L, 1)) {
+            lua_geti(L, -1, i);
+            fds[n++] = (int)luaL_checkinteger(L, -1);
+        }
+        lua_pop(L, 1);
+        rc = server_adopt(&ls->s, fds, n, err, sizeof err);
+    } else {
+        lua_pop(L, 1);
+        rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
+    }
     if (rc != WS_OK)
         return lws_fail(L, rc, "listen %s", err);
     lua_pushvalue(L, -1);
