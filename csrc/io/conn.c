@@ -632,7 +632,7 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
             return WS_ENOMEM;
         }
         conn_seg_push(c, g);
-        if (!(c->flags & CF_CORKED))
+        if (!(c->flags & (CF_CORKED | CF_WANT_WRITE)))
             conn_flush(c);
         return WS_OK;
     }
@@ -664,7 +664,9 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
         conn_abort(c, WS_ENOMEM, "out of memory");
         return err;
     }
-    if (!(c->flags & CF_CORKED))
+    /* While the socket is known full, EV_WRITE flushes: a flush here could
+     * run the drain hook inside the caller's own send or fan-out. */
+    if (!(c->flags & (CF_CORKED | CF_WANT_WRITE)))
         conn_flush(c);
     return WS_OK;
 }
@@ -755,6 +757,17 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len)
     return rc;
 }
 
+/* A message went out (or is queued): count it. */
+static void conn_count_out(struct conn *c, size_t len)
+{
+    c->msgs_out++;
+    c->bytes_out += len;
+    if (c->group) {
+        c->group->stats.msgs_out++;
+        c->group->stats.bytes_out += len;
+    }
+}
+
 int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
                      const void *data, size_t len, struct ws_block **blk)
 {
@@ -767,14 +780,12 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
-    c->msgs_out++;
-    c->bytes_out += len;
-    if (c->group) {
-        c->group->stats.msgs_out++;
-        c->group->stats.bytes_out += len;
+    if (total < CONN_SHARE_MIN) {   /* small: a copy is cheaper */
+        int rc = conn_queue(c, hdr, hdr_len, data, len, NULL);
+        if (rc == WS_OK)
+            conn_count_out(c, len);
+        return rc;
     }
-    if (total < CONN_SHARE_MIN)
-        return conn_queue(c, hdr, hdr_len, data, len, NULL);   /* small: a copy is cheaper */
     if (conn_buffered(c) == 0 && c->tp.ops->writev) {
         /* nothing waits: straight from the caller's bytes, no copy at all */
         struct iovec iov[2] = { { (void *)hdr, hdr_len }, { (void *)data, len } };
@@ -782,8 +793,10 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
         if (n < 0)
             return WS_ECLOSED;
         done = (size_t)n;
-        if (done == total)
+        if (done == total) {
+            conn_count_out(c, len);
             return WS_OK;
+        }
     }
     if (!*blk && !(*blk = ws_block_new(hdr, hdr_len, data, len))) {
         conn_abort(c, WS_ENOMEM, "out of memory");
@@ -798,7 +811,11 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
     g->off = done;   /* > 0: this frame is partly on the wire already */
     g->len = total;
     conn_seg_push(c, g);
-    if (c->out.len == 0 && !(c->flags & CF_CORKED))
+    conn_count_out(c, len);
+    /* Not while the socket is known full: EV_WRITE flushes. A flush here
+     * could empty the queue and run the owner's drain hook in the middle of
+     * the caller's fan-out, which may publish again, out of order. */
+    if (c->out.len == 0 && !(c->flags & (CF_CORKED | CF_WANT_WRITE)))
         conn_flush(c);
     return WS_OK;
 }

@@ -354,10 +354,11 @@ static int lserver_broadcast(lua_State *L)
  * bytes (raises otherwise, naming fname). */
 static const char *lserver_topic(lua_State *L, int i, size_t *len, const char *fname)
 {
-    const char *t = lua_tolstring(L, i, len);
-    if (!t || lua_type(L, i) != LUA_TSTRING)
+    const char *t;
+    if (lua_type(L, i) != LUA_TSTRING)   /* before lua_tolstring, which turns numbers into strings */
         luaL_error(L, "bad argument #%d to '%s' (topic name expected, got %s)", i - 1, fname,
                    luaL_typename(L, i));
+    t = lua_tolstring(L, i, len);
     if (*len == 0 || *len > LSERVER_TOPIC_MAX)
         luaL_error(L, "bad argument #%d to '%s' (a topic name has 1 to %d bytes)", i - 1, fname,
                    LSERVER_TOPIC_MAX);
@@ -403,6 +404,8 @@ static int lserver_ws_subscribe(lua_State *L)
     const char *why = NULL;
     struct lserver *ls;
     int rc;
+    if (l && conn_is_client(&l->c))
+        lserver_of_ws(L, l, "subscribe");   /* raises: a client has no topics */
     if (!l || l->c.state != CONN_OPEN)
         return lws_fail(L, WS_ECLOSED, "subscribe: the connection is closed");
     ls = lserver_of_ws(L, l, "subscribe");
@@ -422,7 +425,9 @@ static int lserver_ws_unsubscribe(lua_State *L)
     struct lconn *l = lws_conn_live(L, 1);
     size_t tlen;
     const char *topic = lserver_topic(L, 2, &tlen, "unsubscribe");
-    if (!l || conn_is_client(&l->c)) {
+    if (l)
+        lserver_of_ws(L, l, "unsubscribe");   /* raises for a client */
+    if (!l) {
         lua_pushboolean(L, 0);
         return 1;
     }
@@ -436,6 +441,8 @@ static int lserver_ws_topics(lua_State *L)
     struct lconn *l = lws_conn_live(L, 1);
     const struct pubsub_sub *s;
     lua_Integer i = 0;
+    if (l)
+        lserver_of_ws(L, l, "topics");   /* raises for a client */
     lua_newtable(L);
     for (s = l ? l->subs : NULL; s; s = s->cnext) {
         size_t len;
