@@ -3,7 +3,18 @@
 ** c_echo.c -- the simplest WebSocket echo server we could write in C, as the
 ** floor of what a server can cost in the luaws benchmarks.
 **
-** Usage: c_echo PORT      (listens on 127.0.0.1:PORT; any path is accepted)
+** Usage: c_echo PORT [--fanout | --fanout-corked]
+**        (listens on 127.0.0.1:PORT; any path is accepted)
+**
+** --fanout makes it the floor of bench/fanout.sh instead: every data frame
+** from any connection goes to every open connection (the sender too), with
+** one writev of header and payload straight to each socket when nothing
+** waits there, else queued behind what does: one syscall per delivery, as
+** luaws's pubsub_publish and node ws do.
+** --fanout-corked queues every delivery instead and writes each connection
+** once per loop turn (after the epoll batch), so the messages that arrived
+** in one turn leave in one send per subscriber: what coalescing the writes
+** of a burst of publishes buys.
 **
 ** One thread, one level-triggered epoll loop. Accept; read the request head;
 ** answer 101 with Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) (OpenSSL);
@@ -38,6 +49,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -61,9 +73,14 @@ struct conn {
     size_t in_len, in_cap;
     uint8_t *out;    /* unsent output */
     size_t out_off, out_len, out_cap;
+    struct conn *prev, *next; /* --fanout: the open connections */
+    bool listed, broken, dirty;
+    struct conn *dnext;       /* --fanout-corked: connections with output to flush */
 };
 
 static int epfd;
+static int fanout;            /* 0, 1 (--fanout) or 2 (--fanout-corked) */
+static struct conn *open_list, *dirty_list;
 static uint8_t rbuf[RBUF_SIZE];
 
 static void fatal(const char *what)
@@ -112,6 +129,20 @@ static void update_events(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+    if (c->listed) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            open_list = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
+    if (c->dirty) /* rare (a connection dies with output queued): a walk is fine */
+        for (struct conn **pp = &dirty_list; *pp; pp = &(*pp)->dnext)
+            if (*pp == c) {
+                *pp = c->dnext;
+                break;
+            }
     close(c->fd);
     free(c->in);
     free(c->out);
@@ -245,6 +276,80 @@ static void send_frame(struct conn *c, uint8_t b0, const uint8_t *p, uint64_t n)
 }
 
 /*
+** --fanout: one frame to every open connection. The sender's copy is queued
+** (its own read flushes it); the others get one writev when nothing waits
+** on them, and what the kernel does not take is queued. A connection whose
+** send fails is only marked: its own EPOLLERR/EPOLLHUP frees it, so nothing
+** is freed under the epoll batch that may still name it.
+*/
+static void broadcast(struct conn *from, uint8_t b0, const uint8_t *p, uint64_t n)
+{
+    uint8_t h[10];
+    size_t hl = 0;
+    h[hl++] = b0;
+    if (n < 126) {
+        h[hl++] = (uint8_t)n;
+    } else if (n <= 0xFFFF) {
+        h[hl++] = 126;
+        h[hl++] = (uint8_t)(n >> 8);
+        h[hl++] = (uint8_t)n;
+    } else {
+        h[hl++] = 127;
+        for (int s = 56; s >= 0; s -= 8)
+            h[hl++] = (uint8_t)(n >> s);
+    }
+    for (struct conn *c = open_list; c; c = c->next) {
+        if (c->broken || c->state != S_OPEN)
+            continue;
+        if (fanout == 2) {
+            out_append(c, h, hl);
+            out_append(c, p, (size_t)n);
+            if (!c->dirty) {
+                c->dirty = true;
+                c->dnext = dirty_list;
+                dirty_list = c;
+            }
+            continue;
+        }
+        size_t done = 0, total = hl + (size_t)n;
+        if (c != from && c->out_off == c->out_len) {
+            struct iovec iov[2] = { { h, hl }, { (void *)p, (size_t)n } };
+            ssize_t w;
+            do
+                w = writev(c->fd, iov, 2);
+            while (w < 0 && errno == EINTR);
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                c->broken = true;
+                continue;
+            }
+            done = w > 0 ? (size_t)w : 0;
+            if (done == total)
+                continue;
+        }
+        if (done < hl) {
+            out_append(c, h + done, hl - done);
+            out_append(c, p, (size_t)n);
+        } else {
+            out_append(c, p + (done - hl), total - done);
+        }
+        if (c != from)
+            update_events(c);
+    }
+}
+
+/* --fanout-corked: write what each connection got during this loop turn. */
+static void flush_dirty(void)
+{
+    while (dirty_list) {
+        struct conn *c = dirty_list;
+        dirty_list = c->dnext;
+        c->dirty = false;
+        if (!c->broken)
+            conn_flush(c); /* may free c: it is off the list already */
+    }
+}
+
+/*
 ** Consume complete units (the request head, then whole frames) from p[0..n).
 ** Returns the bytes consumed, or -1 to drop the connection now.
 */
@@ -263,6 +368,13 @@ static long process(struct conn *c, uint8_t *p, size_t n)
             return (long)n;
         }
         c->state = S_OPEN;
+        if (fanout) {
+            c->next = open_list;
+            if (open_list)
+                open_list->prev = c;
+            open_list = c;
+            c->listed = true;
+        }
     }
     while (c->state == S_OPEN && n - off >= 2) {
         uint8_t *f = p + off;
@@ -290,7 +402,10 @@ static long process(struct conn *c, uint8_t *p, size_t n)
         unsigned op = f[0] & 0x0F;
         switch (op) {
         case 0x0: case 0x1: case 0x2: /* continuation, text, binary: echo as is */
-            send_frame(c, f[0], payload, len);
+            if (fanout)
+                broadcast(c, f[0], payload, len);
+            else
+                send_frame(c, f[0], payload, len);
             break;
         case 0x8: /* close: echo its payload (the code) and close after writing */
             send_frame(c, 0x88, payload, len > 125 ? 125 : len);
@@ -378,9 +493,11 @@ static void on_accept(int lfd)
 
 int main(int argc, char **argv)
 {
-    long port = argc == 2 ? strtol(argv[1], NULL, 10) : 0;
-    if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: c_echo PORT\n");
+    long port = argc >= 2 ? strtol(argv[1], NULL, 10) : 0;
+    if (argc == 3)
+        fanout = strcmp(argv[2], "--fanout") == 0 ? 1 : strcmp(argv[2], "--fanout-corked") == 0 ? 2 : -1;
+    if (port <= 0 || port > 65535 || argc > 3 || fanout < 0) {
+        fprintf(stderr, "usage: c_echo PORT [--fanout | --fanout-corked]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -407,7 +524,8 @@ int main(int argc, char **argv)
     struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL }; /* NULL marks the listener */
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0)
         fatal("epoll_ctl");
-    printf("c_echo listening on ws://127.0.0.1:%ld/ws\n", port);
+    printf("c_echo%s listening on ws://127.0.0.1:%ld/ws\n",
+           fanout == 1 ? " --fanout" : fanout == 2 ? " --fanout-corked" : "", port);
     fflush(stdout);
 
     struct epoll_event evs[MAX_EVENTS];
@@ -431,5 +549,6 @@ int main(int argc, char **argv)
             if (evs[i].events & EPOLLOUT)
                 conn_flush(c);
         }
+        flush_dirty();
     }
 }

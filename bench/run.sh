@@ -4,14 +4,19 @@
 #
 # 1. installs what the benchmark lacks: Debian packages through apt-get
 #    (gnuplot-nox, python3-websockets, lua5.1 + lua-http, the C toolchain and
-#    the luaws build deps) and node `ws` into bench/peers/node_modules (npm ci);
-#    BENCH_DEPS=none skips this on a machine you manage yourself;
-# 2. builds build/bench/loadgen and build/bench/c_echo (bench/Makefile.inc);
+#    the luaws build deps, redis-server) and node `ws`, socket.io and its Redis
+#    adapter into bench/peers/node_modules (npm ci); BENCH_DEPS=none skips
+#    this on a machine you manage yourself;
+# 2. builds build/bench/loadgen, c_echo and fanout (bench/Makefile.inc);
 # 3. builds luaws with `make all` when examples/echo.lua exists (a failed
 #    build is logged to build/bench/luaws-build.log and luaws is skipped);
 # 4. runs bench/runner.py under Debian's /usr/bin/python3, which starts every
 #    server pinned to core 0 with the generator on core 1, and writes
-#    bench/results/latest.md and latest.png.
+#    bench/results/latest.md and latest.png;
+# 5. runs bench/fanout.sh (the fan-out scenarios: 10,000 subscribers, in one
+#    process and through Redis, and the RSS of a subscription), which adds its
+#    section to latest.md. BENCH_FANOUT=none skips it; BENCH_FANOUT=only runs
+#    it alone.
 #
 # Knobs (environment): BENCH_DURATION (5 s window), BENCH_WARMUP (1 s),
 # BENCH_REPEATS (3), BENCH_SERVERS and BENCH_SCENARIOS (comma lists of keys to
@@ -25,7 +30,8 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 
 if [ "${BENCH_DEPS:-}" != none ]; then
   missing=""
-  for p in gcc make libssl-dev python3-websockets lua5.1 lua-http lua5.4 liblua5.4-dev libev-dev; do
+  for p in gcc make libssl-dev python3-websockets lua5.1 lua-http lua5.4 liblua5.4-dev libev-dev \
+           libhiredis-dev redis-server; do
     have_pkg "$p" || missing="$missing $p"
   done
   command -v gnuplot >/dev/null 2>&1 || missing="$missing gnuplot-nox"
@@ -37,10 +43,13 @@ if [ "${BENCH_DEPS:-}" != none ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
   fi
-  if [ ! -d bench/peers/node_modules/ws ]; then
-    echo "bench: installing node ws into bench/peers/node_modules"
-    (cd bench/peers && npm ci --no-audit --no-fund --silent >/dev/null)
-  fi
+  for m in ws socket.io @socket.io/redis-adapter ioredis; do
+    if [ ! -d "bench/peers/node_modules/$m" ]; then
+      echo "bench: installing the node peers into bench/peers/node_modules (npm ci)"
+      (cd bench/peers && npm ci --no-audit --no-fund --silent >/dev/null)
+      break
+    fi
+  done
 fi
 
 make --no-print-directory -f bench/Makefile.inc bench-tools
@@ -54,4 +63,11 @@ if [ -f examples/echo.lua ]; then
   fi
 fi
 
-exec /usr/bin/python3 bench/runner.py "$@"
+rc=0
+if [ "${BENCH_FANOUT:-}" != only ]; then
+  /usr/bin/python3 bench/runner.py "$@" || rc=$?
+fi
+if [ "${BENCH_FANOUT:-}" != none ]; then
+  BENCH_DEPS=none BENCH_BUILT=1 bench/fanout.sh || rc=$?
+fi
+exit $rc

@@ -503,6 +503,20 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
     return "\n".join(md)
 
 
+def kept_fanout_section():
+    """The fan-out section bench/fanout.py put into latest.md, kept when this
+    rewrites the file (bench/run.sh then runs fanout.sh, which replaces it)."""
+    try:
+        with open(os.path.join(RESULTS, "latest.md")) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    b, e = text.find("<!-- fanout:begin -->"), text.find("<!-- fanout:end -->")
+    if b < 0 or e < b:
+        return ""
+    return "\n" + text[b:e + len("<!-- fanout:end -->")] + "\n"
+
+
 def write_chart(servers, table, baseline):
     """Grouped bars: each scenario's headline relative to the baseline, higher is better."""
     if not shutil.which("gnuplot"):
@@ -656,6 +670,7 @@ def main():
     if chart_note:
         notes.append(chart_note)
     md = write_report(servers, skipped, table, baseline, started, finished, notes)
+    md += kept_fanout_section()
     with open(os.path.join(RESULTS, "latest.md"), "w") as f:
         f.write(md)
     print()

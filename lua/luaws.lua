@@ -8,12 +8,14 @@
 --   luaws.run() / step(t) / stop() / shutdown(grace)   the loop
 --   luaws.pollfd() / timeout()                          inside a host's loop
 --   luaws.after(t, fn) / every(t, fn)                   timers
+--   luaws.run{workers = N} / luaws.worker_id()          one process per CPU
 -- The C core (luaws.core) does bytes, sockets and time; this layer does
 -- options, routes and the coroutine style. See README.md.
 
 local core = require "luaws.core"
 local server = require "luaws.server"
 local client = require "luaws.client"
+local options = require "luaws.options"
 require "luaws.conn"   -- adds receive/messages to every connection
 
 local M = {
@@ -29,20 +31,49 @@ local M = {
   queued for it, or its grace period has passed and cut the rest.
   opts.grace: seconds a signal's shutdown waits for clients to read what is
   queued and answer the close (default 5); a second signal during it cuts at
-  once. opts.signals = false leaves SIGINT/SIGTERM to the host program. ]]
+  once. opts.signals = false leaves SIGINT/SIGTERM to the host program.
+  opts.workers = N | "auto": this process becomes the master of N worker
+  processes that each run this script and serve every route on the sockets
+  listened so far (csrc/io/workers.c); it returns once SIGTERM/SIGINT has
+  stopped them all. opts.reload_grace: seconds an old worker serves after a
+  SIGHUP reload (default 30). In a worker, run() serves (and relays
+  publishes to the other workers) whatever opts says. ]]
 function M.run(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
   for k, v in pairs(opts) do
     if k == "grace" then
       if type(v) ~= "number" or v < 0 or v ~= v then error("run: option 'grace' must be a number of seconds >= 0", 2) end
-    elseif k ~= "signals" then
+    elseif k ~= "signals" and k ~= "workers" and k ~= "reload_grace" then
       error("run: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
-  if opts.signals ~= false then core.watch_signals(true, opts.grace or 5) end
+  local workers, reload_grace = options.check_workers(opts, "run", 2)
+  local grace = opts.grace or 5
+  if core.worker_id() then
+    -- started by a master: serve, with the relay; a SIGTERM is the master's
+    local skip = {}   -- servers with a backplane: it reaches every worker already
+    for s in pairs(server.listened) do
+      if s.options.backplane ~= nil and s._c then skip[#skip + 1] = s._c end
+    end
+    local ok, message, token = core.worker_start(grace, reload_grace, skip)
+    if not ok then return nil, message, token end
+    core.watch_signals(true, grace)
+    return core.run()
+  end
+  if workers then
+    if opts.signals == false then
+      error("run: option 'signals' cannot be false with 'workers' (the master takes SIGTERM, SIGINT and SIGHUP)", 2)
+    end
+    return core.workers_master(workers == "auto" and core.online_cpus() or math.floor(workers), grace, reload_grace)
+  end
+  if opts.signals ~= false then core.watch_signals(true, grace) end
   return core.run()
 end
+
+-- luaws.worker_id() -> this worker's number (1..N) under run{workers = N},
+-- nil in the master and in a process without workers.
+M.worker_id = core.worker_id
 
 -- One loop iteration, waiting at most timeout seconds (default 0).
 -- For a host program that has its own loop, and for tests.

@@ -111,6 +111,13 @@ static struct conn *pending_head;
 static void conn_pending_hook(struct loop_hook *h);
 static struct loop_hook pending_hook = { conn_pending_hook, NULL, 0 };
 
+/* Connections a fan-out wrote to this loop turn: their frames wait in the
+ * queue and go out in one write each before the loop blocks (conn_turn_hook),
+ * however many messages the turn published to them. */
+static struct conn *turn_head;
+static void conn_turn_hook(struct loop_hook *h);
+static struct loop_hook turn_hook = { conn_turn_hook, NULL, 0 };
+
 /*
 ** Remember the code and reason that on_close will report. The first one set
 ** wins, so a later EOF does not overwrite the peer's close code.
@@ -335,6 +342,33 @@ static void conn_pending_hook(struct loop_hook *h)
     conn_run_pending();
 }
 
+/* Before the loop blocks: write what this turn's fan-outs queued, one write
+ * per connection (a drain hook that publishes again adds to the list, which
+ * is taken until empty). */
+static void conn_turn_hook(struct loop_hook *h)
+{
+    (void)h;
+    while (turn_head) {
+        struct conn *c = turn_head;
+        turn_head = c->turn_next;
+        c->turn_next = NULL;
+        c->flags &= ~(uint32_t)CF_TURN_CORK;
+        if (!conn_is_finishing(c))
+            conn_flush(c);
+    }
+}
+
+/* Cork c until the end of this loop turn (see turn_head). */
+static void conn_turn_cork(struct conn *c)
+{
+    if (c->flags & CF_TURN_CORK)
+        return;
+    c->flags |= CF_TURN_CORK;
+    c->turn_next = turn_head;
+    turn_head = c;
+    loop_hook_add(&turn_hook);
+}
+
 void conn_abort(struct conn *c, int err, const char *reason)
 {
     conn_set_reason(c, 1006, reason, reason ? strlen(reason) : 0);
@@ -354,6 +388,14 @@ static int conn_teardown(struct conn *c)
     int opened;
     ev_io_stop(loop, &c->io);
     ev_timer_stop(loop, &c->timer);
+    if (c->flags & CF_TURN_CORK) {   /* rare: corked and finished in one turn */
+        struct conn **pp = &turn_head;
+        while (*pp && *pp != c)
+            pp = &(*pp)->turn_next;
+        if (*pp)
+            *pp = c->turn_next;
+        c->flags &= ~(uint32_t)CF_TURN_CORK;
+    }
     c->tp.ops->release(&c->tp);
     if (c->tp.fd >= 0) {
         close(c->tp.fd);
@@ -655,11 +697,11 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
             return WS_ENOMEM;
         }
         conn_seg_push(c, g);
-        if (!(c->flags & CF_CORKED))
+        if (!(c->flags & (CF_CORKED | CF_WANT_WRITE | CF_TURN_CORK)))
             conn_flush(c);
         return WS_OK;
     }
-    if (!mask && c->tp.ops->writev && c->out.len == 0 && !(c->flags & CF_CONNECTING) &&
+    if (!mask && c->tp.ops->writev && c->out.len == 0 && !(c->flags & (CF_CONNECTING | CF_TURN_CORK)) &&
         (!(c->flags & CF_CORKED) || len >= CONN_DIRECT_SEND_MIN) && c->state != CONN_HANDSHAKE) {
         struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, len } };
         ssize_t n = conn_write_direct(c, iov, len ? 2 : 1);
@@ -687,7 +729,9 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
         conn_abort(c, WS_ENOMEM, "out of memory");
         return err;
     }
-    if (!(c->flags & CF_CORKED))
+    /* While the socket is known full, EV_WRITE flushes: a flush here could
+     * run the drain hook inside the caller's own send or fan-out. */
+    if (!(c->flags & (CF_CORKED | CF_WANT_WRITE | CF_TURN_CORK)))
         conn_flush(c);
     return WS_OK;
 }
@@ -892,7 +936,7 @@ static struct conn_seg *conn_seg_shared(struct conn *c, const uint8_t *hdr, size
 int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
                      const void *data, size_t len, struct ws_block **blk)
 {
-    size_t total = hdr_len + len, done = 0;
+    size_t total = hdr_len + len;
     struct conn_seg *g;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING | CF_CLIENT)))
         return WS_ECLOSED;
@@ -900,7 +944,6 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
-    conn_count_out(c, len, 1);
     if (c->send_op) {
         /* RFC 6455 §5.4: not between the fragments of the message being
          * sent; it follows that message's final frame (conn_unpark). */
@@ -913,25 +956,26 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
             c->parked = g;
         c->parked_tail = g;
         c->parked_len += g->len;
+        conn_count_out(c, len, 1);
         return WS_OK;
     }
-    if (total < CONN_SHARE_MIN)
-        return conn_queue(c, hdr, hdr_len, data, len, NULL);   /* small: a copy is cheaper */
-    if (conn_buffered(c) == 0 && c->tp.ops->writev) {
-        /* nothing waits: straight from the caller's bytes, no copy at all */
-        struct iovec iov[2] = { { (void *)hdr, hdr_len }, { (void *)data, len } };
-        ssize_t n = conn_write_direct(c, iov, len ? 2 : 1);
-        if (n < 0)
-            return WS_ECLOSED;
-        done = (size_t)n;
-        if (done == total)
-            return WS_OK;
+    /* A fan-out often sends several messages to each connection in one
+     * turn (the publisher's frames arrive several per read): queue them and
+     * write each connection once before the loop blocks, instead of one
+     * write per message (conn_turn_hook). */
+    conn_turn_cork(c);
+    if (total < CONN_SHARE_MIN) {   /* small: a copy is cheaper */
+        int rc = conn_queue(c, hdr, hdr_len, data, len, NULL);
+        if (rc == WS_OK)
+            conn_count_out(c, len, 1);
+        return rc;
     }
-    if (!(g = conn_seg_shared(c, hdr, hdr_len, data, len, blk, done)))
+    if (!(g = conn_seg_shared(c, hdr, hdr_len, data, len, blk, 0)))
         return WS_ENOMEM;
     conn_seg_push(c, g);
-    if (c->out.len == 0 && !(c->flags & CF_CORKED))
-        conn_flush(c);
+    conn_count_out(c, len, 1);
+    /* No flush here: the turn hook writes (and a flush could run the owner's
+     * drain hook in the middle of the caller's fan-out). */
     return WS_OK;
 }
 

@@ -152,6 +152,7 @@ struct conn {
     struct conn_group *group;     /* the owner's group, NULL for a client */
     struct conn *prev, *next;     /* the group's list of live connections */
     struct conn *pending_next;    /* conn.c's list of connections to finish */
+    struct conn *turn_next;       /* conn.c's list of connections a fan-out corked this turn */
     struct transport tp;          /* the socket, plain or TLS */
     /* The handshake stage: reads the head while in HANDSHAKE (conn_http.c
      * sets it: conn_http_serve, conn_client_start). Returns WS_PARTIAL to

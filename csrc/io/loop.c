@@ -102,14 +102,36 @@ static int sig_refs[NSIG];       /* watchers per signal started with loop_signal
 /* How close loop_timeout() gets to the earliest deadline (never early). */
 #define LOOP_TIMER_RESOLUTION 2e-5
 
+/* A hook's work may give another hook work (a connection finished by one
+ * has a close handler that publishes: the fan-out hook now has frames to
+ * write). Passes repeat while that happens, a few times at most; past
+ * that an idle watcher keeps the loop from blocking with work queued. */
+#define LOOP_HOOK_PASSES 8
+static ev_idle more_idle;
+
+static void loop_more_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)revents;
+    ev_idle_stop(loop, w);   /* the next iteration's prepare runs the hooks */
+}
+
 void loop_run_hooks(void)
 {
-    struct loop_hook *h = hooks;
-    hooks_due = 0;
-    while (h) {
-        struct loop_hook *next = h->next;   /* h may take itself off */
-        h->fn(h);
-        h = next;
+    int pass;
+    for (pass = 0; pass < LOOP_HOOK_PASSES; pass++) {
+        struct loop_hook *h = hooks;
+        hooks_due = 0;
+        while (h) {
+            struct loop_hook *next = h->next;   /* h may take itself off */
+            h->fn(h);
+            h = next;
+        }
+        if (!hooks_due)
+            return;
+    }
+    if (the_loop && !ev_is_active(&more_idle)) {
+        ev_idle_init(&more_idle, loop_more_cb);
+        ev_idle_start(the_loop, &more_idle);
     }
 }
 
@@ -410,6 +432,8 @@ void loop_free(void)
     if (the_loop) {
         ev_ref(the_loop);   /* balance the unref of loop_get */
         ev_prepare_stop(the_loop, &prepare_watcher);
+        if (ev_is_active(&more_idle))
+            ev_idle_stop(the_loop, &more_idle);
         ev_loop_destroy(the_loop);
         the_loop = NULL;
     }

@@ -60,7 +60,7 @@ static void server_emfile_resume(struct ev_loop *loop, ev_timer *w, int revents)
     struct server *s = (struct server *)((char *)w - offsetof(struct server, retry));
     (void)loop;
     (void)revents;
-    if (!s->closed)
+    if (!s->closed && !s->paused)
         server_listeners(s, 1);
 }
 
@@ -136,6 +136,28 @@ static void server_err(char *err, size_t errlen, const char *host, int port, con
         err[at] = (char)(err[at] + ('a' - 'A'));
 }
 
+/* The port a socket is bound to. */
+static int server_bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Put s on the list (once), with the next index. */
+static void server_enlist(struct server *s)
+{
+    if (!s->listed) {
+        s->next = servers;
+        servers = s;
+        s->listed = 1;
+        s->index = next_index++;
+    }
+}
+
 int server_listen(struct server *s, const char *host, int port, int backlog,
                   char *err, size_t errlen)
 {
@@ -182,13 +204,8 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
                 continue;
             goto fail;
         }
-        if (s->nlisten == 0) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof ss;
-            getsockname(fd, (struct sockaddr *)&ss, &len);
-            s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
+        if (s->nlisten == 0)
+            s->port = server_bound_port(fd);
         ev_io_init(&s->listen[s->nlisten], server_accept_cb, fd, EV_READ);
         s->listen[s->nlisten].data = s;
         s->nlisten++;
@@ -200,12 +217,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
     }
     s->closed = 0;
     server_listeners(s, 1);
-    if (!s->listed) {
-        s->next = servers;
-        servers = s;
-        s->listed = 1;
-        s->index = next_index++;
-    }
+    server_enlist(s);
     return WS_OK;
 fail:
     server_err(err, errlen, host, port, strerror(errno));
@@ -213,6 +225,56 @@ fail:
     while (s->nlisten > 0)
         close(s->listen[--s->nlisten].fd);
     return WS_EIO;
+}
+
+int server_adopt(struct server *s, const int *fds, int n, char *err, size_t errlen)
+{
+    int i;
+    if (n > SERVER_MAX_LISTEN)
+        n = SERVER_MAX_LISTEN;
+    for (i = 0; i < n; i++) {
+        int on = 0, rc;
+        socklen_t olen = sizeof on;
+        rc = getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &on, &olen);
+        if (rc < 0 || !on) {
+            snprintf(err, errlen, "inherited descriptor %d: %s", fds[i],
+                     rc < 0 ? strerror(errno) : "not a listening socket");
+            return WS_EIO;
+        }
+    }
+    s->nlisten = 0;
+    for (i = 0; i < n; i++) {
+        int fd = fds[i], fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);   /* what this worker starts must not hold it */
+        if (i == 0)
+            s->port = server_bound_port(fd);
+        ev_io_init(&s->listen[i], server_accept_cb, fd, EV_READ);
+        s->listen[i].data = s;
+        s->nlisten++;
+    }
+    s->closed = n == 0;
+    if (n > 0)
+        server_listeners(s, 1);
+    server_enlist(s);
+    return WS_OK;
+}
+
+void server_pause_accept(struct server *s, int paused)
+{
+    s->paused = paused;
+    if (paused) {
+        server_listeners(s, 0);
+        ev_timer_stop(loop_get(), &s->retry);
+    } else if (!s->closed) {
+        server_listeners(s, 1);
+    }
+}
+
+int server_count(void)
+{
+    return next_index;
 }
 
 void server_close(struct server *s, unsigned code, const char *reason)

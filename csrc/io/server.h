@@ -37,6 +37,7 @@ struct server {
     struct server *next;              /* the list of servers, for shutdown */
     int listed;                       /* on that list */
     int closed;                       /* no longer accepting */
+    int paused;                       /* server_pause_accept: its sockets are not watched */
 };
 
 /* Bind and listen on host:port (port 0 = any) with the given backlog; start
@@ -45,6 +46,23 @@ struct server {
  * message in err. */
 int server_listen(struct server *s, const char *host, int port, int backlog,
                   char *err, size_t errlen);
+
+/* Serve on listening sockets this process inherited (a worker: its
+ * master's, see io/workers.h) instead of binding: n descriptors (0: a
+ * server the master had closed, which stays closed). Each must be a
+ * listening socket; it is made non-blocking and close-on-exec, the port is
+ * read back with getsockname, and accepting starts as after server_listen.
+ * WS_OK or WS_EIO with a message in err. */
+int server_adopt(struct server *s, const int *fds, int n, char *err, size_t errlen);
+
+/* Stop (paused 1) or resume (0) watching the listening sockets, which stay
+ * open: the kernel goes on queueing connections (the workers' master keeps
+ * them for its workers and never accepts). */
+void server_pause_accept(struct server *s, int paused);
+
+/* How many servers have listened in this process: their indexes are
+ * 0 .. server_count() - 1 (see server_by_index). */
+int server_count(void);
 
 /* Stop accepting and close the listening sockets. If code is not 0, also
  * start the close handshake on every live connection with that code (after

@@ -11,6 +11,7 @@
 
 #include "io/loop.h"
 #include "io/server.h"
+#include "io/workers.h"
 #include "lua/open.h"
 #include "proto/handshake.h"
 
@@ -19,6 +20,7 @@
 static int lcore_unload(lua_State *L)
 {
     (void)L;
+    workers_reset();
     server_reset();
     loop_free();
     lws_main = NULL;
@@ -58,6 +60,7 @@ LUAWS_EXPORT int luaopen_luaws_core(lua_State *L)
     lws_client_open(L);
     lws_server_open(L);
     lws_timer_open(L);
+    lws_workers_open(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");
     return 1;

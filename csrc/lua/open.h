@@ -17,5 +17,6 @@ void lws_conn_open(lua_State *L);    /* conn.c: "luaws.conn" */
 void lws_client_open(lua_State *L);  /* client.c: connect */
 void lws_server_open(lua_State *L);  /* server.c: "luaws.server", listen */
 void lws_timer_open(lua_State *L);   /* timer.c: "luaws.timer" */
+void lws_workers_open(lua_State *L); /* workers.c: worker_id, worker_start, workers_master, ... */
 
 #endif

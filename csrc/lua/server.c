@@ -365,9 +365,10 @@ static const struct conn_hooks lserver_hooks = {
 ** core.listen(host, port, opts, on_request) -> server | nil, message, token
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
 ** (see conn.h) plus max_connections, backlog, tls, max_body_size (a plain
-** request's body; default 1 MiB) and on_refused(req, status) (told of
-** every request the core refused by itself). on_request(req) answers each
-** request head (see lserver_on_request).
+** request's body; default 1 MiB), on_refused(req, status) (told of every
+** request the core refused by itself) and fds (a worker's inherited
+** listening sockets, adopted instead of binding). on_request(req) answers
+** each request head (see lserver_on_request).
 ** Usage: local s = core.listen("127.0.0.1", 0, {}, function(req) ... end)
 */
 static int lserver_listen(lua_State *L)
@@ -435,7 +436,20 @@ static int lserver_listen(lua_State *L)
         lua_pop(L, 1);
     lua_newtable(L);
     lua_setiuservalue(L, -2, LSERVER_UV_STREAMS);
-    rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
+    if (lua_getfield(L, 3, "fds") == LUA_TTABLE) {
+        /* a worker: adopt the sockets its master bound (io/workers.h) */
+        int fds[SERVER_MAX_LISTEN], n = 0;
+        lua_Integer i, len = luaL_len(L, -1);
+        for (i = 1; i <= len && n < SERVER_MAX_LISTEN; i++, lua_pop(L, 1)) {
+            lua_geti(L, -1, i);
+            fds[n++] = (int)luaL_checkinteger(L, -1);
+        }
+        lua_pop(L, 1);
+        rc = server_adopt(&ls->s, fds, n, err, sizeof err);
+    } else {
+        lua_pop(L, 1);
+        rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
+    }
     if (rc != WS_OK)
         return lws_fail(L, rc, "listen %s", err);
     lua_pushvalue(L, -1);
@@ -514,10 +528,11 @@ static int lserver_broadcast(lua_State *L)
  * bytes (raises otherwise, naming fname). */
 static const char *lserver_topic(lua_State *L, int i, size_t *len, const char *fname)
 {
-    const char *t = lua_tolstring(L, i, len);
-    if (!t || lua_type(L, i) != LUA_TSTRING)
+    const char *t;
+    if (lua_type(L, i) != LUA_TSTRING)   /* before lua_tolstring, which turns numbers into strings */
         luaL_error(L, "bad argument #%d to '%s' (topic name expected, got %s)", i - 1, fname,
                    luaL_typename(L, i));
+    t = lua_tolstring(L, i, len);
     if (*len == 0 || *len > LSERVER_TOPIC_MAX)
         luaL_error(L, "bad argument #%d to '%s' (a topic name has 1 to %d bytes)", i - 1, fname,
                    LSERVER_TOPIC_MAX);
@@ -563,6 +578,8 @@ static int lserver_ws_subscribe(lua_State *L)
     const char *why = NULL;
     struct lserver *ls;
     int rc;
+    if (l && conn_is_client(&l->c))
+        lserver_of_ws(L, l, "subscribe");   /* raises: a client has no topics */
     if (!l || l->c.state != CONN_OPEN)
         return lws_fail(L, WS_ECLOSED, "subscribe: the connection is closed");
     ls = lserver_of_ws(L, l, "subscribe");
@@ -582,7 +599,9 @@ static int lserver_ws_unsubscribe(lua_State *L)
     struct lconn *l = lws_conn_live(L, 1);
     size_t tlen;
     const char *topic = lserver_topic(L, 2, &tlen, "unsubscribe");
-    if (!l || conn_is_client(&l->c)) {
+    if (l)
+        lserver_of_ws(L, l, "unsubscribe");   /* raises for a client */
+    if (!l) {
         lua_pushboolean(L, 0);
         return 1;
     }
@@ -596,6 +615,8 @@ static int lserver_ws_topics(lua_State *L)
     struct lconn *l = lws_conn_live(L, 1);
     const struct pubsub_sub *s;
     lua_Integer i = 0;
+    if (l)
+        lserver_of_ws(L, l, "topics");   /* raises for a client */
     lua_newtable(L);
     for (s = l ? l->subs : NULL; s; s = s->cnext) {
         size_t len;

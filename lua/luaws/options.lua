@@ -110,6 +110,25 @@ function M.check(opts, which, fname, level)
   return o
 end
 
+--[[ check_workers(opts, fname, level) -> workers, reload_grace
+  luaws.run's worker options: workers (an integer 1-1024, or "auto": one
+  per online CPU; nil: no workers) and reload_grace (seconds an old worker
+  serves its connections after a SIGHUP reload; default 30). Raises (at
+  level) naming fname. ]]
+M.MAX_WORKERS = 1024
+function M.check_workers(opts, fname, level)
+  level = (level or 2) + 1
+  local w, rg = opts.workers, opts.reload_grace
+  if w ~= nil and w ~= "auto" and (type(w) ~= "number" or w ~= floor(w) or w < 1 or w > M.MAX_WORKERS) then
+    error(("%s: option 'workers' must be an integer 1-%d or \"auto\", got %s"):format(fname, M.MAX_WORKERS,
+      type(w) == "string" and ("%q"):format(w) or tostring(w)), level)
+  end
+  if rg ~= nil and (type(rg) ~= "number" or rg < 0 or rg ~= rg or rg == math.huge) then
+    error(fname .. ": option 'reload_grace' must be a number of seconds >= 0", level)
+  end
+  return w, rg or 30
+end
+
 --[[ core_options(o) -> the table the C core reads (core.listen /
   core.connect): every connection option, numbers the C side wants as
   integers floored, "off" as 0. ]]

@@ -274,6 +274,10 @@ local function on_request(self, req)
   return refuse(self, req, 404, "404 Not Found\n")
 end
 
+-- Every server listened in this process (weak keys), for luaws.run in a
+-- worker: those with a backplane are kept off the workers' relay.
+M.listened = setmetatable({}, { __mode = "k" })
+
 --[[ luaws.listen(opts) -> server | nil, message, token
   opts: see M.defaults (unknown names raise). The server listens at once;
   add routes with server:route(). server.port is the bound port. When it
@@ -288,12 +292,16 @@ function M.listen(opts)
   local copts = options.core_options(o)
   copts.tls = o.tls
   copts.on_refused = function(req, status) refused(self, req, status) end
+  -- a worker (luaws.run{workers}): the k-th listen adopts the sockets the
+  -- master bound in its k-th listen, instead of binding
+  copts.fds = core.worker_fds()
   local c, message, token = core.listen(o.host, math.floor(o.port), copts, function(req)
     return on_request(self, req)
   end)
   if not c then return nil, message, token end
   self._c = c
   self.port = c:port()
+  M.listened[self] = true
   if o.backplane then
     local params, err = util.parse_redis_url(o.backplane)
     if not params then

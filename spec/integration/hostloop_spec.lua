@@ -38,10 +38,11 @@ describe("luaws.pollfd / luaws.timeout", function()
     local late = luaws.after(0.5, function() end)
     local soon = luaws.after(0.2, function() end)
     local t = luaws.timeout()
-    assert.is_true(t <= 0.2 and t > 0.15, "with timers at 0.2 and 0.5 s: " .. tostring(t))
+    -- the heap is probed to within 20 us, never early: up to that much late
+    assert.is_true(t <= 0.2 + 1e-4 and t > 0.15, "with timers at 0.2 and 0.5 s: " .. tostring(t))
     soon:stop()
     t = luaws.timeout()
-    assert.is_true(t <= 0.5 and t > 0.45, "with the 0.2 s timer stopped: " .. tostring(t))
+    assert.is_true(t <= 0.5 + 1e-4 and t > 0.45, "with the 0.2 s timer stopped: " .. tostring(t))
     late:stop()
     if before == nil then assert.is_nil(luaws.timeout()) end
     local due = luaws.after(0, function() end)
