@@ -139,6 +139,34 @@ describe("Redis backplane", function()
       "listen: option 'backplane': expected redis://host:port[/db] or unix:///path")
   end)
 
+  it_redis("with workers and Redis (chat.lua --workers 2 --redis), a line reaches every client once: Redis carries it, the relay does not", function()
+    r = assert(redis.start())
+    local p = proc.spawn({ "lua5.4", "examples/chat.lua", "--port", "0", "--host", "127.0.0.1",
+      "--tick", "3600", "--workers", "2", "--redis", r.url })
+    local port = assert(p:wait_line("luaws chat listening on http://127%.0%.0%.1:(%d+)/", WAIT))
+    local url = ("ws://127.0.0.1:%s/ws"):format(port)
+    -- the master prints the line, then each worker as it reaches luaws.run:
+    -- connect once both take connections, or one alone would take them all
+    assert(proc.wait_until(function()
+      local _, n = p:stdout():gsub("luaws chat listening on", "")
+      return n >= 3
+    end, WAIT), "the workers did not start: " .. p:stdout() .. p:stderr())
+    local clients = {}
+    for i = 1, 12 do clients[i] = assert(luaws.connect(url)) end
+    -- both workers hold clients and each subscribed once (the master never accepts)
+    h.pump(function() return r:cli("PUBSUB", "NUMSUB", "luaws:room"):match("(%d+)$") == "2" end,
+      "two worker processes subscribed", WAIT)
+    assert(clients[1]:send(cjson.encode { name = "w", text = "once each" }))
+    for i = 1, 12 do
+      local msg = clients[i]:receive(WAIT)
+      assert(msg, "client " .. i .. " got nothing")
+      assert.equal("once each", (cjson.decode(msg) or {}).text)
+    end
+    h.idle(0.5)
+    for i = 1, 12 do h.fails("timeout", clients[i]:receive(0)) end   -- not twice
+    p:stop(15)
+  end)
+
   it_redis("joins three chat servers (examples/chat.lua --redis): a line typed at one reaches the clients of all", function()
     r = assert(redis.start())
     local urls = {}
