@@ -17,7 +17,7 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-DOPENSSL_API_COMPAT=30000 -I$(LUA_INCDIR) -Icsrc
-LDLIBS := -lev -lhiredis -lssl -lcrypto
+LDLIBS := -lev -lhiredis -lssl -lcrypto -lz
 RUNENV :=
 ifeq ($(SANITIZE),1)
 override CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -62,7 +62,7 @@ CTEST_SRCS := ctest/codec_test.c $(wildcard csrc/proto/*.c)
 $(CTEST): $(CTEST_SRCS) $(wildcard csrc/proto/*.h) csrc/luaws.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -g -O1 -fno-omit-frame-pointer \
-	  -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc -o $@ $(CTEST_SRCS) -lcrypto
+	  -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc -o $@ $(CTEST_SRCS) -lcrypto -lz
 
 test-c: $(CTEST)
 	$(CTEST)
