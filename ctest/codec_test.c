@@ -654,7 +654,7 @@ static int zround(struct ws_zpool *p, struct ws_zctx *tx, struct ws_zctx *rx, co
 static void test_deflate(void)
 {
     static uint8_t text[300000];
-    struct ws_zpool pool = WS_ZPOOL_INIT(4);
+    struct ws_zpool pool = WS_ZPOOL_INIT(4, 1u << 30);
     struct ws_zctx tx, rx;
     size_t wire, wire2;
     make_text(text, sizeof text, 7);
@@ -732,7 +732,7 @@ static void test_deflate(void)
     /* contexts that take turns on a pool of one stream: each one's window
      * is saved and given back, so every message still inflates */
     {
-        struct ws_zpool small = WS_ZPOOL_INIT(1);
+        struct ws_zpool small = WS_ZPOOL_INIT(1, 1u << 30);
         struct ws_zctx t[3], r[3];
         int ok = 1;
         for (int i = 0; i < 3; i++) {
@@ -750,8 +750,22 @@ static void test_deflate(void)
             ws_zctx_free(&small, &t[i]);
             ws_zctx_free(&small, &r[i]);
         }
-        ws_zpool_trim(&small, 0);
+        ws_zpool_trim(&small, 0, 0);
         CHECK(small.live == 0 && small.nidle == 0);
+    }
+    /* an idle context holds only what its messages filled of its window */
+    {
+        struct ws_zpool none = WS_ZPOOL_INIT(0, 0);   /* nothing stays warm */
+        ws_zctx_init(&tx, WS_Z_DEFLATE, 10, 0, 6, 8);
+        ws_zctx_init(&rx, WS_Z_INFLATE, 10, 0, 0, 1);
+        CHECK(zround(&none, &tx, &rx, text, 300, 1, 1 << 20, &wire));
+        CHECK(tx.zs == NULL && rx.zs == NULL && none.live == 0);
+        CHECK(ws_zctx_held(&tx) == 300 && ws_zctx_held(&rx) == 300);
+        CHECK(zround(&none, &tx, &rx, text + 300, 5000, 2, 1 << 20, &wire));
+        CHECK(ws_zctx_held(&tx) == 1024 && ws_zctx_held(&rx) == 1024);
+        CHECK(zround(&none, &tx, &rx, text + 300, 5000, 1, 1 << 20, &wire2));
+        ws_zctx_free(&none, &tx);
+        ws_zctx_free(&none, &rx);
     }
     /* a window of 8 bits: compressed with 9 (zlib's raw deflate has no 8),
      * read back by zlib's raw inflate with 8, ours and a plain one */
@@ -822,7 +836,7 @@ static void test_deflate(void)
         ws_zctx_free(&pool, &rx);
         ws_buf_free(&out);
     }
-    ws_zpool_trim(&pool, 0);
+    ws_zpool_trim(&pool, 0, 0);
     CHECK(pool.live == 0);
 }
 

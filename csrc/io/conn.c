@@ -77,9 +77,16 @@
 #define CONN_SEGS_PER_WRITE 16
 
 /* Idle z_streams the loop's pool keeps (warm for their last connection, or
- * free); beyond, the least recently used is freed, its context saved. */
+ * free): at most this many, holding at most this much zlib memory; beyond,
+ * the least recently used is freed, its context saved. A warm stream saves
+ * its connection's next message a reset and a dictionary (for a compressor
+ * with context, zlib hashes the whole window again); 8 MiB keeps about 30
+ * compressors of 15 bits (256 KiB each) or 180 inflaters warm. */
 #ifndef CONN_ZPOOL_KEEP
-#define CONN_ZPOOL_KEEP 4
+#define CONN_ZPOOL_KEEP 1024
+#endif
+#ifndef CONN_ZPOOL_BYTES
+#define CONN_ZPOOL_BYTES (8u << 20)
 #endif
 
 /* The compressed-output scratch buffer is kept up to this size between
@@ -106,7 +113,7 @@ struct conn_pmd {
     struct ws_zctx in;            /* what the peer sends */
 };
 
-static struct ws_zpool zpool = WS_ZPOOL_INIT(CONN_ZPOOL_KEEP);
+static struct ws_zpool zpool = WS_ZPOOL_INIT(CONN_ZPOOL_KEEP, CONN_ZPOOL_BYTES);
 static struct ws_buf zbuf;        /* a message's compressed bytes on their way to the queue */
 
 /* The send queue after c->out: whole frames, each its own bytes or a
@@ -1216,6 +1223,12 @@ int conn_pmd_start(struct conn *c, const struct ws_pmd_params *a, const struct c
     return WS_OK;
 }
 
+void conn_zpool_free(void)
+{
+    ws_zpool_trim(&zpool, 0, 0);
+    ws_buf_free(&zbuf);
+}
+
 size_t conn_zstreams(size_t *idle, uint64_t *resets)
 {
     if (idle)
@@ -1363,11 +1376,16 @@ static int conn_inflate(struct conn *c, const struct ws_event *ev)
     int rc = z ? ws_inflate(&zpool, &z->in, ev->data, ev->len, ev->fin, &c->msg, &z->in_total,
                             c->opt->max_message_size)
                : WS_EPROTO;   /* the reader lets RSV1 through only once it was agreed */
+    if (rc == WS_EPROTO && ev->opcode == WS_OP_TEXT &&
+        ws_utf8_feed(z->utf8, ws_buf_head(&c->msg) + before, c->msg.len - before) == WS_UTF8_REJECT)
+        rc = WS_EUTF8;   /* what did inflate was no text: that is the first fault */
     if (rc != WS_OK) {
         if (rc == WS_ETOOBIG)
             conn_fail(c, 1009, WS_ETOOBIG, "message too big");
         else if (rc == WS_EPROTO)
             conn_fail(c, 1002, WS_EPROTO, "invalid compressed data");
+        else if (rc == WS_EUTF8)
+            conn_fail(c, 1007, WS_EUTF8, "invalid utf8");
         else
             conn_fail(c, 1011, WS_ENOMEM, "out of memory");
         return rc;

@@ -362,6 +362,9 @@ void conn_fanout_end(struct conn_fanout *f);
  * may be NULL). */
 size_t conn_zstreams(size_t *idle, uint64_t *resets);
 
+/* Free the pool's idle z_streams and the compression scratch (at unload). */
+void conn_zpool_free(void);
+
 /* Bytes c's compression holds itself between messages (its state and
  * windows; zlib streams are the pool's): 0 without compression. */
 size_t conn_compression_held(const struct conn *c);

@@ -30,6 +30,7 @@ struct ws_zstream {
     uint8_t kind;              /* enum ws_zkind */
     uint8_t zbits;             /* the windowBits zlib runs with (deflate: 9 for an agreed 8) */
     uint8_t level, mem_level;  /* deflate */
+    uint32_t bytes;            /* its zlib memory, about (zs_bytes) */
 };
 
 static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };   /* §7.2.1 */
@@ -52,7 +53,42 @@ void ws_zctx_init(struct ws_zctx *x, int kind, int bits, int no_context, int lev
 
 size_t ws_zctx_held(const struct ws_zctx *x)
 {
-    return x->window ? (size_t)1 << x->bits : 0;
+    return x->window_len;
+}
+
+/* What zlib allocates for a stream (zconf.h's formulas) plus the z_stream. */
+static uint32_t zs_bytes(int kind, int zbits, int mem_level)
+{
+    if (kind == WS_Z_DEFLATE)
+        return (1u << (zbits + 2)) + (1u << (mem_level + 9)) + 6 * 1024 + (uint32_t)sizeof(struct ws_zstream);
+    return (1u << zbits) + 7 * 1024 + (uint32_t)sizeof(struct ws_zstream);
+}
+
+/*
+** Keep the len bytes at dict as x's window, in a block of exactly that
+** size. 0, or -1 out of memory (the old window is gone either way).
+*/
+static int keep_window(struct ws_zctx *x, const uint8_t *dict, size_t len)
+{
+    uint8_t *w;
+    if (len == 0) {
+        free(x->window);
+        x->window = NULL;
+        x->window_len = 0;
+        return 0;
+    }
+    if (len != x->window_len || !x->window) {
+        if (!(w = realloc(x->window, len))) {
+            free(x->window);
+            x->window = NULL;
+            x->window_len = 0;
+            return -1;
+        }
+        x->window = w;
+    }
+    memcpy(x->window, dict, len);
+    x->window_len = (uint32_t)len;
+    return 0;
 }
 
 static void zs_end(struct ws_zstream *zs)
@@ -66,48 +102,43 @@ static void zs_end(struct ws_zstream *zs)
 
 /*
 ** Copy the window of a warm stream into its owner's context and let go of
-** it. The window is at most 2^bits bytes: for a compressor of 8 bits that
-** runs with 9, the last 256 of zlib's up to 512 (its distances stop at 250
-** anyway). Out of memory, a compressor simply forgets (the peer's window
-** only ever holds more than we refer to); an inflater cannot, and is
-** marked lost.
+** it. The window is what the stream holds, at most 2^bits bytes: for a
+** compressor of 8 bits that runs with 9, the last 256 of zlib's up to 512
+** (its distances stop at 250 anyway). Out of memory, a compressor simply
+** forgets (the peer's window only ever holds more than we refer to); an
+** inflater cannot, and is marked lost.
 */
 static void zs_disown(struct ws_zstream *zs)
 {
+    static uint8_t dict[1u << 15];   /* one loop, one thread: a scratch, not state */
     struct ws_zctx *o = zs->owner;
+    uInt len = 0;
+    size_t cap;
+    int rc;
     if (!o)
         return;
     zs->owner = NULL;
     o->zs = NULL;
-    o->window_len = 0;
-    if (o->no_context)
+    if (o->no_context) {
+        keep_window(o, NULL, 0);
         return;
-    if (!o->window && !(o->window = malloc((size_t)1 << o->bits))) {
+    }
+    cap = (size_t)1 << o->bits;
+    if (o->kind == WS_Z_DEFLATE)
+        rc = deflateGetDictionary(&zs->z, dict, &len);
+    else
+        rc = inflateGetDictionary(&zs->z, dict, &len);
+    if (rc != Z_OK) {
+        len = 0;
         if (o->kind == WS_Z_INFLATE)
             o->lost = 1;
-        return;
     }
-    if (o->kind == WS_Z_DEFLATE) {
-        uInt len = 0;
-        if (zs->zbits == o->bits) {
-            if (deflateGetDictionary(&zs->z, o->window, &len) == Z_OK)
-                o->window_len = len;
-        } else {
-            uint8_t tmp[1u << 9];
-            size_t cap = (size_t)1 << o->bits;
-            if (deflateGetDictionary(&zs->z, tmp, &len) == Z_OK) {
-                size_t keep = len < cap ? len : cap;
-                memcpy(o->window, tmp + len - keep, keep);
-                o->window_len = (uint32_t)keep;
-            }
-        }
-    } else {
-        uInt len = 0;
-        if (inflateGetDictionary(&zs->z, o->window, &len) == Z_OK)
-            o->window_len = len;
-        else
-            o->lost = 1;
-    }
+    if (len > cap)
+        rc = keep_window(o, dict + len - cap, cap);
+    else
+        rc = keep_window(o, dict, len);
+    if (rc != 0 && o->kind == WS_Z_INFLATE)
+        o->lost = 1;
 }
 
 /* Can zs serve x? Deflate streams keep their window, level and memory
@@ -131,6 +162,7 @@ static struct ws_zstream *zs_new(struct ws_zpool *p, const struct ws_zctx *x)
     zs->zbits = (uint8_t)zlib_bits(x);
     zs->level = x->level;
     zs->mem_level = x->mem_level;
+    zs->bytes = zs_bytes(x->kind, x->kind == WS_Z_DEFLATE ? zs->zbits : 15, x->mem_level);
     if (x->kind == WS_Z_DEFLATE)
         rc = deflateInit2(&zs->z, x->level, Z_DEFLATED, -(int)zs->zbits, x->mem_level, Z_DEFAULT_STRATEGY);
     else
@@ -160,6 +192,7 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
         if (*pp) {
             *pp = x->zs->next;
             p->nidle--;
+            p->idle_bytes -= x->zs->bytes;
         }
         x->zs->next = NULL;
         return x->zs;
@@ -179,6 +212,7 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
         zs = *take;
         *take = zs->next;
         p->nidle--;
+        p->idle_bytes -= zs->bytes;
         zs_disown(zs);
     } else if (!(zs = zs_new(p, x))) {
         return NULL;
@@ -205,16 +239,16 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
     return zs;
 }
 
-/* Free idle streams from the least recent end until at most keep remain. */
-void ws_zpool_trim(struct ws_zpool *p, size_t keep)
+void ws_zpool_trim(struct ws_zpool *p, size_t keep, size_t keep_bytes)
 {
-    while (p->nidle > keep) {
+    while (p->nidle > keep || (p->nidle > 0 && p->idle_bytes > keep_bytes)) {
         struct ws_zstream **pp = &p->idle, *zs;
         while ((*pp)->next)
             pp = &(*pp)->next;
         zs = *pp;
         *pp = NULL;
         p->nidle--;
+        p->idle_bytes -= zs->bytes;
         zs_disown(zs);
         zs_end(zs);
         p->live--;
@@ -241,7 +275,8 @@ static void zs_return(struct ws_zpool *p, struct ws_zctx *x, int ok)
     zs->next = p->idle;
     p->idle = zs;
     p->nidle++;
-    ws_zpool_trim(p, p->keep);
+    p->idle_bytes += zs->bytes;
+    ws_zpool_trim(p, p->keep, p->keep_bytes);
 }
 
 int ws_deflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t len, int fin,
@@ -308,16 +343,15 @@ int ws_deflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
 */
 static int inflate_restart(struct ws_zctx *x)
 {
+    static uint8_t dict[1u << 15];   /* a scratch, as in zs_disown */
     z_stream *z = &x->zs->z;
     uInt len = 0;
     x->ended = 1;
     if (x->no_context)
         return inflateReset2(z, -(int)x->bits) == Z_OK ? WS_OK : WS_ENOMEM;
-    if (!x->window && !(x->window = malloc((size_t)1 << x->bits)))
+    if (inflateGetDictionary(z, dict, &len) != Z_OK || inflateReset2(z, -(int)x->bits) != Z_OK)
         return WS_ENOMEM;
-    if (inflateGetDictionary(z, x->window, &len) != Z_OK || inflateReset2(z, -(int)x->bits) != Z_OK)
-        return WS_ENOMEM;
-    if (len && inflateSetDictionary(z, x->window, len) != Z_OK)
+    if (len && inflateSetDictionary(z, dict, len) != Z_OK)
         return WS_ENOMEM;
     return WS_OK;
 }

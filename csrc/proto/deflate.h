@@ -23,12 +23,14 @@
  *     stays "warm" for its last user (the next message of the same
  *     connection continues it, no copy), until the pool lends it to another
  *     context or trims it: then the window is copied into the context
- *     (deflateGetDictionary / inflateGetDictionary, at most 2^bits bytes,
- *     malloc'd once) and given back to the next stream it borrows
- *     (deflateSetDictionary / inflateSetDictionary after a reset). An idle
- *     connection with context takeover thus holds at most its windows.
- *   - the pool keeps `keep` idle streams (warm or free) and frees the
- *     least recently used beyond that.
+ *     (deflateGetDictionary / inflateGetDictionary: what the window holds,
+ *     at most 2^bits bytes, malloc'd to size) and given back to the next
+ *     stream it borrows (deflateSetDictionary / inflateSetDictionary after
+ *     a reset). An idle connection with context takeover thus holds at
+ *     most its windows, and only as much of them as its messages filled.
+ *   - the pool keeps at most `keep` idle streams (warm or free) and about
+ *     `keep_bytes` of their zlib memory, and frees the least recently used
+ *     beyond either.
  *
  * zlib and a window of 8 bits: deflateInit2 refuses windowBits 8 for raw
  * deflate (zlib >= 1.2.9; before, it silently used 9). A compressor whose
@@ -60,12 +62,14 @@ struct ws_zstream;
 struct ws_zpool {
     struct ws_zstream *idle;   /* not inside a message: most recently used first */
     size_t nidle;              /* how many */
-    size_t keep;               /* idle streams kept; beyond, the least recent is freed */
+    size_t keep;               /* idle streams kept at most; beyond, the least recent is freed */
+    size_t keep_bytes;         /* and at most this much zlib memory in idle streams (about) */
+    size_t idle_bytes;         /* zlib memory of the idle streams (zlib's own formula, about) */
     size_t live;               /* streams allocated (idle or lent) */
     uint64_t resets;           /* streams lent to a context they did not hold */
 };
 
-#define WS_ZPOOL_INIT(keep) { NULL, 0, (keep), 0, 0 }
+#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, 0, (keep), (keep_bytes), 0, 0, 0 }
 
 enum ws_zkind {
     WS_Z_DEFLATE = 0,          /* compresses what we send */
@@ -122,8 +126,9 @@ void ws_zctx_free(struct ws_zpool *p, struct ws_zctx *x);
 /* Bytes the context holds itself (its window), outside the pool's streams. */
 size_t ws_zctx_held(const struct ws_zctx *x);
 
-/* Free the pool's idle streams (saving the contexts of warm ones). Streams
- * lent out are freed when given back. */
-void ws_zpool_trim(struct ws_zpool *p, size_t keep);
+/* Free idle streams (saving the contexts of warm ones), the least recent
+ * first, until at most keep remain and they hold at most keep_bytes.
+ * Streams lent out are freed when given back. */
+void ws_zpool_trim(struct ws_zpool *p, size_t keep, size_t keep_bytes);
 
 #endif
