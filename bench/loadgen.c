@@ -9,7 +9,10 @@
 **              round-trip time goes into a log-linear histogram, and a new
 **              message replaces it. Reports messages/s, MB/s, p50/p99/p99.9.
 **   idle       opens N connections, says when all N are open, holds them for
-**              the duration, answers pings, and reports how many survived.
+**              the duration, answers pings, and reports how many survived;
+**              with --idle-echo K each connection first echoes K messages
+**              (one at a time), so a server with compression has had to
+**              keep whatever context it keeps between messages.
 **   handshake  P parallel clients loop connect -> upgrade -> close; reports
 **              completed cycles per second and errors.
 ** With --pid it also reads the server's CPU time (/proc/PID/stat) and RSS
@@ -125,6 +128,7 @@ struct options {
     int json;             /* payloads from the JSON-like pool */
     int deflate;          /* 0: no offer; 1: offer with context takeover; 2: without */
     int zlevel;           /* zlib level for our own messages */
+    long idle_echo;       /* idle mode: messages each connection echoes before it idles */
     long pid;             /* server PID to sample in /proc, or 0 */
     struct in_addr src[LG_MAX_SRC];
     int nsrc;
@@ -340,6 +344,7 @@ struct conn {
     uint64_t *ts;
     uint32_t ts_head, ts_cnt;
     uint64_t seq_sent, seq_recv;
+    uint32_t echo_left; /* idle mode: --idle-echo messages still to come back */
 };
 
 enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DONE };
@@ -352,6 +357,8 @@ static uint8_t *tmpl;         /* the payload every echo message carries */
 static uint64_t g_now;        /* time of the last read or loop turn */
 static enum phase phase = PH_CONNECT;
 static long n_open, n_dead, n_pending; /* echo/idle connection accounting */
+static long n_echoing;        /* idle mode: connections still echoing their --idle-echo */
+static long n_echoed;         /* idle mode: connections that finished them */
 static long n_started;        /* connections started so far (echo/idle) */
 static uint64_t msgs;         /* echo: messages received in the window */
 static uint64_t cycles;       /* handshake: cycles completed in the window */
@@ -455,6 +462,10 @@ static void on_event(struct conn *c, uint32_t ev);
 static void conn_fail(struct conn *c)
 {
     enum cstate was = c->state;
+    if (c->echo_left) {
+        c->echo_left = 0;
+        n_echoing--;
+    }
     conn_reset(c);
     if (opt.mode == MODE_HANDSHAKE) {
         c->state = C_FREE;
@@ -796,6 +807,11 @@ static void on_open(struct conn *c)
     if (opt.mode == MODE_ECHO && phase != PH_DONE)
         for (long i = 0; i < opt.inflight; i++)
             queue_message(c);
+    if (opt.mode == MODE_IDLE && opt.idle_echo > 0 && phase != PH_DONE) {
+        c->echo_left = (uint32_t)opt.idle_echo; /* one at a time, then idle */
+        n_echoing++;
+        queue_message(c);
+    }
 }
 
 /* Case-insensitive search for a header line "name:" in a CRLF block. */
@@ -920,7 +936,7 @@ static void check_payload(struct conn *c, uint64_t off, const uint8_t *p, size_t
 /* A whole data message of len bytes arrived. */
 static void on_message(struct conn *c, uint64_t len)
 {
-    if (opt.mode != MODE_ECHO || c->ts_cnt == 0) {
+    if (opt.mode == MODE_HANDSHAKE || c->ts_cnt == 0) {
         err.unexpected++;
         return;
     }
@@ -933,6 +949,15 @@ static void on_message(struct conn *c, uint64_t len)
     c->ts_head = (c->ts_head + 1) % (uint32_t)opt.inflight;
     c->ts_cnt--;
     c->seq_recv++;
+    if (opt.mode == MODE_IDLE) { /* an --idle-echo message: the next, or idle from now on */
+        if (c->echo_left && --c->echo_left == 0) {
+            n_echoing--;
+            n_echoed++;
+        } else if (c->echo_left && phase != PH_DONE) {
+            queue_message(c);
+        }
+        return;
+    }
     if (counting()) {
         msgs++;
         hist_add(&lat, g_now - sent);
@@ -1288,6 +1313,7 @@ static void usage(FILE *f)
           "  --deflate takeover|no-context-takeover\n"
           "                   offer permessage-deflate (RFC 7692) and require it; echo mode needs --json\n"
           "  --deflate-level N  zlib level of our own messages  (6)\n"
+          "  --idle-echo N    idle mode: each connection echoes N messages (--json) before it idles  (0)\n"
           "  --pid PID        sample the server's CPU time and RSS from /proc\n"
           "  --src A,B,...    local source addresses in 127.0.0.0/8, used in turn\n"
           "  --src-count K    shorthand for --src 127.0.0.1,...,127.0.0.K\n"
@@ -1367,6 +1393,7 @@ static void parse_args(int argc, char **argv)
         { "json", no_argument, 0, 'j' },
         { "deflate", required_argument, 0, 'z' },
         { "deflate-level", required_argument, 0, 'L' },
+        { "idle-echo", required_argument, 0, 'E' },
         { "pid", required_argument, 0, 'p' },
         { "src", required_argument, 0, 'S' },
         { "src-count", required_argument, 0, 'C' },
@@ -1401,6 +1428,7 @@ static void parse_args(int argc, char **argv)
             else die("--deflate must be takeover or no-context-takeover");
             break;
         case 'L': opt.zlevel = (int)parse_num("deflate-level", optarg, 0, 9); break;
+        case 'E': opt.idle_echo = (long)parse_num("idle-echo", optarg, 0, 1000000); break;
         case 'p': opt.pid = (long)parse_num("pid", optarg, 1, 1 << 30); break;
         case 'S': {
             char *dup = strdup(optarg), *save = NULL;
@@ -1429,6 +1457,10 @@ static void parse_args(int argc, char **argv)
         die("--url is required (try --help)");
     if (opt.mode == MODE_ECHO && (uint64_t)opt.inflight * (opt.size + 14) > (1ull << 32))
         die("--inflight x --size is too large");
+    if (opt.idle_echo > 0 && (opt.mode != MODE_IDLE || !opt.json))
+        die("--idle-echo is for idle mode with --json");
+    if (opt.idle_echo > 0)
+        opt.inflight = 1;
     if (opt.mode == MODE_ECHO && opt.deflate && !opt.json)
         die("--deflate in echo mode needs --json (the compressed sequence is made from the pool)");
     if (opt.json && opt.size > (1 << 20))
@@ -1525,7 +1557,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < nconns; i++) {
         conns[i].fd = -1;
         conns[i].id = (uint32_t)i;
-        if (opt.mode == MODE_ECHO) {
+        if (opt.mode == MODE_ECHO || opt.idle_echo > 0) {
             conns[i].ts = malloc((size_t)opt.inflight * sizeof *conns[i].ts);
             if (!conns[i].ts)
                 die("out of memory");
@@ -1564,7 +1596,7 @@ int main(int argc, char **argv)
         }
         if (phase == PH_CONNECT) {
             start_more();
-            bool all = n_started == nconns && n_pending == 0;
+            bool all = n_started == nconns && n_pending == 0 && n_echoing == 0;
             if (all || g_now >= conn_deadline) {
                 if (!all) {
                     /* Give up on the stragglers: they count as timeouts. */
@@ -1668,9 +1700,9 @@ int main(int argc, char **argv)
     else if (opt.mode == MODE_IDLE)
         fprintf(stderr,
                 "idle: %ld of %ld open after %.3f s, held %.1f s; server rss %ld -> %ld kB "
-                "(%.0f B/conn)%s%s; %" PRIu64 " errors\n",
-                open_at_end, nconns, open_s, win, rss_before, rss_after, rss_per_conn,
-                opt.deflate ? "; " : "", opt.deflate ? pmd_desc : "", errors_total());
+                "(%.0f B/conn); %ld echoed %ld message(s) first%s%s; %" PRIu64 " errors\n",
+                open_at_end, nconns, open_s, win, rss_before, rss_after, rss_per_conn, n_echoed,
+                opt.idle_echo, opt.deflate ? "; " : "", opt.deflate ? pmd_desc : "", errors_total());
     else
         fprintf(stderr,
                 "handshake: %ld parallel: %.0f handshakes/s, connect->101 p50 %.1f us, p99 %.1f us; "
@@ -1684,7 +1716,7 @@ int main(int argc, char **argv)
            "\"open\":%ld,\"open_s\":%.3f,"
            "\"server_cpu_s\":%.3f,\"ops_per_cpu_s\":%.1f,\"gen_cpu_s\":%.3f,"
            "\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_per_conn_b\":%.1f,"
-           "\"json\":%d,\"deflate\":\"%s\",\"deflate_conns\":%ld,"
+           "\"json\":%d,\"deflate\":\"%s\",\"deflate_conns\":%ld,\"idle_echo\":%ld,\"idle_echoed\":%ld,"
            "\"wire_tx_b\":%" PRIu64 ",\"wire_rx_b\":%" PRIu64 ",\"wire_tx_per_msg\":%.1f,"
            "\"wire_rx_per_msg\":%.1f,"
            "\"errors\":%" PRIu64 ",\"err\":{\"connect\":%" PRIu64 ",\"handshake\":%" PRIu64
@@ -1693,7 +1725,7 @@ int main(int argc, char **argv)
            ",\"timeout\":%" PRIu64 ",\"inflate\":%" PRIu64 "}}\n",
            mode_name(), nconns, opt.size, opt.inflight, win, ops, rate, mbps, lat.n, mean / 1000.0,
            us(p50), us(p99), us(p999), us(lat.max), open_at_end, open_s, cpu, per_cpu, gen_end - gen_begin, rss_before,
-           rss_after, rss_per_conn, opt.json, opt.deflate ? pmd_desc : "", n_pmd, wire_tx, wire_rx,
+           rss_after, rss_per_conn, opt.json, opt.deflate ? pmd_desc : "", n_pmd, opt.idle_echo, n_echoed, wire_tx, wire_rx,
            tx_per, rx_per, errors_total(), err.connect, err.handshake, err.reset, err.eof,
            err.close, err.length, err.payload, err.protocol, err.unexpected, err.timeout, err.inflate);
     fflush(stdout);
