@@ -80,7 +80,8 @@ test-browser: deps
 # SIGTERM sent to make itself on to it.
 run: deps
 	@$(MAKE) --no-print-directory all
-	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine)
+	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine) \
+	  $(if $(filter 1,$(COMPRESSION)),--compression)
 
 rock: deps
 	luarocks --lua-version=5.4 make --local rockspec/luaws-scm-1.rockspec
