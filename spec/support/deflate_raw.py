@@ -1,0 +1,267 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""A raw permessage-deflate client for spec/integration/deflate_spec.lua:
+frames no library would send (a compressed ping, RSV1 on a continuation, a
+corrupt deflate stream, text that inflates to invalid UTF-8, a bomb), and a
+reader that shows each frame's RSV1 bit. Python's zlib compresses and
+inflates; the frames are built by spec/support/rawws.py.
+
+Usage: deflate_raw.py CASE PORT PATH [ARG]
+
+Prints one JSON line: {"case", "answer": the 101's Sec-WebSocket-Extensions,
+"frames": [{"op", "rsv1", "fin", "len", "data": inflated text or hex}] (data
+frames, in order), "close": the server's close code (null: none came),
+"end": how the stream ended, ...}. Exit 1 with a line on stderr when the
+handshake fails.
+
+Cases:
+  echo         one compressed text, one compressed binary; the echoes
+  empty        compressed empty messages (payload 0x00, and no payload)
+  threshold    sends "go"; the server answers a small and a large message
+  control      a ping with RSV1 set (must be 1002)
+  rsv1_cont    uncompressed TEXT (no FIN), then a CONT with RSV1 (1002)
+  rsv1_cont2   compressed TEXT (no FIN), then a CONT with RSV1 (1002)
+  corrupt      TEXT with RSV1 whose payload is no deflate stream (1002)
+  corrupt_bin  the same as BINARY (1002)
+  bad_utf8     TEXT with RSV1 that inflates to invalid UTF-8 (1007)
+  bomb         ARG MiB (default 1024) of zeros in one compressed BINARY frame
+               of about ARG KiB, sent in 16 KiB writes until the server answers
+  rsv1_plain   TEXT with RSV1 on a connection that agreed no extension (1002)
+"""
+
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import zlib
+import base64
+import hashlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rawws  # noqa: E402
+
+TIMEOUT = 20.0
+RSV1 = 4   # rawws.frame's rsv is the three bits RSV1..RSV3: RSV1 is 0b100
+OFFER = "permessage-deflate; client_max_window_bits"
+TAIL = b"\x00\x00\xff\xff"
+
+
+def handshake(port, path, offer):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    key = base64.b64encode(os.urandom(16)).decode()
+    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, port, key))
+    if offer:
+        req += "Sec-WebSocket-Extensions: %s\r\n" % offer
+    sock.sendall((req + "\r\n").encode())
+    got = bytearray()
+    while b"\r\n\r\n" not in got:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise rawws.HandshakeError("EOF before the response head: %r" % bytes(got))
+        got += chunk
+    n = got.index(b"\r\n\r\n") + 4
+    head = got[:n].decode("latin-1")
+    if not head.startswith("HTTP/1.1 101"):
+        raise rawws.HandshakeError(head.split("\r\n")[0])
+    accept = base64.b64encode(hashlib.sha1(key.encode() + rawws.GUID).digest()).decode()
+    if ("sec-websocket-accept: " + accept).lower() not in head.lower():
+        raise rawws.HandshakeError("bad Sec-WebSocket-Accept")
+    answer = None
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "sec-websocket-extensions":
+            answer = value.strip()
+    c = rawws.Conn(sock)
+    c.buf += got[n:]
+    return c, answer
+
+
+def deflate(data, wbits=15):
+    """One message's payload as RFC 7692 §7.2.1 sends it: a sync flush, tail removed."""
+    co = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    out = co.compress(data) + co.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(TAIL)
+    return out[:-4]
+
+
+class Inflater:
+    """The server's messages, inflated with the context the answer allows."""
+
+    def __init__(self, answer):
+        self.reset_each = bool(answer) and "server_no_context_takeover" in answer
+        self.d = zlib.decompressobj(-15)
+
+    def message(self, payload):
+        if self.reset_each:
+            self.d = zlib.decompressobj(-15)
+        return self.d.decompress(payload + TAIL)
+
+
+def show(op, data):
+    if op == rawws.TEXT:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "hex:" + data.hex()
+    return "hex:" + data[:64].hex()
+
+
+def read_until_close(c, out, inflater, want_data=None):
+    """Read frames: data messages (inflated) go to out["frames"]; stop at the
+    close frame (answered), at the end of the stream, or after want_data
+    data messages."""
+    parts, first = [], None
+    while True:
+        try:
+            fin, op, payload, flaw = c.read_frame()
+        except rawws.Ended as e:
+            out["end"] = e.how
+            return out
+        if flaw == "reserved bits set":
+            flaw = None   # RSV1 is ours to read here; rawws only knows plain frames
+        if flaw:
+            out.setdefault("flaws", []).append(flaw)
+        if op == rawws.CLOSE:
+            out["close"] = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+            out["reason"] = payload[2:].decode("utf-8", "replace")
+            try:
+                c.send(rawws.close_frame(out["close"] if out["close"] != 1005 else None))
+            except OSError:
+                pass
+            out["end"] = "close"
+            return out
+        if op in (rawws.PING, rawws.PONG):
+            continue
+        out.setdefault("raw", []).append({"op": op, "rsv1": c.last_rsv1, "fin": fin, "len": len(payload)})
+        if op in (rawws.TEXT, rawws.BINARY):
+            first, parts = {"op": op, "rsv1": c.last_rsv1}, [payload]
+        else:
+            parts.append(payload)
+        if not fin:
+            continue
+        data = b"".join(parts)
+        if first["rsv1"]:
+            data = inflater.message(data)
+        out["frames"].append({"op": first["op"], "rsv1": first["rsv1"], "fin": True,
+                              "len": sum(len(p) for p in parts), "data": show(first["op"], data)})
+        if want_data is not None and len(out["frames"]) >= want_data:
+            return out
+
+
+class Conn(rawws.Conn):
+    """rawws.Conn that remembers the RSV1 bit of the frame it read last."""
+
+    def read_frame(self):
+        self._fill(2)
+        self.last_rsv1 = bool(self.buf[0] & 0x40)
+        return super().read_frame()
+
+
+def connect(port, path, offer=OFFER):
+    c, answer = handshake(port, path, offer)
+    conn = Conn(c.sock)
+    conn.buf = c.buf
+    return conn, answer
+
+
+def bomb(c, out, mib):
+    # A full flush after each MiB of zeros: the block that follows needs
+    # nothing before it, so one MiB's output repeated is a valid stream
+    # that inflates to mib MiB. Deflate's ratio ends near 1032:1, so that
+    # is about a KiB per MiB.
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    unit = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
+    payload = unit * mib
+    out["compressed_bytes"] = len(payload)
+    out["inflates_to"] = mib << 20
+    wire = rawws.frame(rawws.BINARY, payload, rsv=RSV1)
+    sent = 0
+    c.sock.setblocking(True)
+    while sent < len(wire):
+        try:
+            c.sock.sendall(wire[sent:sent + 16384])
+        except (BrokenPipeError, ConnectionResetError):
+            out["send_error"] = True
+            break
+        sent += min(16384, len(wire) - sent)
+        r, _, _ = select.select([c.sock], [], [], 0.02)
+        if r:   # the server answered (its close, we expect): stop sending
+            break
+    out["sent_bytes"] = sent
+
+
+def main():
+    if len(sys.argv) < 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    case, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    arg = sys.argv[4] if len(sys.argv) > 4 else None
+    out = {"case": case, "answer": None, "frames": [], "close": None, "end": None}
+    try:
+        c, answer = connect(port, path, None if case == "rsv1_plain" else OFFER)
+    except (rawws.HandshakeError, OSError) as e:
+        print("handshake: %s" % e, file=sys.stderr)
+        return 1
+    out["answer"] = answer
+    inflater = Inflater(answer)
+    send = c.send
+    try:
+        if case == "echo":
+            send(rawws.frame(rawws.TEXT, deflate("hello, compressed world \u20ac".encode()), rsv=RSV1))
+            send(rawws.frame(rawws.BINARY, deflate(bytes(range(256)) * 8), rsv=RSV1))
+            read_until_close(c, out, inflater, want_data=2)
+        elif case == "empty":
+            send(rawws.frame(rawws.TEXT, b"\x00", rsv=RSV1))
+            send(rawws.frame(rawws.TEXT, b"", rsv=RSV1))
+            send(rawws.frame(rawws.TEXT, b"after"))
+            read_until_close(c, out, inflater, want_data=3)
+        elif case == "threshold":
+            send(rawws.frame(rawws.TEXT, b"go"))
+            read_until_close(c, out, inflater, want_data=2)
+        elif case == "control":
+            send(rawws.frame(rawws.PING, deflate(b"ping"), rsv=RSV1))
+            read_until_close(c, out, inflater)
+        elif case == "rsv1_cont":
+            send(rawws.frame(rawws.TEXT, b"abc", fin=False))
+            send(rawws.frame(rawws.CONT, b"def", rsv=RSV1))
+            read_until_close(c, out, inflater)
+        elif case == "rsv1_cont2":
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            p1 = co.compress(b"abc" * 100) + co.flush(zlib.Z_SYNC_FLUSH)
+            p2 = co.compress(b"def" * 100) + co.flush(zlib.Z_SYNC_FLUSH)
+            send(rawws.frame(rawws.TEXT, p1, fin=False, rsv=RSV1))
+            send(rawws.frame(rawws.CONT, p2[:-4], rsv=RSV1))
+            read_until_close(c, out, inflater)
+        elif case in ("corrupt", "corrupt_bin"):
+            # 0xff: a final block of the reserved type 3 (RFC 1951 §3.2.3)
+            op = rawws.TEXT if case == "corrupt" else rawws.BINARY
+            send(rawws.frame(op, b"\xff\xff\xff\xff\xff\xff", rsv=RSV1))
+            read_until_close(c, out, inflater)
+        elif case == "bad_utf8":
+            send(rawws.frame(rawws.TEXT, deflate(b"valid, then \xff\xfe not UTF-8"), rsv=RSV1))
+            read_until_close(c, out, inflater)
+        elif case == "bomb":
+            bomb(c, out, int(arg or 1024))
+            read_until_close(c, out, inflater)
+        elif case == "rsv1_plain":
+            send(rawws.frame(rawws.TEXT, deflate(b"hello"), rsv=RSV1))
+            read_until_close(c, out, inflater)
+        else:
+            print("unknown case %s" % case, file=sys.stderr)
+            return 2
+    except (BrokenPipeError, ConnectionResetError) as e:
+        out["end"] = out["end"] or "reset"
+        out["error"] = type(e).__name__
+    except zlib.error as e:
+        out["inflate_error"] = str(e)
+    except socket.timeout:
+        out["end"] = "timeout"
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
