@@ -644,6 +644,19 @@ describe("negotiation (RFC 7692 §5, §7) seen in the 101", function()
     end)
   end
 
+  it("a route with compression = false answers no offer on a server that compresses", function()
+    local handlers = echo_handlers()
+    handlers.compression = false
+    server:route("/plain", handlers)
+    local req = upgrade_request(server.port, { "permessage-deflate; client_max_window_bits" }):gsub("^GET /ws", "GET /plain")
+    local r = proc.raw(server.port, req, { head = true, timeout = 5 })
+    assert.truthy(r.response:match("^HTTP/1%.1 101"), r.response)
+    assert.falsy(r.response:lower():find("sec-websocket-extensions", 1, true), r.response)
+    -- and /ws on the same server still agrees
+    local status, answers = answer_to(server.port, { "permessage-deflate; client_max_window_bits" })
+    assert.same({ 101, { "permessage-deflate" } }, { status, answers })
+  end)
+
   it("a server with compression = false answers no offer", function()
     local off = h.server { compression = false }
     off:route("/ws", echo_handlers())
@@ -696,6 +709,20 @@ end
     assert.same({ "", "", "after" }, { r.frames[1].data, r.frames[2].data, r.frames[3].data })
   end)
 
+  it("inflates a compressed message in three frames with a ping between them", function()
+    local r = raw("fragmented", server.port)
+    assert.equal(1, #r.frames, show(r))
+    assert.equal(r.sent_text, r.frames[1].data)
+    assert.equal(1, r.pongs, "the ping between the frames was answered")
+  end)
+
+  it("inflates a compressed message sent in frames of one byte each", function()
+    local r = raw("bytewise", server.port)
+    assert.equal(1, #r.frames, show(r))
+    assert.is_true(r.sent_frames > 100, "frames sent: " .. tostring(r.sent_frames))
+    assert.equal(r.sent_text, r.frames[1].data)
+  end)
+
   for _, c in ipairs {
     { "control", "a compressed ping", 1002 },
     { "rsv1_cont", "RSV1 on a continuation of an uncompressed message", 1002 },
@@ -703,6 +730,7 @@ end
     { "corrupt", "a corrupt deflate stream in a text message", 1002 },
     { "corrupt_bin", "a corrupt deflate stream in a binary message", 1002 },
     { "bad_utf8", "text that inflates to invalid UTF-8", 1007 },
+    { "bad_utf8_frag", "a fragmented text whose second frame inflates to invalid UTF-8", 1007 },
   } do
     it(("closes with %d on %s"):format(c[3], c[2]), function()
       local r = raw(c[1], server.port)
@@ -790,12 +818,12 @@ end
     h.pump(function() return #closes(p) == n_before + 1 end, "the server's close line", 20)
   end
 
-  local function bomb(max, label)
+  local function bomb(max, label, case)
     local p, port = start(max)
     echo_once(p, port, 0)
     collectgarbage()
     local rss0, hwm0 = vm(p.pid, "VmRSS"), vm(p.pid, "VmHWM")
-    local r = raw("bomb", port, "/ws", "1024")
+    local r = raw(case or "bomb", port, "/ws", "1024")
     h.pump(function() return #closes(p) == 2 end, "the server's close line after the bomb", 60)
     local rss1, hwm1 = vm(p.pid, "VmRSS"), vm(p.pid, "VmHWM")
     local code, token = table.unpack(closes(p)[2])
@@ -817,9 +845,74 @@ end
     assert.is_true(rss_growth < 8 * MiB, ("the server's RSS grew by %.2f MiB"):format(rss_growth / MiB))
   end)
 
+  it("the same bomb in 1024 frames of 1 MiB each: 1009, RSS within 8 MiB, still serving", function()
+    local rss_growth = bomb(nil, "max_message_size 16 MiB, one frame per MiB", "bomb_frag")
+    assert.is_true(rss_growth < 8 * MiB, ("the server's RSS grew by %.2f MiB"):format(rss_growth / MiB))
+  end)
+
   it("with max_message_size = 1 MiB even the peak stays within 8 MiB: inflating stops at the limit", function()
     local rss_growth, peak_growth = bomb(MiB, "max_message_size 1 MiB")
     assert.is_true(rss_growth < 8 * MiB, ("the server's RSS grew by %.2f MiB"):format(rss_growth / MiB))
     assert.is_true(peak_growth < 8 * MiB, ("the server's peak RSS grew by %.2f MiB"):format(peak_growth / MiB))
   end)
+end)
+
+---------------------------------------------------------------------------
+-- Our client checks the server's answer (RFC 7692 §5, §7.1): a fake server
+-- (deflate_raw.py fake_server) answers each request with a given header.
+
+;(has_python and describe or pending)("luaws client: the server's answer to its offer", function()
+  -- { what, compression option, the answer ("-": none), expected ws.compression or "fail" }
+  local CASES = {
+    { "an extension we did not offer", true, "x-unknown", "fail" },
+    { "permessage-deflate twice", true, "permessage-deflate, permessage-deflate", "fail" },
+    { "an unknown parameter", true, "permessage-deflate; foo", "fail" },
+    { "client_max_window_bits without a value", true, "permessage-deflate; client_max_window_bits", "fail" },
+    { "a window of 16", true, "permessage-deflate; server_max_window_bits=16", "fail" },
+    { "a repeated parameter", true, "permessage-deflate; server_no_context_takeover; server_no_context_takeover", "fail" },
+    { "a window above our server_max_window_bits", { server_max_window_bits = 10 },
+      "permessage-deflate; server_max_window_bits=11", "fail" },
+    { "no server_max_window_bits when we asked for one", { server_max_window_bits = 10 }, "permessage-deflate", "fail" },
+    { "no server_no_context_takeover when we asked for it", { server_context_takeover = false }, "permessage-deflate", "fail" },
+    { "a client window above our client_max_window_bits", { client_max_window_bits = 10 },
+      "permessage-deflate; client_max_window_bits=12", "fail" },
+    { "permessage-deflate when we offered nothing", false, "permessage-deflate", "fail" },
+    { "permessage-deflate with client_max_window_bits=10", true, "permessage-deflate; client_max_window_bits=10",
+      agreed { client_max_window_bits = 10 } },
+    { "a smaller server window than we asked for", { server_max_window_bits = 10 },
+      "permessage-deflate; server_max_window_bits=9", agreed { server_max_window_bits = 9 } },
+    { "client_no_context_takeover we did not ask for", true, "permessage-deflate; client_no_context_takeover",
+      agreed { client_no_context_takeover = true } },
+    { "no extension header", true, "-", nil },
+  }
+
+  local p, port
+  setup(function()
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    for _, c in ipairs(CASES) do f:write(c[3], "\n") end
+    f:close()
+    p = proc.spawn({ proc.PYTHON, "spec/support/deflate_raw.py", "fake_server", file }, { unset = { "LD_PRELOAD" } })
+    port = tonumber(assert(p:wait_line("^listening (%d+)$", 15)))
+  end)
+  teardown(function()
+    if p then p:stop() end
+  end)
+
+  for i, c in ipairs(CASES) do
+    local n = i - 1
+    if c[4] == "fail" then
+      it(("fails the handshake on %s"):format(c[1]), function()
+        local msg = h.fails("handshake", luaws.connect(("ws://127.0.0.1:%d/%d"):format(port, n),
+          { compression = c[2], timeout = 5 }))
+        assert.truthy(msg:find("handshake", 1, true), msg)
+      end)
+    else
+      it(("accepts %s"):format(c[1]), function()
+        local ws = assert(luaws.connect(("ws://127.0.0.1:%d/%d"):format(port, n), { compression = c[2], timeout = 5 }))
+        assert.same(c[4], ws.compression)
+        ws:close(1000, "", 5)
+      end)
+    end
+  end
 end)

@@ -6,7 +6,7 @@ corrupt deflate stream, text that inflates to invalid UTF-8, a bomb), and a
 reader that shows each frame's RSV1 bit. Python's zlib compresses and
 inflates; the frames are built by spec/support/rawws.py.
 
-Usage: deflate_raw.py CASE PORT PATH [ARG]
+Usage: deflate_raw.py CASE PORT PATH [ARG] | deflate_raw.py fake_server ANSWERS
 
 Prints one JSON line: {"case", "answer": the 101's Sec-WebSocket-Extensions,
 "frames": [{"op", "rsv1", "fin", "len", "data": inflated text or hex}] (data
@@ -26,6 +26,14 @@ Cases:
   bad_utf8     TEXT with RSV1 that inflates to invalid UTF-8 (1007)
   bomb         ARG MiB (default 1024) of zeros in one compressed BINARY frame
                of about ARG KiB, sent in 16 KiB writes until the server answers
+  bomb_frag    the same, one frame per MiB
+  fragmented   a compressed TEXT in three frames, a ping between; the echo
+  bytewise     a compressed TEXT in frames of one byte each; the echo
+  bad_utf8_frag  compressed TEXT whose second frame inflates to invalid UTF-8 (1007)
+  fake_server  ARG: a file of answers, one line each ("-": no header); serves
+               on a free port (prints "listening PORT"): a request for /N gets
+               a 101 with answer N as its Sec-WebSocket-Extensions, and
+               "offer N VALUE" is printed; any frame after it gets a close
   rsv1_plain   TEXT with RSV1 on a connection that agreed no extension (1002)
 """
 
@@ -133,7 +141,10 @@ def read_until_close(c, out, inflater, want_data=None):
                 pass
             out["end"] = "close"
             return out
-        if op in (rawws.PING, rawws.PONG):
+        if op == rawws.PONG:
+            out["pongs"] = out.get("pongs", 0) + 1
+            continue
+        if op == rawws.PING:
             continue
         out.setdefault("raw", []).append({"op": op, "rsv1": c.last_rsv1, "fin": fin, "len": len(payload)})
         if op in (rawws.TEXT, rawws.BINARY):
@@ -167,17 +178,21 @@ def connect(port, path, offer=OFFER):
     return conn, answer
 
 
-def bomb(c, out, mib):
+def bomb(c, out, mib, fragmented=False):
     # A full flush after each MiB of zeros: the block that follows needs
     # nothing before it, so one MiB's output repeated is a valid stream
     # that inflates to mib MiB. Deflate's ratio ends near 1032:1, so that
-    # is about a KiB per MiB.
+    # is about a KiB per MiB. fragmented: one frame per MiB (RSV1 on the first).
     co = zlib.compressobj(9, zlib.DEFLATED, -15)
     unit = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
     payload = unit * mib
     out["compressed_bytes"] = len(payload)
     out["inflates_to"] = mib << 20
-    wire = rawws.frame(rawws.BINARY, payload, rsv=RSV1)
+    if fragmented:
+        wire = b"".join(rawws.frame(rawws.BINARY if i == 0 else rawws.CONT, unit, fin=i == mib - 1,
+                                    rsv=RSV1 if i == 0 else 0) for i in range(mib))
+    else:
+        wire = rawws.frame(rawws.BINARY, payload, rsv=RSV1)
     sent = 0
     c.sock.setblocking(True)
     while sent < len(wire):
@@ -193,7 +208,61 @@ def bomb(c, out, mib):
     out["sent_bytes"] = sent
 
 
+def fake_server(answers_file):
+    import socketserver
+    import threading
+    with open(answers_file) as f:
+        answers = [line.rstrip("\n") for line in f]
+    lock = threading.Lock()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            sock.settimeout(TIMEOUT)
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return
+                got += chunk
+            head = got.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+            lines = head.split("\r\n")
+            path = lines[0].split(" ")[1]
+            key, offer = None, None
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "sec-websocket-key":
+                    key = value.strip()
+                elif name.strip().lower() == "sec-websocket-extensions":
+                    offer = value.strip()
+            n = int(path.strip("/"))
+            with lock:
+                print("offer %d %s" % (n, offer), flush=True)
+            accept = base64.b64encode(hashlib.sha1(key.encode() + rawws.GUID).digest()).decode()
+            resp = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Accept: %s\r\n" % accept)
+            if answers[n] != "-":
+                resp += "Sec-WebSocket-Extensions: %s\r\n" % answers[n]
+            sock.sendall((resp + "\r\n").encode())
+            try:
+                if sock.recv(4096):   # the client's first frame (its close, or a message): we close
+                    sock.sendall(b"\x88\x02\x03\xe8")
+            except OSError:
+                pass
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    print("listening %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "fake_server":
+        fake_server(sys.argv[2])
+        return 0
     if len(sys.argv) < 4:
         print(__doc__, file=sys.stderr)
         return 2
@@ -243,8 +312,39 @@ def main():
         elif case == "bad_utf8":
             send(rawws.frame(rawws.TEXT, deflate(b"valid, then \xff\xfe not UTF-8"), rsv=RSV1))
             read_until_close(c, out, inflater)
-        elif case == "bomb":
-            bomb(c, out, int(arg or 1024))
+        elif case in ("bomb", "bomb_frag"):
+            bomb(c, out, int(arg or 1024), fragmented=case == "bomb_frag")
+            read_until_close(c, out, inflater)
+        elif case == "fragmented":
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            parts = [b"first part, " * 50, "second part \u20ac, ".encode() * 50, b"third part." * 50]
+            z = [co.compress(p) + co.flush(zlib.Z_SYNC_FLUSH) for p in parts]
+            z[-1] = z[-1][:-4]
+            send(rawws.frame(rawws.TEXT, z[0], fin=False, rsv=RSV1))
+            send(rawws.frame(rawws.PING, b"between"))
+            send(rawws.frame(rawws.CONT, z[1], fin=False))
+            send(rawws.frame(rawws.CONT, z[2]))
+            out["sent_text"] = b"".join(parts).decode()
+            read_until_close(c, out, inflater, want_data=1)
+        elif case == "bytewise":
+            # one compressed text cut into frames of one byte each: the
+            # inflater's input ends anywhere, its output mid-character
+            text = "".join("Hello %d, \u20ac%d and \U0001f600 world %x; " % (i, i * i, i * 7919)
+                           for i in range(60)).encode()
+            z = deflate(text)
+            for i in range(len(z)):
+                send(rawws.frame(rawws.TEXT if i == 0 else rawws.CONT, z[i:i + 1], fin=i == len(z) - 1,
+                                 rsv=RSV1 if i == 0 else 0))
+            out["sent_text"] = text.decode()
+            out["sent_frames"] = len(z)
+            read_until_close(c, out, inflater, want_data=1)
+        elif case == "bad_utf8_frag":
+            # invalid UTF-8 in the second frame's inflated bytes: 1007
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            z1 = co.compress(b"valid start, " * 20) + co.flush(zlib.Z_SYNC_FLUSH)
+            z2 = co.compress(b"then \xc3\x28 broken") + co.flush(zlib.Z_SYNC_FLUSH)
+            send(rawws.frame(rawws.TEXT, z1, fin=False, rsv=RSV1))
+            send(rawws.frame(rawws.CONT, z2[:-4]))
             read_until_close(c, out, inflater)
         elif case == "rsv1_plain":
             send(rawws.frame(rawws.TEXT, deflate(b"hello"), rsv=RSV1))
