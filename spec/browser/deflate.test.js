@@ -9,6 +9,15 @@
 // the server, which counts every byte each way; the page and the socket both
 // go through it. The control: the same page and message without
 // --compression move more than 100 KiB each way.
+//
+// The second test takes chromium through every window size (8..15, each
+// side) and takeover mode that a server can impose on its offer
+// (spec/support/deflate_echo_server.lua, one route each): every echo comes
+// back intact, chromium's WebSocket.extensions and the server's
+// ws.compression say what the route asks, both directions shrink, and the
+// same 2 KiB sent five times costs a few bytes after the first only where the
+// context is kept and the window reaches 2 KiB back (the relay reads the
+// server's frames; the server logs what each message cost on the wire).
 'use strict';
 
 const test = require('node:test');
@@ -25,6 +34,35 @@ function text100k() {
   return parts.join('').slice(0, 100 * KiB);
 }
 
+// Reads the server's side of a connection: skips the HTTP head, then parses
+// the (unmasked) frames, pushing {op, rsv1, fin, len} of each into out.
+function frameReader(out) {
+  let buf = Buffer.alloc(0);
+  let inHead = true;
+  return (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    if (inHead) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      if (!/^HTTP\/1\.1 101/.test(buf.subarray(0, 12).toString('latin1'))) { inHead = null; return; }
+      buf = buf.subarray(end + 4);
+      inHead = false;
+    }
+    if (inHead === null) { buf = Buffer.alloc(0); return; }
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f;
+      let at = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); at = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); at = 10; }
+      if (buf[1] & 0x80) at += 4;
+      if (buf.length < at + len) return;
+      out.push({ op: buf[0] & 0x0f, rsv1: !!(buf[0] & 0x40), fin: !!(buf[0] & 0x80), len });
+      buf = buf.subarray(at + len);
+    }
+  };
+}
+
 // A TCP relay on 127.0.0.1 and a free port to `port`. Each accepted
 // connection is recorded: bytes up (browser -> server), bytes down, and the
 // first 4 KiB that came down (where a 101 shows). Resolves to
@@ -33,15 +71,21 @@ function startRelay(port) {
   const conns = [];
   const sockets = new Set();
   const server = net.createServer((down) => {
-    const rec = { up: 0, down: 0, head: '' };
+    const rec = { up: 0, down: 0, head: '', request: '', frames: [] };
     conns.push(rec);
     const up = net.connect(port, '127.0.0.1');
     sockets.add(down);
     sockets.add(up);
-    down.on('data', (b) => { rec.up += b.length; up.write(b); });
+    const frames = frameReader(rec.frames);
+    down.on('data', (b) => {
+      rec.up += b.length;
+      if (rec.request.length < 512) rec.request += b.subarray(0, 512 - rec.request.length).toString('latin1');
+      up.write(b);
+    });
     up.on('data', (b) => {
       rec.down += b.length;
       if (rec.head.length < 4096) rec.head += b.subarray(0, 4096 - rec.head.length).toString('latin1');
+      frames(b);
       down.write(b);
     });
     const end = () => { down.destroy(); up.destroy(); };
@@ -140,5 +184,148 @@ test('echo page with --compression: 100 KiB of text comes back intact and crosse
       if (plainRelay) await plainRelay.close();
       if (server) await server.stop();
       if (plain) await plain.stop();
+    }
+  });
+
+// "permessage-deflate; b=1; a" -> ["permessage-deflate", "a", "b=1"]
+function parts(answer) {
+  const list = answer.split(';').map((p) => p.trim().toLowerCase().replace(/\s*=\s*/, '=')).filter((p) => p);
+  const name = list.shift();
+  return [name, ...list.sort()];
+}
+
+// Every route of spec/support/deflate_echo_server.lua with what chromium's
+// offer ("permessage-deflate; client_max_window_bits") must get there.
+function routes() {
+  const list = [
+    { path: '/ws', answer: 'permessage-deflate', agreed: {} },
+    { path: '/snct', answer: 'permessage-deflate; server_no_context_takeover', agreed: { server_no_context_takeover: true } },
+    { path: '/cnct', answer: 'permessage-deflate; client_no_context_takeover', agreed: { client_no_context_takeover: true } },
+    { path: '/both', answer: 'permessage-deflate; server_no_context_takeover; client_no_context_takeover',
+      agreed: { server_no_context_takeover: true, client_no_context_takeover: true } },
+  ];
+  for (let n = 8; n <= 15; n++) {
+    list.push({ path: `/sw${n}`, answer: n < 15 ? `permessage-deflate; server_max_window_bits=${n}` : 'permessage-deflate',
+      agreed: { server_max_window_bits: n } });
+    list.push({ path: `/cw${n}`, answer: n < 15 ? `permessage-deflate; client_max_window_bits=${n}` : 'permessage-deflate',
+      agreed: { client_max_window_bits: n } });
+  }
+  for (const r of list) {
+    r.agreed = { server_no_context_takeover: false, client_no_context_takeover: false,
+      server_max_window_bits: 15, client_max_window_bits: 15, ...r.agreed };
+  }
+  return list;
+}
+
+// In the page: for each path, a WebSocket that sends the 100 KiB text, a
+// binary with a repeat just past each window size, and the same 2 KiB text
+// five times; checks each echo; reports what chromium agreed.
+async function pageConversations({ paths, text }) {
+  const results = [];
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  const random = (n) => crypto.getRandomValues(new Uint8Array(n));
+  for (const path of paths) {
+    const ws = new WebSocket(`ws://${location.host}${path}`);
+    ws.binaryType = 'arraybuffer';
+    const inbox = [];
+    const waiting = [];
+    ws.onmessage = (e) => (waiting.length ? waiting.shift()(e.data) : inbox.push(e.data));
+    const next = () => new Promise((resolve) => (inbox.length ? resolve(inbox.shift()) : waiting.push(resolve)));
+    const closed = new Promise((resolve) => { ws.onclose = (e) => resolve(e.code); });
+    const opened = await new Promise((resolve) => { ws.onopen = () => resolve(true); ws.onerror = () => resolve(false); });
+    const r = { path, opened, extensions: ws.extensions, errors: [] };
+    if (opened) {
+      ws.send(text);
+      if ((await next()) !== text) r.errors.push('the 100 KiB text came back changed');
+      const blocks = [];
+      for (let k = 8; k <= 15; k++) { const b = random((1 << k) + 64); blocks.push(b, b); }
+      const bin = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
+      let at = 0;
+      for (const b of blocks) { bin.set(b, at); at += b.length; }
+      ws.send(bin);
+      const back = new Uint8Array(await next());
+      if (back.length !== bin.length || back.some((v, i) => v !== bin[i])) r.errors.push('the window binary came back changed');
+      const m = hex(random(1024));
+      for (let i = 0; i < 5; i++) {
+        ws.send(m);
+        if ((await next()) !== m) r.errors.push(`takeover message ${i + 1} came back changed`);
+      }
+      ws.close(1000);
+    }
+    r.closeCode = await closed;
+    results.push(r);
+  }
+  return results;
+}
+
+test('chromium against every window size and takeover mode: echoes intact, agreed as the server says, compressed both ways',
+  { timeout: 180000, skip: process.env.LUAWS_BROWSER_STANDIN === '1' && 'luaws only' },
+  async () => {
+    const text = text100k();
+    let server;
+    let relay;
+    let browser;
+    try {
+      server = await h.startServer(['lua5.4', 'spec/support/deflate_echo_server.lua']);
+      relay = await startRelay(server.port);
+      browser = await h.launchBrowser();
+      const page = await browser.context.newPage();
+      page.errors = [];
+      page.on('pageerror', (err) => page.errors.push(err.message));
+      await page.goto(`http://127.0.0.1:${relay.port}/`, { timeout: h.WAIT_MS });
+      const list = routes();
+      const results = await page.evaluate(pageConversations, { paths: list.map((r) => r.path), text });
+      await page.close();
+      // the server prints one line per connection when it ends
+      const deadline = Date.now() + h.WAIT_MS;
+      const lines = () => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      while (lines().length < list.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const logged = new Map(lines().map((l) => [l.path, l]));
+      const figures = [];
+      for (const [i, want] of list.entries()) {
+        const got = results[i];
+        const where = `${want.path}: `;
+        assert.ok(got.opened, `${where}the connection did not open`);
+        assert.deepEqual(got.errors, [], where + got.errors.join('; '));
+        assert.equal(got.closeCode, 1000, `${where}closed with ${got.closeCode}`);
+        assert.deepEqual(parts(got.extensions), parts(want.answer), `${where}chromium agreed "${got.extensions}"`);
+        const srv = logged.get(want.path);
+        assert.ok(srv, `${where}the server printed no line for it: ${server.output().slice(-1500)}`);
+        assert.match(String(srv.offer), /^permessage-deflate/, `${where}chromium offered ${srv.offer}`);
+        assert.deepEqual(srv.compression, want.agreed, `${where}ws.compression on the server`);
+        const st = srv.stats;
+        assert.ok(st.decompressions >= 7 && st.compressions >= 7, `${where}stats ${JSON.stringify(st)}`);
+        assert.ok(st.bytes_in - st.wire_bytes_in > 64 * KiB, `${where}chromium's messages did not shrink: ${JSON.stringify(st)}`);
+        assert.ok(st.bytes_out - st.wire_bytes_out > 64 * KiB, `${where}luaws's messages did not shrink: ${JSON.stringify(st)}`);
+
+        // context takeover and windows, each way: the 2 KiB repeats are
+        // cheap only with the context kept and a window that reaches them
+        const a = want.agreed;
+        const conn = relay.conns.find((c) => c.request.startsWith(`GET ${want.path} `));
+        assert.ok(conn, `${where}the relay saw no request for it`);
+        const data = conn.frames.filter((f) => f.op === 1 || f.op === 2);
+        assert.equal(data.length, 7, `${where}the server sent ${data.length} data frames`);
+        assert.ok(data.every((f) => f.rsv1), `${where}a message went out uncompressed: ${JSON.stringify(data)}`);
+        const out = data.slice(2).map((f) => f.len);
+        const inn = srv.sizes.slice(2);
+        const mean = (xs) => xs.slice(1).reduce((x, y) => x + y, 0) / (xs.length - 1);
+        figures.push(`${want.path} out ${out[0]}/${mean(out).toFixed(0)} in ${inn[0]}/${mean(inn).toFixed(0)}`);
+        if (a.server_no_context_takeover || a.server_max_window_bits <= 10) {
+          assert.ok(mean(out) > out[0] / 2, `${where}luaws -> chromium repeats ${out}: no context to take over`);
+        } else if (a.server_max_window_bits >= 12) {
+          assert.ok(mean(out) < out[0] / 4, `${where}luaws -> chromium repeats ${out}: context takeover`);
+        }
+        if (a.client_no_context_takeover || a.client_max_window_bits <= 10) {
+          assert.ok(mean(inn) > inn[0] / 2, `${where}chromium -> luaws repeats ${inn}: no context to take over`);
+        } else if (a.client_max_window_bits >= 12) {
+          assert.ok(mean(inn) < inn[0] / 4, `${where}chromium -> luaws repeats ${inn}: context takeover`);
+        }
+      }
+      process.stdout.write(`# chromium takeover figures (first copy / mean of repeats, wire bytes): ${figures.join('; ')}\n`);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      if (browser) await browser.close();
+      if (relay) await relay.close();
+      if (server) await server.stop();
     }
   });
