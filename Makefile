@@ -108,7 +108,7 @@ clean:
 # edges of csrc/ and the harnesses' own loops do not slow every input.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_TARGETS ?= frame http utf8 chunked
+FUZZ_TARGETS ?= frame http utf8 chunked pmd
 FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
@@ -118,7 +118,9 @@ FUZZ_SRCS_frame := proto/frame proto/utf8
 FUZZ_SRCS_http  := proto/http proto/handshake
 FUZZ_SRCS_utf8  := proto/utf8
 FUZZ_SRCS_chunked := proto/http
+FUZZ_SRCS_pmd   := proto/pmd proto/deflate proto/buffer
 FUZZ_LIBS_http  := -lcrypto
+FUZZ_LIBS_pmd   := -lz
 FUZZ_PKGS := clang libclang-rt-14-dev
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
 FUZZ_OBJS := $(sort $(foreach t,$(FUZZ_TARGETS),$(FUZZ_SRCS_$(t):%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/harness/$(t)_fuzz.o))

@@ -410,7 +410,7 @@ static int offer1(const char *value, const struct ws_pmd_config *ours, struct ws
 static void test_pmd_negotiate(void)
 {
     struct ws_pmd_params a;
-    char ans[WS_PMD_ANSWER_MAX], v[128];
+    char ans[WS_PMD_ANSWER_MAX], v[WS_PMD_ANSWER_MAX];
     struct ws_pmd_config ours;
 
     /* the plain offer, and the browsers' (client_max_window_bits without a value) */
@@ -508,10 +508,12 @@ static void test_pmd_negotiate(void)
     CHECK(offer1("permessage-deflate", &ours, &a, ans) == 1 && a.server_no_context_takeover &&
           a.client_no_context_takeover &&
           strcmp(ans, "permessage-deflate; server_no_context_takeover; client_no_context_takeover") == 0);
-    /* the longest answer fits */
-    ours.server_max_window_bits = ours.client_max_window_bits = 9;
-    CHECK(offer1("permessage-deflate; client_max_window_bits=10; server_max_window_bits=11", &ours, &a, ans) == 1 &&
-          strlen(ans) < WS_PMD_ANSWER_MAX && a.server_max_window_bits == 9 && a.client_max_window_bits == 9);
+    /* the longest answer fits (found by fuzz/pmd_fuzz.c: it once did not) */
+    ours.server_max_window_bits = 12;
+    ours.client_max_window_bits = 11;
+    CHECK(offer1("permessage-deflate; client_max_window_bits=13; server_max_window_bits=14", &ours, &a, ans) == 1 &&
+          strlen(ans) == 128 && a.server_max_window_bits == 12 && a.client_max_window_bits == 11);
+    CHECK(ws_pmd_offer(&ours, v) == 128 && strlen(v) == 128);
 }
 
 /* The client's check of a 101 whose extension lines are ext. */

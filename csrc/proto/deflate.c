@@ -409,6 +409,20 @@ static int inflate_some(struct ws_zctx *x, const uint8_t *in, size_t n, struct w
     }
 }
 
+/*
+** After the tail: is the inflater between two blocks, with no bit of the
+** next one read? zlib's data_type says so (128: "just completed a block",
+** the low bits: unused bits held). A message made as §7.2.1 says ends with
+** the empty stored block the tail completes, so this always holds for it;
+** data that ends inside a block would leave state that no saved window can
+** carry to the next message, and whether it inflated would depend on
+** whether the stream stayed warm. It is refused instead (1002).
+*/
+static int at_block_boundary(const z_stream *z)
+{
+    return (z->data_type & 128) != 0 && (z->data_type & 7) == 0;
+}
+
 int ws_inflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t len, int fin,
                struct ws_buf *out, uint64_t *total, uint64_t max)
 {
@@ -424,6 +438,8 @@ int ws_inflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
     rc = inflate_some(x, data, len, out, total, max);
     if (rc == WS_OK && fin)
         rc = inflate_some(x, tail, sizeof tail, out, total, max);
+    if (rc == WS_OK && fin && !x->ended && !at_block_boundary(&x->zs->z))
+        rc = WS_EPROTO;
     if (rc != WS_OK) {
         zs_return(p, x, 0);
         x->lost = 1;

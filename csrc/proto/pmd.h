@@ -53,8 +53,9 @@
 /* Parameters kept per extension element; more are counted, not kept. */
 #define WS_EXT_MAX_PARAMS 8
 
-/* Longest answer ws_pmd_answer writes, with its NUL. */
-#define WS_PMD_ANSWER_MAX 128
+/* Room for the longest answer or offer, with its NUL: every parameter,
+ * two-digit windows, is 128 bytes; the rest is a margin. */
+#define WS_PMD_ANSWER_MAX 160
 
 struct ws_ext_param {
     const char *name;        /* a token; not NUL-terminated */
