@@ -99,7 +99,7 @@ end
 -- The luaws side: an echo with three questions a peer may ask:
 --   "?ext"    -> {"compression": ws.compression or null}
 --   "?stats"  -> ws:stats()
---   "?stream" -> PIECES as one message sent in three pieces
+--   "?stream" -> PIECES as one message sent in three pieces, a ping after the first
 
 local function echo_handlers()
   return {
@@ -110,6 +110,7 @@ local function echo_handlers()
         assert(ws:send((assert(cjson.encode(ws:stats())))))
       elseif kind == "text" and msg == "?stream" then
         assert(ws:send(PIECES[1], "text", { fin = false }))
+        assert(ws:ping("between"))   -- a control frame between the pieces
         assert(ws:send(PIECES[2], "text", { fin = false }))
         assert(ws:send(PIECES[3], "text"))
       else
@@ -669,9 +670,10 @@ end)
 ---------------------------------------------------------------------------
 -- Frames no library sends (spec/support/deflate_raw.py).
 
-local function raw(case, port, path, arg)
+local function raw(case, port, path, arg, offer)
   local argv = { proc.PYTHON, "spec/support/deflate_raw.py", case, tostring(port), path or "/ws", arg }
-  local out, status, why = proc.run(argv, { timeout = 120, unset = { "LD_PRELOAD" } })
+  local out, status, why = proc.run(argv, { timeout = 120, unset = { "LD_PRELOAD" },
+    env = offer and { DEFLATE_RAW_OFFER = offer } or nil })
   assert(status == 0, ("deflate_raw.py %s: %s\n%s"):format(case, why or ("exit " .. tostring(status)), out))
   local r = cjson.decode(out:match("[^\n]*{[^\n]*") or "")
   return assert(r, "no JSON line in: " .. out)
@@ -703,10 +705,10 @@ end
       { op = r.frames[2].op, rsv1 = r.frames[2].rsv1, data = r.frames[2].data })
   end)
 
-  it("inflates an empty compressed message, as 0x00 and as no payload at all", function()
+  it("inflates an empty compressed message (a single 0x00, RFC 7692 §7.2.3.6)", function()
     local r = raw("empty", server.port)
-    assert.equal(3, #r.frames, show(r))
-    assert.same({ "", "", "after" }, { r.frames[1].data, r.frames[2].data, r.frames[3].data })
+    assert.equal(2, #r.frames, show(r))
+    assert.same({ "", "after" }, { r.frames[1].data, r.frames[2].data })
   end)
 
   it("inflates a compressed message in three frames with a ping between them", function()
@@ -740,6 +742,21 @@ end
       assert.equal(c[3], closes[1][1])
     end)
   end
+
+  it("inflates messages that end in a BFINAL block (RFC 7692 §7.2.3.4), each a whole stream, then a usual one", function()
+    local r = raw("bfinal", server.port)
+    assert.equal(3, #r.frames, show(r))
+    assert.same({ ("first message, "):rep(20), ("second message, "):rep(20), ("third, the usual way "):rep(10) },
+      { r.frames[1].data, r.frames[2].data, r.frames[3].data })
+  end)
+
+  it("the same with client_no_context_takeover agreed", function()
+    local r = raw("bfinal", server.port, "/ws", nil, "permessage-deflate; client_no_context_takeover")
+    assert.truthy(nn(r.answer) and r.answer:find("client_no_context_takeover", 1, true), show(r))
+    assert.equal(3, #r.frames, show(r))
+    assert.same({ ("first message, "):rep(20), ("second message, "):rep(20), ("third, the usual way "):rep(10) },
+      { r.frames[1].data, r.frames[2].data, r.frames[3].data })
+  end)
 
   it("closes with 1002 on RSV1 when nothing was agreed", function()
     local plain = h.server { compression = false }
@@ -779,6 +796,184 @@ end)
     assert.equal(2, #r.frames, show(r))
     assert.same({ true, true }, { r.frames[1].rsv1, r.frames[2].rsv1 })
     assert.same({ ("s"):rep(50), ("b"):rep(500) }, { r.frames[1].data, r.frames[2].data })
+  end)
+end)
+
+describe("max_message_size counts the inflated bytes", function()
+  after_each(function()
+    h.cleanup()
+    proc.cleanup()
+  end)
+
+  ;(has_python and it or pending)("takes a message that inflates to exactly the limit, closes with 1009 one byte past it", function()
+    local server = h.server { compression = true, max_message_size = 1000 }
+    server:route("/ws", echo_handlers())
+    local r = raw("size", server.port, "/ws", "1000")
+    assert.equal(1000, r.echo_len, show(r))
+    local r2 = raw("size", server.port, "/ws", "1001")
+    assert.equal(1009, nn(r2.close), show(r2))
+  end)
+
+  it("our client closes with 1009 when a compressed echo inflates past its limit", function()
+    local server = h.server { compression = true, max_message_size = 64 * KiB }
+    server:route("/ws", { message = function(ws) assert(ws:send(("z"):rep(2 * MiB))) end })
+    local ws = assert(luaws.connect(server:url("/ws"), { compression = true, max_message_size = 100 * KiB }))
+    assert(ws:send("go"))
+    local msg = h.fails("closed", ws:receive(10))
+    assert.truthy(msg:find("1009", 1, true), msg)
+    assert.equal(1009, (ws:close_status()))
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- Fan-out and many connections at once: the shared pool of zlib streams,
+-- windows kept for connections that take over context, one compressed frame
+-- shared by the connections that do not.
+
+describe("compression across many connections", function()
+  after_each(h.cleanup)
+
+  -- A luaws client per compression option in configs, to the server's /ws;
+  -- after each has said hello.
+  local function clients(server, configs)
+    local list = {}
+    for i, cfg in ipairs(configs) do
+      local ws = assert(luaws.connect(server:url("/ws"), { compression = cfg, max_message_size = 64 * MiB }))
+      echo(ws, "hello " .. i, "hello from client " .. i, "text")
+      list[i] = ws
+    end
+    return list
+  end
+
+  local CONFIGS = { false, true, { server_context_takeover = false },
+    { server_context_takeover = false, server_max_window_bits = 10 }, { server_max_window_bits = 9 },
+    { client_context_takeover = false }, { server_context_takeover = false } }
+
+  it("broadcast and publish reach connections with every setting intact, in order", function()
+    local server = h.server { compression = true }
+    local handlers = echo_handlers()
+    handlers.open = function(ws) assert(ws:subscribe("room")) end
+    server:route("/ws", handlers)
+    local list = clients(server, CONFIGS)
+    local msgs = {
+      { TEXT100K, "text" }, { ("short "):rep(5), "text" }, { window_bytes(), "binary" },
+      { ('{"n": 1, "text": "%s"}'):format(("abc"):rep(300)), "text" }, { TEXT100K:sub(1, 50000), "text" },
+    }
+    for i, m in ipairs(msgs) do
+      if i % 2 == 1 then
+        assert.equal(#list, server:broadcast(m[1], m[2]))
+      else
+        assert.equal(#list, server:publish("room", m[1], m[2]))
+      end
+    end
+    for c, ws in ipairs(list) do
+      for i, m in ipairs(msgs) do
+        local got, kind = ws:receive(20)
+        assert(got, ("client %d (%s), message %d: %s"):format(c, show(CONFIGS[c]), i, tostring(kind)))
+        assert.equal(m[2], kind)
+        assert(got == m[1], ("client %d (%s), message %d changed (%d bytes, expected %d)"):format(
+          c, show(CONFIGS[c]), i, #got, #m[1]))
+      end
+      -- and its own echo still inflates after the fan-out (context kept in order)
+      echo(ws, "echo after the fan-out", TEXT100K:sub(1, 20000), "text")
+      ws:close()
+    end
+  end)
+
+  it("compresses a broadcast once for connections that agreed the same parameters without context takeover", function()
+    local server = h.server { compression = { server_context_takeover = false } }
+    server:route("/ws", echo_handlers())
+    local list = clients(server, { true, true, true, true, true })
+    for _, ws in ipairs(list) do assert.is_true(ws.compression.server_no_context_takeover) end
+    local before = stat(server:stats(), "compressions")
+    assert.equal(5, server:broadcast(TEXT100K))
+    local after = stat(server:stats(), "compressions")
+    for _, ws in ipairs(list) do
+      assert.same({ TEXT100K, "text" }, { ws:receive(20) })
+      assert.is_true(stat(ws:stats(), "decompressions") >= 1, "it came uncompressed: " .. show(ws:stats()))
+      ws:close()
+    end
+    print(("# one broadcast to 5 connections without context takeover: %d compression(s)"):format(after - before))
+    assert.equal(1, after - before, "compressions for one broadcast")
+  end)
+
+  it("keeps each connection's context apart when 10 clients with context takeover interleave messages", function()
+    local server = h.server { compression = true }
+    server:route("/ws", echo_handlers())
+    local cfgs = {}
+    for i = 1, 10 do cfgs[i] = true end
+    local list = clients(server, cfgs)
+    for round = 1, 5 do
+      local sent = {}
+      for c, ws in ipairs(list) do   -- every client sends before any reads: the server meets them in one turn
+        sent[c] = ("client %d round %d: %s"):format(c, round, ("payload %d-%d "):format(c, round):rep(300))
+        assert(ws:send(sent[c]))
+      end
+      for c, ws in ipairs(list) do
+        local got = assert(ws:receive(20))
+        assert(got == sent[c], ("client %d, round %d: the echo differs"):format(c, round))
+      end
+    end
+    -- with context taken over, the later rounds cost little on the wire
+    for _, ws in ipairs(list) do
+      local st = ws:stats()
+      assert.is_true(stat(st, "wire_bytes_in") < stat(st, "bytes_in") / 10, show(st))
+      ws:close()
+    end
+  end)
+
+  it("keeps fragmented compressed messages of several connections apart when their frames interleave", function()
+    local server = h.server { compression = true }
+    server:route("/ws", echo_handlers())
+    local a, b, c = table.unpack(clients(server, { true, { client_context_takeover = false }, true }))
+    local pa = { ("alpha one "):rep(100), ("alpha two "):rep(100), ("alpha three "):rep(100) }
+    assert(a:send(pa[1], "text", { fin = false }))
+    assert(b:send(("bravo whole "):rep(200)))
+    assert(c:send(("charlie "):rep(50), "binary", { fin = false }))
+    h.idle(0.05)
+    assert(a:send(pa[2], "text", { fin = false }))
+    assert(b:send(("bravo again "):rep(200)))
+    h.idle(0.05)
+    assert(c:send(("charlie end "):rep(50), "binary"))
+    assert(a:send(pa[3], "text"))
+    assert.same({ table.concat(pa), "text" }, { a:receive(20) })
+    assert.same({ ("bravo whole "):rep(200), "text" }, { b:receive(20) })
+    assert.same({ ("bravo again "):rep(200), "text" }, { b:receive(20) })
+    assert.same({ ("charlie "):rep(50) .. ("charlie end "):rep(50), "binary" }, { c:receive(20) })
+    for _, ws in ipairs { a, b, c } do
+      assert.is_true(stat(ws:stats(), "compressions") >= 1, show(ws:stats()))
+      assert.is_true(stat(ws:stats(), "decompressions") >= 1, show(ws:stats()))
+      ws:close()
+    end
+  end)
+
+  it("keeps the server's streamed messages to several connections apart while they are open at once", function()
+    local server = h.server { compression = true }
+    server:route("/ws", {
+      message = function(ws, msg)
+        local n = tonumber(msg)
+        if not n then return assert(ws:send(msg)) end   -- the hello
+        local function piece(i) return ("stream %d piece %d; "):format(n, i):rep(200) end
+        assert(ws:send(piece(1), "text", { fin = false }))
+        luaws.after(0.02 * n, function()
+          assert(ws:send(piece(2), "text", { fin = false }))
+          luaws.after(0.02, function() assert(ws:send(piece(3), "text")) end)
+        end)
+      end,
+    })
+    local cfgs = {}
+    for i = 1, 6 do cfgs[i] = i % 2 == 0 and true or { server_context_takeover = false } end
+    local list = clients(server, cfgs)
+    for i, ws in ipairs(list) do assert(ws:send(tostring(i))) end
+    for round = 1, 2 do
+      for i, ws in ipairs(list) do
+        local want = {}
+        for p = 1, 3 do want[p] = ("stream %d piece %d; "):format(i, p):rep(200) end
+        assert.same({ table.concat(want), "text" }, { ws:receive(20) }, ("round %d, client %d"):format(round, i))
+        if round == 1 then assert(ws:send(tostring(i))) end
+      end
+    end
+    for _, ws in ipairs(list) do ws:close() end
   end)
 end)
 

@@ -14,9 +14,12 @@ frames, in order), "close": the server's close code (null: none came),
 "end": how the stream ended, ...}. Exit 1 with a line on stderr when the
 handshake fails.
 
+The offer is "permessage-deflate; client_max_window_bits", or
+$DEFLATE_RAW_OFFER when set.
+
 Cases:
   echo         one compressed text, one compressed binary; the echoes
-  empty        compressed empty messages (payload 0x00, and no payload)
+  empty        a compressed empty message (payload 0x00), then "after" plain
   threshold    sends "go"; the server answers a small and a large message
   control      a ping with RSV1 set (must be 1002)
   rsv1_cont    uncompressed TEXT (no FIN), then a CONT with RSV1 (1002)
@@ -29,6 +32,9 @@ Cases:
   bomb_frag    the same, one frame per MiB
   fragmented   a compressed TEXT in three frames, a ping between; the echo
   bytewise     a compressed TEXT in frames of one byte each; the echo
+  size         ARG: one compressed TEXT that inflates to ARG bytes; its echo
+               (data cut to 16 bytes, echo_len) or the close
+  bfinal       two messages each ending in a BFINAL block, then a usual one
   bad_utf8_frag  compressed TEXT whose second frame inflates to invalid UTF-8 (1007)
   fake_server  ARG: a file of answers, one line each ("-": no header); serves
                on a free port (prints "listening PORT"): a request for /N gets
@@ -270,7 +276,8 @@ def main():
     arg = sys.argv[4] if len(sys.argv) > 4 else None
     out = {"case": case, "answer": None, "frames": [], "close": None, "end": None}
     try:
-        c, answer = connect(port, path, None if case == "rsv1_plain" else OFFER)
+        offer = os.environ.get("DEFLATE_RAW_OFFER", OFFER)
+        c, answer = connect(port, path, None if case == "rsv1_plain" else offer)
     except (rawws.HandshakeError, OSError) as e:
         print("handshake: %s" % e, file=sys.stderr)
         return 1
@@ -284,9 +291,8 @@ def main():
             read_until_close(c, out, inflater, want_data=2)
         elif case == "empty":
             send(rawws.frame(rawws.TEXT, b"\x00", rsv=RSV1))
-            send(rawws.frame(rawws.TEXT, b"", rsv=RSV1))
             send(rawws.frame(rawws.TEXT, b"after"))
-            read_until_close(c, out, inflater, want_data=3)
+            read_until_close(c, out, inflater, want_data=2)
         elif case == "threshold":
             send(rawws.frame(rawws.TEXT, b"go"))
             read_until_close(c, out, inflater, want_data=2)
@@ -338,6 +344,21 @@ def main():
             out["sent_text"] = text.decode()
             out["sent_frames"] = len(z)
             read_until_close(c, out, inflater, want_data=1)
+        elif case == "size":
+            # one compressed text of ARG bytes (one letter repeated)
+            send(rawws.frame(rawws.TEXT, deflate(b"a" * int(arg)), rsv=RSV1))
+            read_until_close(c, out, inflater, want_data=1)
+            if out["frames"]:
+                out["echo_len"] = len(out["frames"][0]["data"])
+                out["frames"][0]["data"] = out["frames"][0]["data"][:16]
+        elif case == "bfinal":
+            # two messages, each a whole deflate stream ending in a block with
+            # BFINAL set (RFC 7692 §7.2.3.4), each from a fresh compressor
+            for text in (b"first message, " * 20, b"second message, " * 20):
+                co = zlib.compressobj(6, zlib.DEFLATED, -15)
+                send(rawws.frame(rawws.TEXT, co.compress(text) + co.flush(zlib.Z_FINISH), rsv=RSV1))
+            send(rawws.frame(rawws.TEXT, deflate(b"third, the usual way " * 10), rsv=RSV1))
+            read_until_close(c, out, inflater, want_data=3)
         elif case == "bad_utf8_frag":
             # invalid UTF-8 in the second frame's inflated bytes: 1007
             co = zlib.compressobj(6, zlib.DEFLATED, -15)
