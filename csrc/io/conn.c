@@ -113,7 +113,18 @@ struct conn_pmd {
     struct ws_zctx in;            /* what the peer sends */
 };
 
+/* After this many seconds in which no message was compressed or inflated,
+ * the pool's idle streams are freed (warm ones' windows saved first), so a
+ * server whose traffic stopped holds no zlib memory beyond its windows. */
+#ifndef CONN_ZPOOL_IDLE
+#define CONN_ZPOOL_IDLE 10.
+#endif
+
 static struct ws_zpool zpool = WS_ZPOOL_INIT(CONN_ZPOOL_KEEP, CONN_ZPOOL_BYTES);
+static ev_timer ztimer;           /* every CONN_ZPOOL_IDLE s while streams exist */
+static uint8_t ztimer_on;
+static uint64_t zlends_seen;      /* zpool.lends at the last tick */
+static void conn_ztimer_start(void);
 static struct ws_buf zbuf;        /* a message's compressed bytes on their way to the queue */
 
 /* The send queue after c->out: whole frames, each its own bytes or a
@@ -1220,11 +1231,47 @@ int conn_pmd_start(struct conn *c, const struct ws_pmd_params *a, const struct c
     free(c->pmd);
     c->pmd = p;
     ws_reader_allow_compressed(&c->rd, 1);
+    conn_ztimer_start();
     return WS_OK;
+}
+
+/* The pool's timer: free the idle streams after a period without use;
+ * stop once none is left (the next agreement starts it again). */
+static void conn_ztimer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    if (zpool.lends == zlends_seen) {
+        ws_zpool_trim(&zpool, 0, 0);
+        ws_buf_free(&zbuf);
+    }
+    zlends_seen = zpool.lends;
+    if (zpool.live == 0) {
+        ev_ref(loop);   /* balance the unref at start */
+        ev_timer_stop(loop, w);
+        ztimer_on = 0;
+    }
+}
+
+static void conn_ztimer_start(void)
+{
+    struct ev_loop *loop = loop_get();
+    if (ztimer_on)
+        return;
+    ev_timer_init(&ztimer, conn_ztimer_cb, CONN_ZPOOL_IDLE, CONN_ZPOOL_IDLE);
+    ev_timer_start(loop, &ztimer);
+    ev_unref(loop);   /* it alone must not keep the loop running */
+    ztimer_on = 1;
+    zlends_seen = zpool.lends;
 }
 
 void conn_zpool_free(void)
 {
+    if (ztimer_on) {
+        struct ev_loop *loop = loop_get();
+        ev_ref(loop);
+        ev_timer_stop(loop, &ztimer);
+        ztimer_on = 0;
+    }
     ws_zpool_trim(&zpool, 0, 0);
     ws_buf_free(&zbuf);
 }

@@ -688,10 +688,12 @@ static int lconn_resume(lua_State *L)
 }
 
 /* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out,
- * wire_bytes_in, wire_bytes_out, compressions, decompressions}
- * | nil, message, "closed" once the connection was released. bytes_* are
- * message bytes (inflated), wire_bytes_* the data frames' payload bytes as
- * they crossed the wire (compressed where they were).
+ * wire_bytes_in, wire_bytes_out, compressions, decompressions,
+ * compression_bytes} | nil, message, "closed" once the connection was
+ * released. bytes_* are message bytes (inflated), wire_bytes_* the data
+ * frames' payload bytes as they crossed the wire (compressed where they
+ * were); compression_bytes what its compression holds of its own between
+ * messages (its state and saved windows; zlib streams are the pool's).
  * [-0, +1|3, -]  Usage: local st = ws:stats() */
 static int lconn_stats(lua_State *L)
 {
@@ -700,7 +702,7 @@ static int lconn_stats(lua_State *L)
     if (!l)
         return lws_fail(L, WS_ECLOSED, "stats: the connection is closed");
     conn_zstats(&l->c, &zs);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     FIELD("messages_in", l->c.msgs_in);
     FIELD("messages_out", l->c.msgs_out);
@@ -710,6 +712,7 @@ static int lconn_stats(lua_State *L)
     FIELD("wire_bytes_out", zs.wire_out);
     FIELD("compressions", zs.compressions);
     FIELD("decompressions", zs.decompressions);
+    FIELD("compression_bytes", conn_compression_held(&l->c));
 #undef FIELD
     return 1;
 }

@@ -654,13 +654,14 @@ static int lserver_ws_publish(lua_State *L)
 
 /* server:stats() -> {connections, pending, accepted, upgraded, rejected,
  * messages_in, messages_out, bytes_in, bytes_out, frames_cut, shutdown_cut,
- * wire_bytes_in, wire_bytes_out, compressions, decompressions}.
+ * wire_bytes_in, wire_bytes_out, compressions, decompressions,
+ * zlib_streams, zlib_streams_idle (the process's pool, shared by servers)}.
  * [-0, +1, v] */
 static int lserver_stats(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
     const struct conn_stats *st = &ls->s.group.stats;
-    lua_createtable(L, 0, 15);
+    lua_createtable(L, 0, 17);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     FIELD("connections", ls->s.group.nopen);
     FIELD("pending", ls->s.group.nconns - ls->s.group.nopen);
@@ -677,6 +678,11 @@ static int lserver_stats(lua_State *L)
     FIELD("wire_bytes_out", st->wire_bytes_out);
     FIELD("compressions", st->compressions);
     FIELD("decompressions", st->decompressions);
+    {
+        size_t idle, live = conn_zstreams(&idle, NULL);
+        FIELD("zlib_streams", live);        /* the process's pool: every server's */
+        FIELD("zlib_streams_idle", idle);
+    }
     if (ls->bp) {
         const struct backplane_stats *b = backplane_stats(ls->bp);
         FIELD("backplane_published", b->published);

@@ -178,14 +178,16 @@ static struct ws_zstream *zs_new(struct ws_zpool *p, const struct ws_zctx *x)
 /*
 ** Lend x a stream for its next message. Its own warm stream if it has
 ** one (the context is intact: nothing to do); else a free stream that
-** fits, else the least recently used warm one that fits (its owner's
-** window saved first), else a new one; then reset it and, with context
-** takeover, give it x's window. NULL if out of memory.
+** fits; else a new one, unless the idle streams already fill the pool's
+** bounds: then the least recently used warm one that fits (its owner's
+** window saved first); then reset it and, with context takeover, give it
+** x's window. NULL if out of memory.
 */
 static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
 {
     struct ws_zstream **pp, **take = NULL, **lru = NULL, *zs;
     int rc = Z_OK;
+    p->lends++;
     if (x->zs) {
         for (pp = &p->idle; *pp && *pp != x->zs; pp = &(*pp)->next)
             ;
@@ -206,7 +208,10 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
         }
         lru = pp;
     }
-    if (!take)
+    /* no free stream: a new one while the idle ones are within the pool's
+     * bounds (the warm stay warm), else the least recently used warm one */
+    if (!take && lru && (p->nidle >= p->keep ||
+                         p->idle_bytes + zs_bytes(x->kind, zlib_bits(x), x->mem_level) > p->keep_bytes))
         take = lru;
     if (take) {
         zs = *take;

@@ -67,9 +67,10 @@ struct ws_zpool {
     size_t idle_bytes;         /* zlib memory of the idle streams (zlib's own formula, about) */
     size_t live;               /* streams allocated (idle or lent) */
     uint64_t resets;           /* streams lent to a context they did not hold */
+    uint64_t lends;            /* streams lent (a message started), warm or not */
 };
 
-#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, 0, (keep), (keep_bytes), 0, 0, 0 }
+#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, 0, (keep), (keep_bytes), 0, 0, 0, 0 }
 
 enum ws_zkind {
     WS_Z_DEFLATE = 0,          /* compresses what we send */
