@@ -201,7 +201,8 @@ local function run_peer_client(peer, plan, servers)
   local cases = {}
   for _, c in ipairs(plan) do
     if not c.skip then
-      cases[#cases + 1] = { name = c.name, url = servers[c.server]:url("/ws"), offer = c.offer or cjson.null, steps = c.steps }
+      cases[#cases + 1] = { name = c.name, url = servers[c.server]:url("/ws"), offer = c.offer or cjson.null,
+        steps = c.steps, ca = c.ca }
     end
   end
   local file = os.tmpname()
@@ -974,6 +975,168 @@ describe("compression across many connections", function()
       end
     end
     for _, ws in ipairs(list) do ws:close() end
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- Connections that end in the middle of a compressed message give their
+-- zlib stream back: the pool is never drained.
+
+describe("connections that end in the middle of a compressed message", function()
+  after_each(function()
+    h.cleanup()
+    proc.cleanup()
+  end)
+
+  local function still_compresses(server)
+    local ws = assert(luaws.connect(server:url("/ws"), { compression = true }))
+    echo(ws, "a compressed echo afterwards", TEXT100K, "text")
+    local st = ws:stats()
+    assert.is_true(stat(st, "compressions") >= 1 and stat(st, "decompressions") >= 1, show(st))
+    ws:close()
+  end
+
+  ;(has_python and it or pending)("200 clients that vanish after the first compressed frame of a message", function()
+    local server = h.server { compression = true }
+    server:route("/ws", echo_handlers())
+    local out = proc.run({ proc.PYTHON, "spec/support/deflate_raw.py", "abort_mid", tostring(server.port), "/ws", "200" },
+      { timeout = 120, unset = { "LD_PRELOAD" } })
+    local r = cjson.decode(out:match("[^\n]*{[^\n]*") or "")
+    assert.equal(200, r and r.aborted, out)
+    h.pump(function() return server:stats().connections == 0 end, "the 200 connections to end", 30)
+    still_compresses(server)
+  end)
+
+  it("200 server streams left open (fin = false) when their clients close, and 200 client streams", function()
+    local server = h.server { compression = true }
+    server:route("/ws", echo_handlers())
+    server:route("/stuck", { message = function(ws)
+      assert(ws:send(("an unfinished message "):rep(100), "text", { fin = false }))
+    end })
+    for i = 1, 200 do
+      local ws = assert(luaws.connect(server:url(i % 2 == 0 and "/stuck" or "/ws"), { compression = true }))
+      if i % 2 == 0 then
+        assert(ws:send("go"))
+        h.pump(function() return stat(server:stats(), "compressions") >= i // 2 end, "the server's first piece")
+      else
+        assert(ws:send(("our unfinished message "):rep(100), "text", { fin = false }))
+      end
+      ws:close(1000, "", 5)
+    end
+    h.pump(function() return server:stats().connections == 0 end, "the 200 connections to end", 30)
+    still_compresses(server)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- wss:// with compression: the TLS transport queues what the plain one writes
+-- straight from the Lua string.
+
+describe("compression over TLS", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  local have_openssl = select(2, proc.run({ "openssl", "version" }, { timeout = 20 })) == 0
+  setup(function()
+    if not have_openssl then return end
+    proc.check { "mkdir", "-p", dir }
+    proc.check({ "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+      "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert }, { timeout = 60 })
+  end)
+  teardown(function() proc.run { "rm", "-rf", dir } end)
+  after_each(function()
+    h.cleanup()
+    proc.cleanup()
+  end)
+
+  ;(have_openssl and it or pending)("our client and server: text, binary, takeover, a stream", function()
+    local server = h.server { compression = true, tls = { certificate = cert, key = key } }
+    server:route("/ws", echo_handlers())
+    local ws = assert(luaws.connect(server:url("/ws"), { compression = true, tls = { ca = cert } }))
+    assert.same(agreed(), ws.compression)
+    echo(ws, "100 KiB text", TEXT100K, "text")
+    echo(ws, "window binary", window_bytes(), "binary")
+    local m = hex(random_bytes(1024))
+    for i = 1, 5 do echo(ws, "takeover " .. i, m, "text") end
+    assert(ws:send("?stream"))
+    assert.same({ STREAM, "text" }, { ws:receive(20) })
+    local st = ws:stats()
+    assert.is_true(stat(st, "bytes_in") - stat(st, "wire_bytes_in") > 64 * KiB, show(st))
+    ws:close()
+  end)
+
+  ;(have_openssl and has_python and it or pending)("python3-websockets over wss://", function()
+    local server = h.server { compression = true, tls = { certificate = cert, key = key } }
+    server:route("/ws", echo_handlers())
+    local c = { name = "wss", server = "tls", offer = "default", steps = FULL, expect = agreed(), ca = cert }
+    local by, context = run_peer_client("python", { c }, { tls = server })
+    c.steps = FULL
+    check_client_case(c, by.wss, context)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- The option, checked where options are (lua/luaws/options.lua).
+
+describe("the compression option", function()
+  after_each(h.cleanup)
+
+  for _, c in ipairs {
+    { { level = 10 }, "option 'compression.level' must be an integer 0-9" },
+    { { level = 3.5 }, "option 'compression.level' must be an integer 0-9" },
+    { { mem_level = 0 }, "option 'compression.mem_level' must be an integer 1-9" },
+    { { server_max_window_bits = 7 }, "option 'compression.server_max_window_bits' must be an integer 8-15" },
+    { { client_max_window_bits = 16 }, "option 'compression.client_max_window_bits' must be an integer 8-15" },
+    { { threshold = -1 }, "option 'compression.threshold' must be an integer" },
+    { { server_context_takeover = 1 }, "option 'compression.server_context_takeover' must be a boolean" },
+    { { foo = 1 }, "unknown option 'compression.foo'" },
+    { "yes", "option 'compression' must be a boolean or table" },
+  } do
+    it(("raises on %s, naming the function and the option"):format(show(c[1])), function()
+      local ok, err = pcall(luaws.listen, { host = "127.0.0.1", port = 0, compression = c[1] })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("listen: " .. c[2], 1, true), err)
+      ok, err = pcall(luaws.connect, "ws://127.0.0.1:9/", { compression = c[1] })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("connect: " .. c[2], 1, true), err)
+    end)
+  end
+
+  it("is off by default on both sides", function()
+    local server = h.server()
+    server:route("/ws", echo_handlers())
+    local ws = assert(luaws.connect(server:url("/ws")))
+    assert.is_nil(ws.compression)
+    ws:close()
+    local on = h.server { compression = true }
+    on:route("/ws", echo_handlers())
+    ws = assert(luaws.connect(on:url("/ws")))   -- our client offers nothing unless asked
+    assert.is_nil(ws.compression)
+    ws:close()
+  end)
+
+  it("a route's compression = true agrees on a server without compression", function()
+    local server = h.server()
+    local handlers = echo_handlers()
+    handlers.compression = true
+    server:route("/z", handlers)
+    server:route("/ws", echo_handlers())
+    local ws = assert(luaws.connect(server:url("/z"), { compression = true }))
+    assert.same(agreed(), ws.compression)
+    echo(ws, "100 KiB text", TEXT100K, "text")
+    ws:close()
+    ws = assert(luaws.connect(server:url("/ws"), { compression = true }))
+    assert.is_nil(ws.compression)
+    ws:close()
+  end)
+
+  it("a route's own settings (the third argument) override the server's", function()
+    local server = h.server { compression = true }
+    server:route("/ws", echo_handlers(), { compression = { server_context_takeover = false, server_max_window_bits = 11 } })
+    local ws = assert(luaws.connect(server:url("/ws"), { compression = true }))
+    assert.same(agreed { server_no_context_takeover = true, server_max_window_bits = 11 }, ws.compression)
+    echo(ws, "100 KiB text", TEXT100K, "text")
+    ws:close()
   end)
 end)
 

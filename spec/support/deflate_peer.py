@@ -6,7 +6,8 @@ for a luaws client.
 
 Usage:
   deflate_peer.py client CASES.json
-      CASES.json: a list of {"name", "url", "offer", "steps"}. offer: null (no
+      CASES.json: a list of {"name", "url", "offer", "steps"[, "ca"]} (ca: the
+      certificate to trust for a wss:// url). offer: null (no
       extension offered), "default" (websockets' own default offer), or
       {"server_no_context_takeover": bool, "client_no_context_takeover": bool,
        "server_max_window_bits": N|null, "client_max_window_bits": N|true|null}.
@@ -245,6 +246,9 @@ async def run_case(case):
            "server": None, "stats": [], "in": [], "results": {}}
     offer = case.get("offer")
     kw = dict(max_size=MAX_SIZE, ping_interval=None, open_timeout=10, close_timeout=5)
+    if case.get("ca"):   # wss:// with the spec's own CA
+        import ssl
+        kw["ssl"] = ssl.create_default_context(cafile=case["ca"])
     if offer is None:
         kw["compression"] = None
     elif offer == "default":

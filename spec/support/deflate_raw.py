@@ -36,6 +36,8 @@ Cases:
                (data cut to 16 bytes, echo_len) or the close
   bfinal       two messages each ending in a BFINAL block, then a usual one
   bad_utf8_frag  compressed TEXT whose second frame inflates to invalid UTF-8 (1007)
+  abort_mid    ARG connections, each sends the first frame of a compressed
+               message and closes its socket; prints {"aborted": n}
   fake_server  ARG: a file of answers, one line each ("-": no header); serves
                on a free port (prints "listening PORT"): a request for /N gets
                a 101 with answer N as its Sec-WebSocket-Extensions, and
@@ -265,7 +267,26 @@ def fake_server(answers_file):
     srv.serve_forever()
 
 
+def abort_mid(port, path, n):
+    """n connections that each send the first frame of a compressed message
+    and vanish (TCP closed, no close frame)."""
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    first = co.compress(b"never finished " * 200) + co.flush(zlib.Z_SYNC_FLUSH)
+    done = 0
+    for _ in range(n):
+        c, answer = connect(port, path)
+        if not answer:
+            break
+        c.send(rawws.frame(rawws.TEXT, first, fin=False, rsv=RSV1))
+        c.sock.close()
+        done += 1
+    print(json.dumps({"case": "abort_mid", "aborted": done}), flush=True)
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "abort_mid":
+        abort_mid(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        return 0
     if len(sys.argv) == 3 and sys.argv[1] == "fake_server":
         fake_server(sys.argv[2])
         return 0
