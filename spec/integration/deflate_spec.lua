@@ -1141,6 +1141,70 @@ describe("the compression option", function()
 end)
 
 ---------------------------------------------------------------------------
+-- Workers: a publish on one worker, relayed to the other, reaches compressed
+-- subscribers of both, those that take over context and those that do not.
+
+describe("compression under run{workers = 2}", function()
+  after_each(proc.cleanup)
+
+  it("a publish on either worker reaches every compressed subscriber intact", function()
+    local p = proc.spawn({ "lua5.4", "spec/support/deflate_workers_server.lua" }, { env = proc.luaws_env() })
+    local port = tonumber(assert(p:wait_line("listening on 127%.0%.0%.1:(%d+) worker master", 30)))
+    assert(proc.wait_until(function()
+      local k = 0
+      for _ in p:stdout():gmatch("worker %d+\n") do k = k + 1 end
+      return k >= 2 or p:status()
+    end, 30) and not p:status(), "the workers did not start: " .. p:stdout() .. p:stderr())
+    local url = "ws://127.0.0.1:" .. port
+    local KINDS = { true, { server_context_takeover = false } }
+    -- connect until each worker has a subscriber of each kind and a publisher
+    local subs, pubs, open = {}, {}, {}
+    local function need()
+      for w = 1, 2 do
+        if not pubs[w] then return true end
+        for k = 1, 2 do if not (subs[w] and subs[w][k]) then return true end end
+      end
+      return false
+    end
+    for i = 1, 400 do
+      if not need() then break end
+      local path, k = i % 3 == 0 and "/pub" or "/sub", (i % 2) + 1
+      local ws = assert(luaws.connect(url .. path, { compression = KINDS[k] }))
+      local hello = assert(ws:receive(10))
+      local w = tonumber(hello:match("^hello (%d+)$"))
+      local keep = false
+      if path == "/pub" and not pubs[w] then pubs[w], keep = ws, true end
+      if path == "/sub" then
+        subs[w] = subs[w] or {}
+        if not subs[w][k] then subs[w][k], keep = ws, true end
+      end
+      if keep then open[#open + 1] = ws else ws:close() end
+    end
+    assert.is_false(need(), "could not reach a subscriber of each kind and a publisher on each worker")
+    for w = 1, 2 do
+      local msg = ("from worker %d: %s"):format(w, TEXT100K:sub(1, 30000))
+      assert(pubs[w]:send(msg))
+      assert.matches("^published %d+$", (assert(pubs[w]:receive(10))))
+      for sw = 1, 2 do
+        for k = 1, 2 do
+          local got, kind = subs[sw][k]:receive(10)
+          assert(got == msg, ("the %s subscriber on worker %d, a publish on worker %d: %s"):format(
+            show(KINDS[k]), sw, w, got and ("%d bytes"):format(#got) or tostring(kind)))
+        end
+      end
+    end
+    for sw = 1, 2 do
+      for k = 1, 2 do
+        local st = subs[sw][k]:stats()
+        assert.is_true(stat(st, "decompressions") >= 2, show(st))
+      end
+    end
+    for _, ws in ipairs(open) do ws:close() end
+    assert(p:stop(10))
+  end)
+end)
+
+---------------------------------------------------------------------------
 -- A decompression bomb, at a server in its own process.
 
 local function vm(pid, field)
