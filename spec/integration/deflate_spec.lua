@@ -1280,8 +1280,9 @@ end
 end)
 
 ---------------------------------------------------------------------------
--- Our client checks the server's answer (RFC 7692 §5, §7.1): a fake server
--- (deflate_raw.py fake_server) answers each request with a given header.
+-- Our client checks the server's answer (RFC 7692 §5, §7.1) and what comes
+-- after it: a fake server (deflate_raw.py fake_server) answers each request
+-- with a given header, then sends given frames.
 
 ;(has_python and describe or pending)("luaws client: the server's answer to its offer", function()
   -- { what, compression option, the answer ("-": none), expected ws.compression or "fail" }
@@ -1306,13 +1307,22 @@ end)
     { "client_no_context_takeover we did not ask for", true, "permessage-deflate; client_no_context_takeover",
       agreed { client_no_context_takeover = true } },
     { "no extension header", true, "-", nil },
+    -- what the fake server sends after the 101: our client's verdict
+    { "a compressed message", true, "permessage-deflate", agreed(), action = "good",
+      message = ("hello from the fake server "):rep(10) },
+    { "RSV1 on a connection that agreed nothing", true, "-", nil, action = "rsv1", close = 1002 },
+    { "a compressed ping", true, "permessage-deflate", agreed(), action = "ctrl", close = 1002 },
+    { "RSV1 on a continuation", true, "permessage-deflate", agreed(), action = "rsv1_cont", close = 1002 },
+    { "a corrupt deflate stream", true, "permessage-deflate", agreed(), action = "corrupt", close = 1002 },
+    { "text that inflates to invalid UTF-8", true, "permessage-deflate", agreed(), action = "bad_utf8", close = 1007 },
+    { "a bomb (1 GiB of zeros in 1 MiB)", true, "permessage-deflate", agreed(), action = "bomb", close = 1009 },
   }
 
   local p, port
   setup(function()
     local file = os.tmpname()
     local f = assert(io.open(file, "w"))
-    for _, c in ipairs(CASES) do f:write(c[3], "\n") end
+    for _, c in ipairs(CASES) do f:write(c[3], "\t", c.action or "", "\n") end
     f:close()
     p = proc.spawn({ proc.PYTHON, "spec/support/deflate_raw.py", "fake_server", file }, { unset = { "LD_PRELOAD" } })
     port = tonumber(assert(p:wait_line("^listening (%d+)$", 15)))
@@ -1329,10 +1339,20 @@ end)
           { compression = c[2], timeout = 5 }))
         assert.truthy(msg:find("handshake", 1, true), msg)
       end)
+    elseif c.close then
+      it(("closes with %d on %s"):format(c.close, c[1]), function()
+        local ws = assert(luaws.connect(("ws://127.0.0.1:%d/%d"):format(port, n), { compression = c[2], timeout = 5 }))
+        assert.same(c[4], ws.compression)
+        local msg = h.fails("closed", ws:receive(20))
+        assert.equal(c.close, (ws:close_status()), msg)
+        local code = assert(p:wait_line(("^client %d closed (%%S+)$"):format(n), 20))
+        assert.equal(tostring(c.close), code, "the close code our client sent")
+      end)
     else
       it(("accepts %s"):format(c[1]), function()
         local ws = assert(luaws.connect(("ws://127.0.0.1:%d/%d"):format(port, n), { compression = c[2], timeout = 5 }))
         assert.same(c[4], ws.compression)
+        if c.message then assert.same({ c.message, "text" }, { ws:receive(10) }) end
         ws:close(1000, "", 5)
       end)
     end

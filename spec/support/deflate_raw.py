@@ -38,10 +38,13 @@ Cases:
   bad_utf8_frag  compressed TEXT whose second frame inflates to invalid UTF-8 (1007)
   abort_mid    ARG connections, each sends the first frame of a compressed
                message and closes its socket; prints {"aborted": n}
-  fake_server  ARG: a file of answers, one line each ("-": no header); serves
-               on a free port (prints "listening PORT"): a request for /N gets
-               a 101 with answer N as its Sec-WebSocket-Extensions, and
-               "offer N VALUE" is printed; any frame after it gets a close
+  fake_server  ARG: a file of answers, one line each: the header ("-": none),
+               then optionally a tab and what to send after the 101 (good,
+               rsv1, ctrl, rsv1_cont, corrupt, bad_utf8, bomb); serves on a
+               free port (prints "listening PORT"): a request for /N gets a
+               101 with answer N, and "offer N VALUE" is printed; the client's
+               first frame gets a close (its own code echoed when it is a
+               close: "client N closed CODE" is printed)
   rsv1_plain   TEXT with RSV1 on a connection that agreed no extension (1002)
 """
 
@@ -216,11 +219,47 @@ def bomb(c, out, mib, fragmented=False):
     out["sent_bytes"] = sent
 
 
+def server_frame(op, payload=b"", fin=True, rsv=0):
+    """One unmasked server frame."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    if n < 126:
+        head = struct.pack(">BB", b0, n)
+    elif n < 65536:
+        head = struct.pack(">BBH", b0, 126, n)
+    else:
+        head = struct.pack(">BBQ", b0, 127, n)
+    return head + payload
+
+
+def after_101(action):
+    """What the fake server sends right after its 101, by name."""
+    if action == "good":
+        return server_frame(rawws.TEXT, deflate(b"hello from the fake server " * 10), rsv=RSV1)
+    if action == "rsv1":
+        return server_frame(rawws.TEXT, deflate(b"hello"), rsv=RSV1)
+    if action == "ctrl":
+        return server_frame(rawws.PING, deflate(b"ping"), rsv=RSV1)
+    if action == "rsv1_cont":
+        return server_frame(rawws.TEXT, b"abc", fin=False) + server_frame(rawws.CONT, b"def", rsv=RSV1)
+    if action == "corrupt":
+        return server_frame(rawws.BINARY, b"\xff\xff\xff\xff\xff\xff", rsv=RSV1)
+    if action == "bad_utf8":
+        return server_frame(rawws.TEXT, deflate(b"valid, then \xff\xfe not UTF-8"), rsv=RSV1)
+    if action == "bomb":
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        unit = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
+        return server_frame(rawws.BINARY, unit * 1024, rsv=RSV1)
+    return b""
+
+
 def fake_server(answers_file):
     import socketserver
     import threading
     with open(answers_file) as f:
-        answers = [line.rstrip("\n") for line in f]
+        lines = [line.rstrip("\n").split("\t") for line in f]
+    answers = [ln[0] for ln in lines]
+    actions = [ln[1] if len(ln) > 1 else "" for ln in lines]
     lock = threading.Lock()
 
     class Handler(socketserver.BaseRequestHandler):
@@ -252,9 +291,31 @@ def fake_server(answers_file):
             if answers[n] != "-":
                 resp += "Sec-WebSocket-Extensions: %s\r\n" % answers[n]
             sock.sendall((resp + "\r\n").encode())
+            after = after_101(actions[n])
             try:
-                if sock.recv(4096):   # the client's first frame (its close, or a message): we close
-                    sock.sendall(b"\x88\x02\x03\xe8")
+                if after:
+                    sock.sendall(after)
+                # the client's first frame (its close, or a message): we
+                # answer with a close (1000), or echo its close code
+                got = b""
+                while len(got) < 2:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+                code = None
+                if len(got) >= 2 and got[0] & 0x0F == rawws.CLOSE and got[1] & 0x7F >= 2:
+                    while len(got) < 8:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
+                    if len(got) >= 8:
+                        code = struct.unpack(">H", bytes(a ^ b for a, b in zip(got[6:8], got[2:4])))[0]
+                with lock:
+                    print("client %d closed %s" % (n, code), flush=True)
+                if got:
+                    sock.sendall(server_frame(rawws.CLOSE, struct.pack(">H", code or 1000)))
             except OSError:
                 pass
 
