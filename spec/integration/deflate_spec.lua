@@ -1240,12 +1240,12 @@ end
     h.pump(function() return #closes(p) == n_before + 1 end, "the server's close line", 20)
   end
 
-  local function bomb(max, label, case)
+  local function bomb(max, label, case, path)
     local p, port = start(max)
     echo_once(p, port, 0)
     collectgarbage()
     local rss0, hwm0 = vm(p.pid, "VmRSS"), vm(p.pid, "VmHWM")
-    local r = raw(case or "bomb", port, "/ws", "1024")
+    local r = raw(case or "bomb", port, path or "/ws", "1024")
     h.pump(function() return #closes(p) == 2 end, "the server's close line after the bomb", 60)
     local rss1, hwm1 = vm(p.pid, "VmRSS"), vm(p.pid, "VmHWM")
     local code, token = table.unpack(closes(p)[2])
@@ -1270,6 +1270,26 @@ end
   it("the same bomb in 1024 frames of 1 MiB each: 1009, RSS within 8 MiB, still serving", function()
     local rss_growth = bomb(nil, "max_message_size 16 MiB, one frame per MiB", "bomb_frag")
     assert.is_true(rss_growth < 8 * MiB, ("the server's RSS grew by %.2f MiB"):format(rss_growth / MiB))
+  end)
+
+  it("the bomb in 1024 frames to a fragment route: 1009 at max_message_size all the same", function()
+    local rss_growth = bomb(nil, "a fragment route, one frame per MiB", "bomb_frag", "/frag")
+    assert.is_true(rss_growth < 8 * MiB, ("the server's RSS grew by %.2f MiB"):format(rss_growth / MiB))
+  end)
+
+  it("a fragment route gets 64 MiB inflated frame by frame, its peak RSS far below the message", function()
+    local p, port = start(1 << 30)
+    echo_once(p, port, 0)
+    collectgarbage()
+    local hwm0 = vm(p.pid, "VmHWM")
+    local r = raw("upload_frag", port, "/frag", "64")
+    local hwm1 = vm(p.pid, "VmHWM")
+    print(("# a compressed 64 MiB upload (%d bytes of deflate in 64 frames) to a fragment route: peak VmHWM %+.2f MiB"):format(
+      r.compressed_bytes or -1, (hwm1 - hwm0) / MiB))
+    assert.equal(1, #r.frames, show(r))
+    assert.equal(("got %d 64"):format(64 * MiB), r.frames[1].data)
+    assert.is_true(hwm1 - hwm0 < 24 * MiB, ("the peak RSS grew by %.1f MiB"):format((hwm1 - hwm0) / MiB))
+    assert(p:stop())
   end)
 
   it("with max_message_size = 1 MiB even the peak stays within 8 MiB: inflating stops at the limit", function()

@@ -30,6 +30,7 @@ Cases:
   bomb         ARG MiB (default 1024) of zeros in one compressed BINARY frame
                of about ARG KiB, sent in 16 KiB writes until the server answers
   bomb_frag    the same, one frame per MiB
+  upload_frag  ARG MiB (default 64) the same way; reads the one answer
   fragmented   a compressed TEXT in three frames, a ping between; the echo
   bytewise     a compressed TEXT in frames of one byte each; the echo
   size         ARG: one compressed TEXT that inflates to ARG bytes; its echo
@@ -196,14 +197,16 @@ def bomb(c, out, mib, fragmented=False):
     # is about a KiB per MiB. fragmented: one frame per MiB (RSV1 on the first).
     co = zlib.compressobj(9, zlib.DEFLATED, -15)
     unit = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
+    assert unit.endswith(TAIL)
     payload = unit * mib
     out["compressed_bytes"] = len(payload)
     out["inflates_to"] = mib << 20
+    # the message ends without the flush's 4-byte tail (RFC 7692 §7.2.1)
     if fragmented:
-        wire = b"".join(rawws.frame(rawws.BINARY if i == 0 else rawws.CONT, unit, fin=i == mib - 1,
-                                    rsv=RSV1 if i == 0 else 0) for i in range(mib))
+        wire = b"".join(rawws.frame(rawws.BINARY if i == 0 else rawws.CONT, unit if i < mib - 1 else unit[:-4],
+                                    fin=i == mib - 1, rsv=RSV1 if i == 0 else 0) for i in range(mib))
     else:
-        wire = rawws.frame(rawws.BINARY, payload, rsv=RSV1)
+        wire = rawws.frame(rawws.BINARY, payload[:-4], rsv=RSV1)
     sent = 0
     c.sock.setblocking(True)
     while sent < len(wire):
@@ -249,7 +252,7 @@ def after_101(action):
     if action == "bomb":
         co = zlib.compressobj(9, zlib.DEFLATED, -15)
         unit = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
-        return server_frame(rawws.BINARY, unit * 1024, rsv=RSV1)
+        return server_frame(rawws.BINARY, (unit * 1024)[:-4], rsv=RSV1)
     return b""
 
 
@@ -403,6 +406,10 @@ def main():
         elif case in ("bomb", "bomb_frag"):
             bomb(c, out, int(arg or 1024), fragmented=case == "bomb_frag")
             read_until_close(c, out, inflater)
+        elif case == "upload_frag":
+            # ARG MiB of zeros, one compressed frame per MiB; the answer
+            bomb(c, out, int(arg or 64), fragmented=True)
+            read_until_close(c, out, inflater, want_data=1)
         elif case == "fragmented":
             co = zlib.compressobj(6, zlib.DEFLATED, -15)
             parts = [b"first part, " * 50, "second part \u20ac, ".encode() * 50, b"third part." * 50]

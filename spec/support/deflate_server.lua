@@ -7,8 +7,9 @@
 --   lua5.4 spec/support/deflate_server.lua [max_message_size]
 --
 -- Prints "luaws deflate listening on http://127.0.0.1:PORT/" once it listens.
--- /ws echoes; each connection's end is printed as "closed CODE TOKEN"
--- (TOKEN "-" after a close handshake). Runs until SIGTERM.
+-- /ws echoes, /frag counts what a fragment handler gets; each connection's
+-- end is printed as "closed CODE TOKEN" (TOKEN "-" after a close
+-- handshake). Runs until SIGTERM.
 
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
@@ -21,6 +22,23 @@ local server = assert(luaws.listen(opts))
 server:route("/ws", {
   message = function(ws, msg, kind) ws:send(msg, kind) end,
   close = function(_, code, _, token)
+    collectgarbage()   -- what the spec measures next is what is held, not garbage
+    print(("closed %s %s"):format(tostring(code), token or "-"))
+  end,
+})
+-- /frag: a fragment handler that keeps no chunk; at a message's end it
+-- answers "got BYTES FRAMES"
+server:route("/frag", {
+  fragment = function(ws, chunk, _, fin)
+    ws.data.bytes = (ws.data.bytes or 0) + #chunk
+    ws.data.frames = (ws.data.frames or 0) + 1
+    if fin then
+      assert(ws:send(("got %d %d"):format(ws.data.bytes, ws.data.frames)))
+      ws.data.bytes, ws.data.frames = 0, 0
+    end
+  end,
+  close = function(_, code, _, token)
+    collectgarbage()   -- what the spec measures next is what is held, not garbage
     print(("closed %s %s"):format(tostring(code), token or "-"))
   end,
 })
