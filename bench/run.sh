@@ -27,7 +27,8 @@
 # for a partial or trial run).
 #
 # The compressed scenarios (c100x1kz: 100 x 1 KiB JSON-like text with
-# permessage-deflate; idle10kz and idle10kzn: 10,000 idle connections with it,
+# permessage-deflate as a browser offers it; c100x1kzn: the same without
+# context takeover either way; idle10kz and idle10kzn: 10,000 idle connections with it,
 # with and without context takeover, each after one echoed message; idle10k1:
 # the same without compression, their baseline) run luaws, node ws and Python
 # websockets only, each with compression on; the fan-out part's inprocz is the

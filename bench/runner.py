@@ -12,7 +12,7 @@ its PID. Then take per-metric medians over the repeats, compare against luaws
 (or node ws while luaws is absent), and write bench/results/latest.md (tables),
 latest.png (gnuplot chart) and latest.raw (every loadgen JSON line).
 
-The compressed scenarios (deflate=True: c100x1kz, idle10kz, idle10kzn) run
+The compressed scenarios (deflate=True: c100x1kz, c100x1kzn, idle10kz, idle10kzn) run
 only the servers that speak permessage-deflate, each started with its
 compressed command (zcmd): luaws's examples/echo.lua --compression, node ws
 with perMessageDeflate, Python websockets with its default compression. The
@@ -156,6 +156,11 @@ SCENARIOS = [
          "(offered as a browser does: context takeover both ways)",
          kind="zecho", head="rate", better="higher", deflate=True,
          args=["--conns", "100", "--size", "1024", "--inflight", "1", "--json", "--deflate", "takeover"]),
+    dict(key="c100x1kzn", title="100 connections x 1 KiB JSON-like text, permessage-deflate "
+         "with server_no_context_takeover and client_no_context_takeover",
+         kind="zecho", head="rate", better="higher", deflate=True,
+         args=["--conns", "100", "--size", "1024", "--inflight", "1", "--json", "--deflate",
+               "no-context-takeover"]),
     dict(key="idle10k", title="10,000 idle connections (server RSS growth per connection)",
          kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=30.0,
          args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4"]),
@@ -163,19 +168,19 @@ SCENARIOS = [
     # first, so the server has had to keep whatever context it keeps between
     # messages; idle10k1 is the same without compression, their baseline.
     dict(key="idle10k1", title="10,000 idle connections after one 1 KiB JSON echo each, no compression",
-         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=40.0,
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=60.0,
          only=["luaws", "node", "python"],
          args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4",
                "--json", "--size", "1024", "--idle-echo", "1"]),
     dict(key="idle10kz", title="10,000 idle connections after one 1 KiB JSON echo each, "
          "permessage-deflate with context takeover",
-         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=40.0,
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=60.0,
          deflate=True, base="idle10k1",
          args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4",
                "--json", "--size", "1024", "--idle-echo", "1", "--deflate", "takeover"]),
     dict(key="idle10kzn", title="10,000 idle connections after one 1 KiB JSON echo each, "
          "permessage-deflate with server_no_context_takeover and client_no_context_takeover",
-         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=40.0,
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=60.0,
          deflate=True, base="idle10k1",
          args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4",
                "--json", "--size", "1024", "--idle-echo", "1", "--deflate", "no-context-takeover"]),
@@ -453,6 +458,12 @@ def z_targets(table):
                     f"{'yes' if r is not None and r >= 2 else 'no'} |")
     else:
         rows.append("| compressed 1 KiB JSON: ≥ 2x node ws msg/s | not measured | - |")
+    a, n, p = (table.get((k, "c100x1kzn")) for k in ("luaws", "node", "python"))
+    if a:
+        rows.append(f"| the same without context takeover (c100x1kzn): quoted | {fmt(a['rate'])} msg/s"
+                    + (f" vs node ws {fmt(n['rate'])} ({fmt_ratio(ratio(a['rate'], n['rate']))})" if n else "")
+                    + (f", python websockets {fmt(p['rate'])} ({fmt_ratio(ratio(a['rate'], p['rate']))})" if p else "")
+                    + f"; wire from the server {fmt(a['wire_rx_per_msg'])} B/msg | - |")
     u = table.get(("luaws", "idle10k1"))
     u0 = table.get(("luaws", "idle10k"))
     for key, what in (("idle10kzn", "no context takeover"), ("idle10kz", "context takeover")):
@@ -498,11 +509,11 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
               "server's core was saturated); \"gen CPU\" is the generator's own, so a row where "
               "gen CPU is near 100% measures the generator, not the server.")
     if any(sc.get("deflate") for sc in SCENARIOS):
-        md.append("- compressed scenarios (c100x1kz, idle10kz, idle10kzn): only the servers that speak "
+        md.append("- compressed scenarios (c100x1kz, c100x1kzn, idle10kz, idle10kzn): only the servers that speak "
                   "permessage-deflate, each with compression on (luaws `examples/echo.lua --compression`, "
                   "node ws `perMessageDeflate: true`, Python websockets' default `compression=\"deflate\"`). "
                   "The generator offers it as a browser does (`permessage-deflate; client_max_window_bits`; "
-                  "idle10kzn adds `server_no_context_takeover; client_no_context_takeover`) and counts a 101 "
+                  "c100x1kzn and idle10kzn add `server_no_context_takeover; client_no_context_takeover`) and counts a 101 "
                   "without it as a handshake error. Its 1 KiB messages come from 512 deterministic JSON-like "
                   "texts, deflated at zlib level 6 within the window the server allowed. Wire bytes are what "
                   "crossed the generator's sockets in the window per echoed message, frame headers and "
@@ -553,10 +564,10 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         md.append("| " + " | ".join(cells) + " |")
     md.append("")
     md.append("Headlines: lat1/lat1same p50 round trip in µs (lower is better); c100x16, "
-              "c100x16k, c100x1kz messages/s; c1x1m MB/s echoed; idle10k, idle10k1, idle10kz, "
+              "c100x16k, c100x1kz, c100x1kzn messages/s; c1x1m MB/s echoed; idle10k, idle10k1, idle10kz, "
               "idle10kzn server RSS bytes per idle connection (lower is better); handshake "
               f"completed cycles/s. In parentheses: value ÷ {blabel}. n/a: not part of that "
-              "scenario (c100x1kz, idle10kz, idle10kzn are compressed; idle10k1 is their "
+              "scenario (c100x1kz, c100x1kzn, idle10kz, idle10kzn are compressed; idle10k1 is their "
               "uncompressed baseline).")
     md.append("")
     if any(sc.get("deflate") for sc in SCENARIOS):
