@@ -664,7 +664,7 @@ def main():
     splice(section)
     print()
     print(section)
-    log(f"fanout: wrote its section of bench/results/latest.md (and fanout.raw) in {wall / 60:.1f} min")
+    log(f"fanout: wrote its section of {os.path.relpath(RESULTS, ROOT)}/latest.md (and fanout.raw) in {wall / 60:.1f} min")
     return 0
 
 
