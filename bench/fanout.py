@@ -274,7 +274,7 @@ def run_fanout(srv, size, rep, scen):
             pids.append(p.pid)
             # "listening" comes once the server (and its backplane or adapter) is ready
             if not wait_line(p, logpath, b"listening", deadline):
-                return None, f"server did not start (bench/results/logs/fanout-{tag}-{i}.log)", None, pids
+                return None, f"server did not start ({os.path.relpath(LOGS, ROOT)}/fanout-{tag}-{i}.log)", None, pids
         argv = [FANOUT] + srv.get("gen", []) + ["--proto", srv["proto"], "--subs", str(SUBS), "--size", str(size),
                 "--window", str(WINDOW), "--duration", str(DURATION), "--warmup", str(WARMUP),
                 "--settle", "0.5", "--stall-timeout", "5", "--parallel", "500", "--src-count", "4",
@@ -300,7 +300,7 @@ def run_mem(mode, rep):
         port = runner.free_port()
         p, logpath = procs.start([a.replace("{port}", str(port)) for a in mode["cmd"]], tag)
         if not wait_line(p, logpath, b"listening", time.monotonic() + START_TIMEOUT):
-            return None, f"server did not start (bench/results/logs/fanout-{tag}.log)", None, [p.pid]
+            return None, f"server did not start ({os.path.relpath(LOGS, ROOT)}/fanout-{tag}.log)", None, [p.pid]
         argv = [LOADGEN, "--url", f"ws://127.0.0.1:{port}/ws", "--mode", "idle", "--conns",
                 str(MEM_CONNS), "--parallel", "500", "--src-count", "4", "--duration", "2",
                 "--warmup", "0", "--connect-timeout", "30", "--pid", str(p.pid), "--quiet"]

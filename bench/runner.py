@@ -295,7 +295,7 @@ def run_one(srv, sc, rep):
                                 stdin=subprocess.DEVNULL)
     try:
         if not wait_ready(proc, port, logpath, START_TIMEOUT):
-            return None, f"did not start (see bench/results/logs/{tag}.log)"
+            return None, f"did not start (see {os.path.relpath(LOGS, ROOT)}/{tag}.log)"
         duration = sc.get("duration", DURATION)
         connect_timeout = sc.get("connect_timeout", 10.0)
         gen_cpu = SERVER_CPU if sc.get("same_core") else GEN_CPU
