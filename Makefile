@@ -17,7 +17,7 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-DOPENSSL_API_COMPAT=30000 -I$(LUA_INCDIR) -Icsrc
-LDLIBS := -lev -lhiredis -lssl -lcrypto
+LDLIBS := -lev -lhiredis -lssl -lcrypto -lz
 RUNENV :=
 ifeq ($(SANITIZE),1)
 override CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -62,7 +62,7 @@ CTEST_SRCS := ctest/codec_test.c $(wildcard csrc/proto/*.c)
 $(CTEST): $(CTEST_SRCS) $(wildcard csrc/proto/*.h) csrc/luaws.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -g -O1 -fno-omit-frame-pointer \
-	  -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc -o $@ $(CTEST_SRCS) -lcrypto
+	  -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc -o $@ $(CTEST_SRCS) -lcrypto -lz
 
 test-c: $(CTEST)
 	$(CTEST)
@@ -80,7 +80,8 @@ test-browser: deps
 # SIGTERM sent to make itself on to it.
 run: deps
 	@$(MAKE) --no-print-directory all
-	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine)
+	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine) \
+	  $(if $(filter 1,$(COMPRESSION)),--compression)
 
 rock: deps
 	luarocks --lua-version=5.4 make --local rockspec/luaws-scm-1.rockspec
@@ -107,7 +108,7 @@ clean:
 # edges of csrc/ and the harnesses' own loops do not slow every input.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_TARGETS ?= frame http utf8 chunked
+FUZZ_TARGETS ?= frame http utf8 chunked pmd
 FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
@@ -117,7 +118,9 @@ FUZZ_SRCS_frame := proto/frame proto/utf8
 FUZZ_SRCS_http  := proto/http proto/handshake
 FUZZ_SRCS_utf8  := proto/utf8
 FUZZ_SRCS_chunked := proto/http
+FUZZ_SRCS_pmd   := proto/pmd proto/deflate proto/buffer
 FUZZ_LIBS_http  := -lcrypto
+FUZZ_LIBS_pmd   := -lz
 FUZZ_PKGS := clang libclang-rt-14-dev
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
 FUZZ_OBJS := $(sort $(foreach t,$(FUZZ_TARGETS),$(FUZZ_SRCS_$(t):%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/harness/$(t)_fuzz.o))

@@ -26,6 +26,19 @@
 **        packet, send "40", wait for "40{...}"; a message is the text frame
 **        42["msg","<S bytes>"]; engine.io pings "2" are answered with "3".
 **
+** --json makes the payload a JSON-like text of S bytes (bench/wsdeflate.h)
+** that starts {"seq":"<8 letters>", so the sequence letters sit at offset 8.
+** --deflate offers permessage-deflate with server_no_context_takeover and
+** client_no_context_takeover (RFC 7692), and requires it: the publisher
+** deflates each message alone (zlib level 6), and every delivery with RSV1 is
+** inflated and checked. Without context takeover the same compressed bytes
+** always inflate to the same text, so the client keeps the last few
+** (compressed, inflated) pairs and a delivery whose bytes match one of them
+** is checked by that comparison instead of a fresh inflate: the check stays
+** exact and the client's CPU stays on the server's side of the ledger. Bytes
+** received in the window are counted (wire bytes per delivery, frame headers
+** included).
+**
 ** With --pid (servers) and --aux-pid (e.g. redis-server) it reads each
 ** process's utime+stime from /proc/PID/stat at the exact edges of the
 ** measuring window, and reports server CPU per delivered message.
@@ -58,6 +71,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+#include "wsdeflate.h"
 
 #define FO_RBUF_SIZE (256 * 1024) /* one loop-wide receive buffer */
 #define FO_HS_MAX 1024            /* longest handshake response we accept */
@@ -102,6 +117,8 @@ struct options {
     struct in_addr src[FO_MAX_SRC];
     int nsrc;
     int binary;
+    int json;
+    int deflate;
     int quiet;
 };
 
@@ -233,6 +250,7 @@ struct errors {
     uint64_t protocol;   /* a frame the RFC forbids */
     uint64_t unexpected; /* a message we did not ask for */
     uint64_t timeout;    /* connections not open by --connect-timeout */
+    uint64_t inflate;    /* a compressed message that does not inflate */
 };
 
 static struct errors err;
@@ -241,7 +259,7 @@ static uint64_t errors_total(void)
 {
     return err.connect + err.handshake + err.reset + err.eof + err.close + err.length +
            err.payload + err.lost + err.dup + err.stall + err.protocol + err.unexpected +
-           err.timeout;
+           err.timeout + err.inflate;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -258,6 +276,8 @@ struct conn {
     uint8_t sio;        /* enum sio_stage */
     uint8_t url;        /* which --url */
     uint8_t in_payload, fh_len, f_op, f_fin, in_msg, msg_op, ctl_len, too_long;
+    uint8_t m_z;        /* the current data message has RSV1 */
+    struct pmd pmd;     /* what permessage-deflate the server agreed */
     uint32_t id;
     char accept[32];
     char *hs;           /* the handshake response so far (freed once open) */
@@ -292,6 +312,24 @@ static uint64_t *sent_at;
 static uint64_t published, completed, deliveries;   /* in the window */
 static struct hist dlat;   /* publish -> each delivery */
 static struct hist flat;   /* publish -> the last delivery of that message */
+static size_t seq_off;     /* where the sequence letters sit in the payload */
+static uint8_t *pbuf, *zout; /* the publisher's payload; its compressed form */
+static z_stream pub_def, sub_inf; /* the publisher's deflater; the inflater */
+static bool pub_def_ok, sub_inf_ok;
+static uint8_t pub_def_bits;
+static uint8_t *ibuf;      /* an inflated message */
+static long n_pmd;
+static struct pmd first_pmd;
+static uint64_t wire_rx, inflates, memo_hits;  /* in the window */
+
+/* (compressed, inflated) pairs seen last: without context takeover the same
+ * bytes always inflate to the same text. */
+#define FO_MEMO 32
+static struct memo {
+    uint8_t *z, *plain;
+    uint32_t zlen, plen, zcap;
+} memo[FO_MEMO];
+static unsigned memo_next;
 
 static bool counting(void)
 {
@@ -349,6 +387,8 @@ static void conn_reset(struct conn *c)
     c->f_left = 0;
     c->mlen = 0;
     c->too_long = 0;
+    c->m_z = 0;
+    memset(&c->pmd, 0, sizeof c->pmd);
 }
 
 /* A connection failed (the caller counted why); it stays dead. */
@@ -482,8 +522,11 @@ static void queue_upgrade(struct conn *c)
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
+                     "%s%s%s"
                      "\r\n",
-                     t->path, t->host, (unsigned)ntohs(t->dst.sin_port), key);
+                     t->path, t->host, (unsigned)ntohs(t->dst.sin_port), key,
+                     opt.deflate ? "Sec-WebSocket-Extensions: " : "", opt.deflate ? pmd_offer(true) : "",
+                     opt.deflate ? "\r\n" : "");
     memcpy(out_reserve(c, (size_t)n), req, (size_t)n);
     c->out_len += (size_t)n;
 }
@@ -549,7 +592,34 @@ static void publish_more(void)
         for (size_t i = 0; i < ns; i++)
             head[i] = seq_byte(s, i);
         /* the payload: sequence letters, then the template's tail */
-        if (opt.proto == P_SIO) {
+        if (opt.json || p->pmd.on) {
+            /* the template with the letters in place, deflated alone if agreed */
+            memcpy(pbuf, tmpl, opt.size);
+            memcpy(pbuf + seq_off, head, ns);
+            const uint8_t *m = pbuf;
+            size_t len = opt.size;
+            if (p->pmd.on) {
+                if (!pub_def_ok || pub_def_bits != p->pmd.cbits) {
+                    if (pub_def_ok)
+                        deflateEnd(&pub_def);
+                    if (!(pub_def_ok = pmd_deflate_init(&pub_def, 6, p->pmd.cbits)))
+                        die("deflateInit2 failed");
+                    pub_def_bits = p->pmd.cbits;
+                }
+                deflateReset(&pub_def); /* no context takeover: each message alone */
+                len = pmd_compress(&pub_def, pbuf, opt.size, zout, pmd_bound(opt.size));
+                if (len == (size_t)-1)
+                    die("deflate failed");
+                m = zout;
+            }
+            uint8_t *o = out_reserve(p, 14 + len);
+            uint8_t key[4];
+            size_t h = put_header(o, opt.binary ? 2 : 1, len, key);
+            if (p->pmd.on)
+                o[0] |= 0x40; /* RSV1 */
+            mask_copy(o + h, m, len, key);
+            p->out_len += h + len;
+        } else if (opt.proto == P_SIO) {
             size_t len = SIO_PRE_LEN + opt.size + SIO_POST_LEN;
             uint8_t *o = out_reserve(p, 14 + len);
             uint8_t key[4];
@@ -634,7 +704,8 @@ static void on_delivery(struct conn *c, const uint8_t *p, size_t len)
         return;
     }
     size_t ns = opt.size < FO_SEQ_BYTES ? opt.size : FO_SEQ_BYTES;
-    if (!decode_seq(p, len, &s) || memcmp(p + ns, tmpl + ns, len - ns) != 0) {
+    if (!decode_seq(p + seq_off, len - seq_off, &s) || memcmp(p, tmpl, seq_off) != 0 ||
+        memcmp(p + seq_off + ns, tmpl + seq_off + ns, len - seq_off - ns) != 0) {
         err.payload++;
         return;
     }
@@ -703,11 +774,78 @@ static void on_sio_packet(struct conn *c, const uint8_t *p, size_t len)
     conn_fail(c);
 }
 
+/*
+** A compressed message (RSV1) is whole in c->mb: find its text (the memo, or
+** a fresh inflate) and pass it on. Returns false if the connection failed.
+*/
+static bool on_compressed(struct conn *c)
+{
+    c->m_z = 0;
+    if (!c->pmd.snct) { /* we offered, and parse_pmd required, no context takeover */
+        err.protocol++;
+        conn_fail(c);
+        return false;
+    }
+    for (unsigned i = 0; i < FO_MEMO; i++) {
+        struct memo *m = &memo[i];
+        if (m->z && m->zlen == c->mlen && memcmp(m->z, c->mb, c->mlen) == 0) {
+            if (counting())
+                memo_hits++;
+            on_delivery(c, m->plain, m->plen);
+            return true;
+        }
+    }
+    if (!sub_inf_ok && !(sub_inf_ok = pmd_inflate_init(&sub_inf)))
+        die("inflateInit2 failed");
+    inflateReset(&sub_inf);
+    long n = pmd_inflate(&sub_inf, c->mb, c->mlen, ibuf, opt.size + 1);
+    if (counting())
+        inflates++;
+    if (n == -1) {
+        if (!opt.quiet && err.inflate == 0)
+            fprintf(stderr, "fanout: a compressed message does not inflate: %s\n",
+                    sub_inf.msg ? sub_inf.msg : "?");
+        err.inflate++;
+        conn_fail(c);
+        return false;
+    }
+    if (n == -2) {
+        err.length++;
+        return true;
+    }
+    struct memo *m = &memo[memo_next++ % FO_MEMO];
+    if (m->zcap < c->mlen || !m->plain) {
+        free(m->z);
+        free(m->plain);
+        m->zcap = c->mlen > 64 ? c->mlen : 64;
+        m->z = malloc(m->zcap);
+        m->plain = malloc(opt.size + 1);
+        if (!m->z || !m->plain)
+            die("out of memory");
+    }
+    memcpy(m->z, c->mb, c->mlen);
+    m->zlen = c->mlen;
+    memcpy(m->plain, ibuf, (size_t)n);
+    m->plen = (uint32_t)n;
+    on_delivery(c, ibuf, (size_t)n);
+    return true;
+}
+
 static void on_message(struct conn *c)
 {
     if (c->too_long) {
         err.length++;
         c->too_long = 0;
+        c->m_z = 0;
+        return;
+    }
+    if (c->m_z) {
+        if (opt.proto == P_SIO || c->msg_op != 1 + opt.binary) {
+            err.unexpected++;
+            c->m_z = 0;
+            return;
+        }
+        on_compressed(c);
         return;
     }
     if (opt.proto == P_SIO) {
@@ -759,8 +897,10 @@ static bool frame_header_ok(struct conn *c, uint64_t len)
 {
     uint8_t b0 = c->fh[0];
     unsigned op = b0 & 0x0F;
-    if (b0 & 0x70)
+    if (b0 & 0x30)
         return false;
+    if ((b0 & 0x40) && (!c->pmd.on || op == 0 || op >= 8))
+        return false; /* RSV1: first frame of a message, with deflate agreed */
     if (c->fh[1] & 0x80)
         return false;
     if (op >= 0x8) {
@@ -819,6 +959,7 @@ static bool on_frames(struct conn *c, const uint8_t *p, size_t n)
                 c->in_msg = 1;
                 c->msg_op = c->f_op;
                 c->mlen = 0;
+                c->m_z = (c->fh[0] & 0x40) != 0;
             } else if (c->f_op >= 8) {
                 c->ctl_len = 0;
             }
@@ -876,17 +1017,30 @@ static const char *find_header(const char *hs, const char *end, const char *name
     return NULL;
 }
 
-static bool check_response(struct conn *c, const char *hs, size_t len)
+/* The 101 (RFC 6455 §4.1, RFC 7692 §5): NULL, or what is wrong with it. */
+static const char *check_response(struct conn *c, const char *hs, size_t len)
 {
     const char *end = hs + len;
     if (len < 12 || memcmp(hs, "HTTP/1.1 101", 12) != 0)
-        return false;
+        return "not 101";
     const char *ve;
     const char *v = find_header(hs, end, "sec-websocket-accept", &ve);
     if (!v)
-        return false;
+        return "no Sec-WebSocket-Accept";
     size_t al = strlen(c->accept);
-    return (size_t)(ve - v) == al && memcmp(v, c->accept, al) == 0;
+    if ((size_t)(ve - v) != al || memcmp(v, c->accept, al) != 0)
+        return "wrong Sec-WebSocket-Accept";
+    v = find_header(hs, end, "sec-websocket-extensions", &ve);
+    if (!opt.deflate)
+        return v ? "an extension nobody offered" : NULL;
+    if (!v)
+        return "the server declined permessage-deflate";
+    const char *why = pmd_parse(v, ve, true, &c->pmd);
+    if (why)
+        return why;
+    if (n_pmd++ == 0)
+        first_pmd = c->pmd;
+    return NULL;
 }
 
 static bool on_handshake_bytes(struct conn *c, const uint8_t *p, size_t n)
@@ -906,10 +1060,11 @@ static bool on_handshake_bytes(struct conn *c, const uint8_t *p, size_t n)
         return true;
     }
     size_t head = (size_t)(e + 4 - c->hs);
-    if (!check_response(c, c->hs, head)) {
+    const char *why = check_response(c, c->hs, head);
+    if (why) {
         if (!opt.quiet && err.handshake == 0)
-            fprintf(stderr, "fanout: bad handshake response: %.*s\n", (int)(head > 200 ? 200 : head),
-                    c->hs);
+            fprintf(stderr, "fanout: bad handshake response (%s): %.*s\n", why,
+                    (int)(head > 300 ? 300 : head), c->hs);
         err.handshake++;
         conn_fail(c);
         return false;
@@ -918,7 +1073,7 @@ static bool on_handshake_bytes(struct conn *c, const uint8_t *p, size_t n)
     free(c->hs);
     c->hs = NULL;
     if (!c->mb) {
-        c->mcap = (uint32_t)(opt.size + SIO_PRE_LEN + SIO_POST_LEN + 16);
+        c->mcap = (uint32_t)(pmd_bound(opt.size) + SIO_PRE_LEN + SIO_POST_LEN + 16);
         if (c->mcap < 512)
             c->mcap = 512; /* engine.io's open packet */
         c->mb = malloc(c->mcap);
@@ -960,6 +1115,8 @@ static void on_readable(struct conn *c)
             goto out;
         }
         g_now = now_ns();
+        if (counting())
+            wire_rx += (uint64_t)n;
         bool ok = c->state == C_UPGRADING ? on_handshake_bytes(c, rbuf, (size_t)n)
                                           : on_frames(c, rbuf, (size_t)n);
         if (!ok)
@@ -1113,6 +1270,8 @@ static void usage(FILE *f)
           "  --parallel P     handshakes in progress at once  (500)\n"
           "  --connect-timeout T  (30)\n"
           "  --binary         binary frames (ws mode; default text)\n"
+          "  --json           a JSON-like payload (the sequence letters at offset 8)\n"
+          "  --deflate        offer permessage-deflate without context takeover (both ways), require it\n"
           "  --pid A,B        server PIDs: CPU per delivery is their sum\n"
           "  --aux-pid A,B    other PIDs to report (e.g. redis-server)\n"
           "  --src A,B / --src-count K   source addresses in 127.0.0.0/8\n"
@@ -1205,6 +1364,8 @@ static void parse_args(int argc, char **argv)
         { "parallel", required_argument, 0, 'P' },
         { "connect-timeout", required_argument, 0, 'T' },
         { "binary", no_argument, 0, 'b' },
+        { "json", no_argument, 0, 'j' },
+        { "deflate", no_argument, 0, 'z' },
         { "pid", required_argument, 0, 'p' },
         { "aux-pid", required_argument, 0, 'a' },
         { "src", required_argument, 0, 'S' },
@@ -1233,6 +1394,8 @@ static void parse_args(int argc, char **argv)
         case 'P': opt.parallel = (long)parse_num("parallel", optarg, 1, 1000000); break;
         case 'T': opt.connect_timeout = parse_num("connect-timeout", optarg, 0.01, 3600); break;
         case 'b': opt.binary = 1; break;
+        case 'j': opt.json = 1; break;
+        case 'z': opt.deflate = 1; break;
         case 'p': add_pids(opt.pid, &opt.npid, optarg); break;
         case 'a': add_pids(opt.aux, &opt.naux, optarg); break;
         case 'S': {
@@ -1262,6 +1425,10 @@ static void parse_args(int argc, char **argv)
         die("--url is required (try --help)");
     if (opt.proto == P_SIO && opt.binary)
         die("--binary is for --proto ws");
+    if (opt.proto == P_SIO && (opt.json || opt.deflate))
+        die("--json and --deflate are for --proto ws");
+    if (opt.json && opt.size < 64)
+        die("--json needs --size 64 or more");
 }
 
 static void raise_nofile(rlim_t want)
@@ -1320,6 +1487,15 @@ int main(int argc, char **argv)
         die("out of memory");
     for (size_t i = 0; i < opt.size; i++)
         tmpl[i] = (uint8_t)('A' + i % 26); /* capitals: never taken for sequence letters */
+    if (opt.json) {
+        json_fill(tmpl, opt.size, 1, "{\"seq\":\"aaaaaaaa\",");
+        seq_off = 8;
+    }
+    pbuf = malloc(opt.size + 1);
+    zout = malloc(pmd_bound(opt.size));
+    ibuf = malloc(opt.size + 1);
+    if (!pbuf || !zout || !ibuf)
+        die("out of memory");
     for (long i = 0; i < nconns; i++) {
         conns[i].fd = -1;
         conns[i].id = (uint32_t)i;
@@ -1457,14 +1633,18 @@ int main(int argc, char **argv)
     double us_per = srv_cpu > 0 && deliveries ? srv_cpu * 1e6 / (double)deliveries : -1;
     double aux_us_per = aux_cpu >= 0 && deliveries ? aux_cpu * 1e6 / (double)deliveries : -1;
     double open_s = t_open ? (double)(t_open - t0) / 1e9 : -1;
+    double wire_per = deliveries ? (double)wire_rx / (double)deliveries : -1;
+    char pmd_desc[200];
+    pmd_describe(&first_pmd, pmd_desc, sizeof pmd_desc);
 
     fprintf(stderr,
             "fanout %s: %ld subs + 1 publisher over %d server(s), %zu B, window %ld: %.0f "
             "deliveries/s (%.1f msg/s to all), delivery p50 %.1f us p99 %.1f us, last p50 %.1f us; "
-            "server cpu %.2f s = %.2f us/delivery; %" PRIu64 " errors\n",
+            "server cpu %.2f s = %.2f us/delivery; wire %.0f B/delivery%s%s; %" PRIu64 " errors\n",
             opt.proto == P_SIO ? "socket.io" : "ws", opt.subs, opt.nurl, opt.size, opt.window, rate,
             msg_rate, us(hist_quantile(&dlat, 0.5)), us(hist_quantile(&dlat, 0.99)),
-            us(hist_quantile(&flat, 0.5)), srv_cpu, us_per, errors_total());
+            us(hist_quantile(&flat, 0.5)), srv_cpu, us_per, wire_per,
+            opt.deflate ? "; " : "", opt.deflate ? pmd_desc : "", errors_total());
 
     printf("{\"proto\":\"%s\",\"subs\":%ld,\"servers\":%d,\"size\":%zu,\"window\":%ld,"
            "\"window_s\":%.3f,\"open\":%ld,\"open_s\":%.3f,\"open_end\":%ld,"
@@ -1472,12 +1652,16 @@ int main(int argc, char **argv)
            "\"rate\":%.1f,\"msg_rate\":%.2f,"
            "\"dlat_p50_us\":%.2f,\"dlat_p99_us\":%.2f,\"flat_p50_us\":%.2f,\"flat_p99_us\":%.2f,"
            "\"server_cpu_s\":%.3f,\"us_per_delivery\":%.4f,\"aux_cpu_s\":%.3f,"
-           "\"aux_us_per_delivery\":%.4f,\"gen_cpu_s\":%.3f,\"server_cpu\":[",
+           "\"aux_us_per_delivery\":%.4f,\"gen_cpu_s\":%.3f,"
+           "\"json\":%d,\"deflate\":\"%s\",\"deflate_conns\":%ld,\"wire_rx_b\":%" PRIu64 ","
+           "\"wire_per_delivery\":%.1f,\"inflates\":%" PRIu64 ",\"memo_hits\":%" PRIu64 ","
+           "\"server_cpu\":[",
            opt.proto == P_SIO ? "sio" : "ws", opt.subs, opt.nurl, opt.size, opt.window, win,
            open_at_start, open_s, open_final, published, completed, deliveries, rate, msg_rate,
            us(hist_quantile(&dlat, 0.5)), us(hist_quantile(&dlat, 0.99)),
            us(hist_quantile(&flat, 0.5)), us(hist_quantile(&flat, 0.99)), srv_cpu, us_per, aux_cpu,
-           aux_us_per, gen1 - gen0);
+           aux_us_per, gen1 - gen0, opt.json, opt.deflate ? pmd_desc : "", n_pmd, wire_rx, wire_per,
+           inflates, memo_hits);
     for (int i = 0; i < opt.npid; i++)
         printf("%s{\"pid\":%ld,\"cpu_s\":%.3f,\"rss_kb\":%ld}", i ? "," : "", opt.pid[i],
                srv0[i] >= 0 && srv1[i] >= 0 ? srv1[i] - srv0[i] : -1.0, proc_rss_kb(opt.pid[i]));
@@ -1485,10 +1669,10 @@ int main(int argc, char **argv)
            ",\"handshake\":%" PRIu64 ",\"reset\":%" PRIu64 ",\"eof\":%" PRIu64 ",\"close\":%" PRIu64
            ",\"length\":%" PRIu64 ",\"payload\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dup\":%" PRIu64
            ",\"stall\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"unexpected\":%" PRIu64
-           ",\"timeout\":%" PRIu64 "}}\n",
+           ",\"timeout\":%" PRIu64 ",\"inflate\":%" PRIu64 "}}\n",
            hard ? "true" : "false", errors_total(), err.connect, err.handshake, err.reset, err.eof,
            err.close, err.length, err.payload, err.lost, err.dup, err.stall, err.protocol,
-           err.unexpected, err.timeout);
+           err.unexpected, err.timeout, err.inflate);
     fflush(stdout);
 
     for (long i = 0; i < nconns; i++) {
@@ -1501,6 +1685,17 @@ int main(int argc, char **argv)
     free(tmpl);
     free(cnt);
     free(sent_at);
+    free(pbuf);
+    free(zout);
+    free(ibuf);
+    for (unsigned i = 0; i < FO_MEMO; i++) {
+        free(memo[i].z);
+        free(memo[i].plain);
+    }
+    if (pub_def_ok)
+        deflateEnd(&pub_def);
+    if (sub_inf_ok)
+        inflateEnd(&sub_inf);
     close(epfd);
     return 0;
 }

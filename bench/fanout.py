@@ -18,6 +18,12 @@ and their order rotated per repeat, medians over the repeats:
           split over both, the publisher on the first: luaws with
           listen{backplane=...} beside socket.io with @socket.io/redis-adapter
           (bench/peers/sio_fanout.js, io.emit).
+  inprocz the inproc scenario with permessage-deflate: 1 KiB JSON-like text
+          (fanout --json --deflate: every connection, publisher included,
+          agreed on server_no_context_takeover and client_no_context_takeover,
+          so one compressed frame can serve them all), luaws
+          (luaws_fanout.lua --compression) beside node ws (node_fanout.js
+          --deflate: perMessageDeflate, each send compressed on its own).
   mem     10,000 idle connections to luaws_fanout.lua (loadgen --mode idle):
           subscribed to "all" (--mode sub), the same open handler without
           the subscribe (--mode open), no open handler (--mode bare). The cost
@@ -33,8 +39,8 @@ Output: a section of bench/results/latest.md between <!-- fanout:begin --> and
 <!-- fanout:end --> (replaced there, or appended), fanout.raw (every JSON line),
 and the servers' logs in bench/results/logs/fanout-*.log.
 
-Environment: FANOUT_SCENARIOS (inproc,redis,mem), FANOUT_SERVERS (luaws,node,floor,corked,sio),
-FANOUT_SUBS (10000), FANOUT_SIZES (16,1024), FANOUT_WINDOW (8), FANOUT_DURATION
+Environment: FANOUT_SCENARIOS (inproc,redis,mem,inprocz), FANOUT_SERVERS (luaws,node,floor,corked,sio),
+FANOUT_SUBS (10000), FANOUT_SIZES (16,1024), FANOUT_ZSIZES (1024: inprocz), FANOUT_WINDOW (8), FANOUT_DURATION
 (3 s), FANOUT_WARMUP (1 s), FANOUT_REPEATS (BENCH_REPEATS or 3), FANOUT_BUDGET
 (540 s: no run starts after that), FANOUT_QUIET_TOTAL (90 s of waiting in all
 for other processes to leave the CPU; BENCH_QUIET_WAIT per run, as in runner.py).
@@ -58,6 +64,7 @@ LOADGEN = os.path.join(BUILD, "loadgen")
 
 SUBS = int(os.environ.get("FANOUT_SUBS", "10000"))
 SIZES = [int(x) for x in os.environ.get("FANOUT_SIZES", "16,1024").split(",") if x]
+ZSIZES = [int(x) for x in os.environ.get("FANOUT_ZSIZES", "1024").split(",") if x]
 WINDOW = int(os.environ.get("FANOUT_WINDOW", "8"))
 DURATION = float(os.environ.get("FANOUT_DURATION", "3"))
 WARMUP = float(os.environ.get("FANOUT_WARMUP", "1"))
@@ -104,6 +111,17 @@ def _check_floor():
     return None if os.access(os.path.join(BUILD, "c_echo"), os.X_OK) else "build/bench/c_echo not built"
 
 
+def _check_luaws_z():
+    """luaws must know the compression option (issue 12) for the compressed run."""
+    try:
+        with open(os.path.join(ROOT, "lua", "luaws", "options.lua")) as f:
+            if "compression" in f.read():
+                return None
+    except OSError:
+        pass
+    return "this luaws has no compression option"
+
+
 def _check_redis():
     return None if shutil.which("redis-server") else "redis-server not installed (apt-get install redis-server)"
 
@@ -132,6 +150,14 @@ REDIS = [
     dict(key="sio", label="socket.io x2 + redis-adapter", procs=2,
          cmd=["node", "bench/peers/sio_fanout.js", "{port}", "{redis}"], proto="sio", path=SIO_PATH,
          checks=[_check_sio, _check_redis]),
+]
+INPROCZ = [
+    dict(key="luaws", label="luaws (server:publish, compression = true)", procs=1,
+         cmd=LUAWS + ["{port}", "--compression"], proto="ws", path="/ws", gen=["--json", "--deflate"],
+         checks=[_check_luaws, lambda: _check_luaws_z()]),
+    dict(key="node", label="node ws (perMessageDeflate, loop over wss.clients)", procs=1,
+         cmd=["node", "bench/peers/node_fanout.js", "{port}", "--deflate"], proto="ws", path="/ws",
+         gen=["--json", "--deflate"], checks=[_check_node]),
 ]
 MEM = [
     dict(key="sub", label="luaws, subscribed to one topic", cmd=LUAWS + ["{port}", "--mode", "sub"]),
@@ -248,8 +274,8 @@ def run_fanout(srv, size, rep, scen):
             pids.append(p.pid)
             # "listening" comes once the server (and its backplane or adapter) is ready
             if not wait_line(p, logpath, b"listening", deadline):
-                return None, f"server did not start (bench/results/logs/fanout-{tag}-{i}.log)", None, pids
-        argv = [FANOUT, "--proto", srv["proto"], "--subs", str(SUBS), "--size", str(size),
+                return None, f"server did not start ({os.path.relpath(LOGS, ROOT)}/fanout-{tag}-{i}.log)", None, pids
+        argv = [FANOUT] + srv.get("gen", []) + ["--proto", srv["proto"], "--subs", str(SUBS), "--size", str(size),
                 "--window", str(WINDOW), "--duration", str(DURATION), "--warmup", str(WARMUP),
                 "--settle", "0.5", "--stall-timeout", "5", "--parallel", "500", "--src-count", "4",
                 "--connect-timeout", "40", "--pid", ",".join(str(p) for p in pids), "--quiet"]
@@ -274,7 +300,7 @@ def run_mem(mode, rep):
         port = runner.free_port()
         p, logpath = procs.start([a.replace("{port}", str(port)) for a in mode["cmd"]], tag)
         if not wait_line(p, logpath, b"listening", time.monotonic() + START_TIMEOUT):
-            return None, f"server did not start (bench/results/logs/fanout-{tag}.log)", None, [p.pid]
+            return None, f"server did not start ({os.path.relpath(LOGS, ROOT)}/fanout-{tag}.log)", None, [p.pid]
         argv = [LOADGEN, "--url", f"ws://127.0.0.1:{port}/ws", "--mode", "idle", "--conns",
                 str(MEM_CONNS), "--parallel", "500", "--src-count", "4", "--duration", "2",
                 "--warmup", "0", "--connect-timeout", "30", "--pid", str(p.pid), "--quiet"]
@@ -311,7 +337,7 @@ def agg(runs, keys, head):
 
 FKEYS = ["rate", "msg_rate", "server_cpu_s", "us_per_delivery", "aux_cpu_s", "aux_us_per_delivery",
          "gen_cpu_s", "window_s", "dlat_p50_us", "dlat_p99_us", "flat_p50_us", "flat_p99_us",
-         "open", "open_s", "other_cpu_pct"]
+         "open", "open_s", "other_cpu_pct", "wire_per_delivery"]
 MKEYS = ["open", "open_s", "rss_before_kb", "rss_after_kb", "rss_per_conn_b", "other_cpu_pct"]
 
 
@@ -341,7 +367,8 @@ def ms(v):
     return None if v is None else v / 1000.0
 
 
-def fanout_table(md, title, cmd_line, servers, table, scen, base_key, base_label, cpu_note):
+def fanout_table(md, title, cmd_line, servers, table, scen, base_key, base_label, cpu_note, sizes=None):
+    sizes = sizes or SIZES
     md.append(f"### {title}")
     md.append("")
     md.append(cmd_line)
@@ -349,11 +376,13 @@ def fanout_table(md, title, cmd_line, servers, table, scen, base_key, base_label
     cols = ["server", "size", "deliveries/s", "messages/s to all", "server CPU", "server CPU µs per delivery"]
     if scen == "redis":
         cols += ["redis CPU µs per delivery"]
+    if scen == "inprocz":
+        cols += ["wire B/delivery"]
     cols += ["delivery p50 ms", "p99 ms", "last delivery p50 ms", "gen CPU", "other CPU", "errors",
              "spread", f"deliveries/s ÷ {base_label}", f"CPU per delivery: {base_label} ÷ this"]
     md.append("| " + " | ".join(cols) + " |")
     md.append("|" + "---|" * len(cols))
-    for size in SIZES:
+    for size in sizes:
         for s in servers:
             if s.get("skip"):
                 md.append(f"| {s['label']} | {size} B | skipped: {s['skip']} |" + " |" * (len(cols) - 3))
@@ -369,6 +398,8 @@ def fanout_table(md, title, cmd_line, servers, table, scen, base_key, base_label
                    fmt(pct(a["server_cpu_s"], w)) + "%" + cpu_note, fmt(a["us_per_delivery"], 2)]
             if scen == "redis":
                 row += [fmt(a["aux_us_per_delivery"], 3)]
+            if scen == "inprocz":
+                row += [fmt(a["wire_per_delivery"])]
             row += [fmt(ms(a["dlat_p50_us"]), 1), fmt(ms(a["dlat_p99_us"]), 1), fmt(ms(a["flat_p50_us"]), 1),
                     fmt(pct(a["gen_cpu_s"], w)) + "%", oc_cell(a), errs_cell(a, REPEATS),
                     "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%",
@@ -404,6 +435,24 @@ def target_rows(table):
                         f"deliveries/s: {fmt_ratio(r)} (server CPU per delivery {fmt_ratio(rc)}){extra} | {holds} |")
     fan("inproc", "node", 4, "in-process fan-out vs node ws")
     fan("redis", "sio", 3, "through Redis vs socket.io redis-adapter")
+    for size in ZSIZES:
+        a, b = table.get(("inprocz", "luaws", size)), table.get(("inprocz", "node", size))
+        u = table.get(("inproc", "luaws", size))
+        if not a:
+            rows.append(f"| compressed fan-out, {size} B JSON | quoted | not measured | - |")
+            continue
+        vs = ""
+        if b:
+            vs = (f" vs node ws {fmt(b['rate'])} ({fmt_ratio(ratio(a['rate'], b['rate']))}; server CPU per "
+                  f"delivery {fmt(a['us_per_delivery'], 2)} vs {fmt(b['us_per_delivery'], 2)} µs: "
+                  f"{fmt_ratio(ratio(b['us_per_delivery'], a['us_per_delivery']))})")
+        un = ""
+        if u:
+            un = (f"; uncompressed luaws {size} B: {fmt(u['rate'])} deliveries/s, "
+                  f"{fmt(u['us_per_delivery'], 2)} µs per delivery")
+        rows.append(f"| compressed fan-out, {size} B JSON, no context takeover (one compression per "
+                    f"publish) | quoted | {fmt(a['rate'])} deliveries/s{vs}; wire {fmt(a['wire_per_delivery'])} "
+                    f"B per delivery{un} | - |")
     s, o = table.get(("mem", "sub")), table.get(("mem", "open"))
     if s and o:
         d = s["rss_per_conn_b"] - o["rss_per_conn_b"]
@@ -450,6 +499,14 @@ def write_report(table, servers_by_scen, started, wall, notes, scenarios):
                      "(subscribers split over A and B, the publisher on A; socket.io: each message is "
                      "`42[\"msg\",\"<S bytes>\"]`)", servers_by_scen["redis"], table, "redis", "sio",
                      "socket.io", " (2 procs, 1 core)")
+    if "inprocz" in scenarios:
+        fanout_table(md, "In one process with permessage-deflate (no context takeover): luaws vs node ws",
+                     f"`fanout --json --deflate --subs {SUBS} --size S --window {WINDOW}` against "
+                     "bench/peers/luaws_fanout.lua --compression and bench/peers/node_fanout.js --deflate; "
+                     "every connection agreed on server_no_context_takeover and client_no_context_takeover; "
+                     "wire bytes are what the client received per delivery (frame headers included; "
+                     "uncompressed the 1 KiB message is 1,028 B)",
+                     servers_by_scen["inprocz"], table, "inprocz", "node", "node ws", "", sizes=ZSIZES)
     if "mem" in scenarios:
         md.append(f"### Memory: server RSS per idle connection at {MEM_CONNS:,} connections")
         md.append("")
@@ -496,7 +553,7 @@ def splice(section):
 
 
 def main():
-    scenarios = [x for x in os.environ.get("FANOUT_SCENARIOS", "inproc,redis,mem").split(",") if x]
+    scenarios = [x for x in os.environ.get("FANOUT_SCENARIOS", "inproc,redis,mem,inprocz").split(",") if x]
     only = [x for x in os.environ.get("FANOUT_SERVERS", "").split(",") if x]
     for t in (FANOUT, LOADGEN):
         if not os.access(t, os.X_OK):
@@ -507,7 +564,8 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     os.makedirs(LOGS, exist_ok=True)
 
-    servers_by_scen = {"inproc": [dict(s) for s in INPROC], "redis": [dict(s) for s in REDIS]}
+    servers_by_scen = {"inproc": [dict(s) for s in INPROC], "redis": [dict(s) for s in REDIS],
+                       "inprocz": [dict(s) for s in INPROCZ]}
     for scen, lst in servers_by_scen.items():
         for s in lst:
             if only and s["key"] not in only:
@@ -551,11 +609,11 @@ def main():
             table[("why",) + key] = why
 
     for rep in range(REPEATS):
-        for scen in ("inproc", "redis"):
+        for scen in ("inproc", "redis", "inprocz"):
             if scen not in scenarios:
                 continue
             active = [s for s in servers_by_scen[scen] if not s.get("skip")]
-            for size in SIZES:
+            for size in (ZSIZES if scen == "inprocz" else SIZES):
                 order = active[rep % len(active):] + active[:rep % len(active)] if active else []
                 for s in order:
                     one((scen, s["key"], size), f"rep {rep + 1}/{REPEATS} {scen} {s['key']} {size} B",
@@ -606,7 +664,7 @@ def main():
     splice(section)
     print()
     print(section)
-    log(f"fanout: wrote its section of bench/results/latest.md (and fanout.raw) in {wall / 60:.1f} min")
+    log(f"fanout: wrote its section of {os.path.relpath(RESULTS, ROOT)}/latest.md (and fanout.raw) in {wall / 60:.1f} min")
     return 0
 
 

@@ -12,7 +12,9 @@
 # 3. runs bench/fanout.py, which writes its section of bench/results/latest.md
 #    (and every JSON line to bench/results/fanout.raw).
 #
-# Knobs: FANOUT_SCENARIOS (inproc,redis,mem), FANOUT_SERVERS (luaws,node,floor,corked,sio),
+# Knobs: FANOUT_SCENARIOS (inproc,redis,mem,inprocz: the last is the compressed
+# fan-out, 1 KiB JSON with permessage-deflate without context takeover),
+# FANOUT_SERVERS (luaws,node,floor,corked,sio), FANOUT_ZSIZES (1024),
 # FANOUT_SUBS (10000), FANOUT_SIZES (16,1024), FANOUT_WINDOW (8),
 # FANOUT_DURATION (3), FANOUT_WARMUP (1), FANOUT_REPEATS (3), FANOUT_BUDGET
 # (540 s), FANOUT_QUIET_TOTAL (90 s); see bench/fanout.py. A full run takes

@@ -9,7 +9,10 @@
 **              round-trip time goes into a log-linear histogram, and a new
 **              message replaces it. Reports messages/s, MB/s, p50/p99/p99.9.
 **   idle       opens N connections, says when all N are open, holds them for
-**              the duration, answers pings, and reports how many survived.
+**              the duration, answers pings, and reports how many survived;
+**              with --idle-echo K each connection first echoes K messages
+**              (one at a time), so a server with compression has had to
+**              keep whatever context it keeps between messages.
 **   handshake  P parallel clients loop connect -> upgrade -> close; reports
 **              completed cycles per second and errors.
 ** With --pid it also reads the server's CPU time (/proc/PID/stat) and RSS
@@ -18,10 +21,35 @@
 **
 ** Output: a human line on stderr and one JSON object on stdout (last line).
 **
-** What it deliberately does not do: TLS (wss://), extensions (no
-** permessage-deflate is offered), name resolution (dotted IPv4 only, and
-** only 127.0.0.0/8: this tool never sends traffic off the machine), and
-** fragmenting its own messages. It never uses the library under test.
+** Payloads: by default a template of letters with a sequence number in the
+** first 8 bytes; with --json, a pool of 512 deterministic JSON-like texts
+** (bench/wsdeflate.h: keys, strings, numbers, arrays, nested objects), one
+** after the other, so message k of every connection is pool entry k mod 512
+** (an echo is checked against the entry it should be, which also catches
+** reordering).
+**
+** permessage-deflate (RFC 7692, --deflate takeover|no-context-takeover, with
+** --json): it offers the extension like a browser does
+** ("permessage-deflate; client_max_window_bits"), or asking for
+** server_no_context_takeover and client_no_context_takeover as well, and
+** requires the server to accept (a 101 without it is a handshake error). Its
+** own messages are deflated with zlib at --deflate-level (default 6, zlib's
+** and Chromium's default) within the window the server allowed; because every
+** connection sends the same sequence of pool entries from the start, the
+** compressed form of the whole sequence is computed once (one stream with
+** context takeover, or each entry alone without) and sent as is: the bytes
+** are exactly what a live deflater with that history would send, and the
+** generator's CPU goes to the server under test, not to zlib. Echoes with RSV1
+** are collected whole and inflated (a shared inflater when the server said
+** server_no_context_takeover, else one per connection, made on the first
+** compressed message, so idle connections hold no zlib state). Bytes on the
+** sockets are counted in the window, so wire bytes per message are reported
+** as the generator saw them (frame headers and masks included).
+**
+** What it deliberately does not do: TLS (wss://), other extensions, name
+** resolution (dotted IPv4 only, and only 127.0.0.0/8: this tool never sends
+** traffic off the machine), and fragmenting its own messages. It never uses
+** the library under test.
 **
 ** RFC 6455 sections: §4.1 (client handshake; the 101 status and
 ** Sec-WebSocket-Accept are checked), §5.1-5.3 (framing; every client frame
@@ -57,6 +85,8 @@
 
 #include <openssl/evp.h>
 
+#include "wsdeflate.h"
+
 /* Limits, overridable at build time (-DLG_RBUF_SIZE=...). */
 #ifndef LG_RBUF_SIZE
 #define LG_RBUF_SIZE (256 * 1024) /* one loop-wide receive buffer */
@@ -72,6 +102,7 @@
 #endif
 #define LG_READS_PER_EVENT 8 /* fairness: reads per connection per wakeup */
 #define LG_SEQ_BYTES 8       /* payload bytes that carry the sequence number */
+#define LG_JSON_POOL 512     /* distinct JSON-like messages (--json) */
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -94,6 +125,10 @@ struct options {
     double connect_timeout;
     double op_timeout;    /* handshake mode: one cycle may take this long */
     int text;             /* send text frames instead of binary */
+    int json;             /* payloads from the JSON-like pool */
+    int deflate;          /* 0: no offer; 1: offer with context takeover; 2: without */
+    int zlevel;           /* zlib level for our own messages */
+    long idle_echo;       /* idle mode: messages each connection echoes before it idles */
     long pid;             /* server PID to sample in /proc, or 0 */
     struct in_addr src[LG_MAX_SRC];
     int nsrc;
@@ -110,6 +145,7 @@ static struct options opt = {
     .warmup = 1.0,
     .connect_timeout = 30.0,
     .op_timeout = 5.0,
+    .zlevel = 6,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -243,6 +279,7 @@ struct errors {
     uint64_t protocol;   /* a frame the RFC forbids (masked, bad opcode, ...) */
     uint64_t unexpected; /* a message when none was in flight */
     uint64_t timeout;    /* connect or cycle took too long */
+    uint64_t inflate;    /* a compressed message that does not inflate */
 };
 
 static struct errors err;
@@ -250,7 +287,7 @@ static struct errors err;
 static uint64_t errors_total(void)
 {
     return err.connect + err.handshake + err.reset + err.eof + err.close + err.length +
-           err.payload + err.protocol + err.unexpected + err.timeout;
+           err.payload + err.protocol + err.unexpected + err.timeout + err.inflate;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -291,6 +328,14 @@ struct conn {
     uint64_t f_left;    /* payload bytes left in this frame */
     uint64_t msg_off;   /* bytes of the current data message so far */
 
+    /* permessage-deflate: what was agreed; a compressed message collects in zb. */
+    struct pmd pmd;
+    uint8_t m_z;        /* the current data message has RSV1 */
+    uint8_t z_long;     /* ... and is longer than we will collect */
+    uint32_t zlen, zcap;
+    uint8_t *zb;
+    z_stream *inf;      /* with server context takeover; made on first use */
+
     /* Outgoing bytes not yet taken by the kernel. */
     uint8_t *out;
     size_t out_off, out_len, out_cap;
@@ -299,6 +344,7 @@ struct conn {
     uint64_t *ts;
     uint32_t ts_head, ts_cnt;
     uint64_t seq_sent, seq_recv;
+    uint32_t echo_left; /* idle mode: --idle-echo messages still to come back */
 };
 
 enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DONE };
@@ -311,10 +357,31 @@ static uint8_t *tmpl;         /* the payload every echo message carries */
 static uint64_t g_now;        /* time of the last read or loop turn */
 static enum phase phase = PH_CONNECT;
 static long n_open, n_dead, n_pending; /* echo/idle connection accounting */
+static long n_echoing;        /* idle mode: connections still echoing their --idle-echo */
+static long n_echoed;         /* idle mode: connections that finished them */
 static long n_started;        /* connections started so far (echo/idle) */
 static uint64_t msgs;         /* echo: messages received in the window */
 static uint64_t cycles;       /* handshake: cycles completed in the window */
 static struct hist lat;       /* echo: round trip; handshake: connect->101 */
+static uint8_t *pool;         /* --json: LG_JSON_POOL messages of opt.size bytes */
+static uint64_t wire_tx, wire_rx; /* bytes on the sockets in the window */
+static long n_pmd;            /* connections that agreed on permessage-deflate */
+static struct pmd first_pmd;  /* what the first of them agreed */
+static z_stream shared_inf;   /* inflater for server_no_context_takeover */
+static bool shared_inf_ok;
+static uint8_t *ibuf;         /* inflated message (opt.size + 1 bytes) */
+
+/*
+** The compressed form of the pool sequence for one (client_no_context_takeover,
+** client_max_window_bits) pair: entry k is off[k]..off[k+1] of buf.
+*/
+struct zseq {
+    uint8_t cnct, bits;
+    uint8_t *buf;
+    uint32_t *off;
+};
+static struct zseq zseqs[16];
+static int nzseq;
 
 static bool counting(void)
 {
@@ -375,6 +442,14 @@ static void conn_reset(struct conn *c)
     c->bad_msg = 0;
     c->ts_head = c->ts_cnt = 0;
     c->seq_sent = c->seq_recv = 0;
+    memset(&c->pmd, 0, sizeof c->pmd);
+    c->m_z = c->z_long = 0;
+    c->zlen = 0;
+    if (c->inf) { /* a new connection starts with an empty window */
+        inflateEnd(c->inf);
+        free(c->inf);
+        c->inf = NULL;
+    }
 }
 
 static void start_conn(struct conn *c);
@@ -387,6 +462,10 @@ static void on_event(struct conn *c, uint32_t ev);
 static void conn_fail(struct conn *c)
 {
     enum cstate was = c->state;
+    if (c->echo_left) {
+        c->echo_left = 0;
+        n_echoing--;
+    }
     conn_reset(c);
     if (opt.mode == MODE_HANDSHAKE) {
         c->state = C_FREE;
@@ -412,6 +491,8 @@ static bool conn_flush(struct conn *c)
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
+            if (counting())
+                wire_tx += (uint64_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -494,18 +575,68 @@ static inline uint8_t seq_byte(uint64_t seq, size_t i)
     return (uint8_t)('a' + ((seq >> (4 * i)) & 15));
 }
 
+/* The compressed pool sequence for what this connection agreed (made once). */
+static const struct zseq *zseq_get(const struct pmd *p)
+{
+    for (int i = 0; i < nzseq; i++)
+        if (zseqs[i].cnct == p->cnct && zseqs[i].bits == p->cbits)
+            return &zseqs[i];
+    if (nzseq == (int)(sizeof zseqs / sizeof zseqs[0]))
+        die("too many different permessage-deflate answers");
+    struct zseq *z = &zseqs[nzseq];
+    size_t S = opt.size, bound = pmd_bound(S);
+    z->cnct = p->cnct;
+    z->bits = p->cbits;
+    z->buf = malloc(LG_JSON_POOL * bound);
+    z->off = malloc((LG_JSON_POOL + 1) * sizeof *z->off);
+    if (!z->buf || !z->off)
+        die("out of memory");
+    z_stream zs;
+    if (!pmd_deflate_init(&zs, opt.zlevel, p->cbits))
+        die("deflateInit2 failed (level %d, window bits %u)", opt.zlevel, p->cbits);
+    z->off[0] = 0;
+    for (uint32_t k = 0; k < LG_JSON_POOL; k++) {
+        if (p->cnct)
+            deflateReset(&zs);
+        size_t n = pmd_compress(&zs, pool + (size_t)k * S, S, z->buf + z->off[k], bound);
+        if (n == (size_t)-1)
+            die("deflate failed");
+        z->off[k + 1] = z->off[k] + (uint32_t)n;
+    }
+    deflateEnd(&zs);
+    nzseq++;
+    return z;
+}
+
 /* Queue the next echo message and remember when it left. */
 static void queue_message(struct conn *c)
 {
     size_t S = opt.size;
-    uint8_t *d = out_reserve(c, 14 + S);
     uint8_t key[4];
-    size_t h = put_header(d, opt.text ? 1 : 2, S, key);
-    mask_copy(d + h, tmpl, S, key);
-    size_t ns = S < LG_SEQ_BYTES ? S : LG_SEQ_BYTES;
-    for (size_t i = 0; i < ns; i++)
-        d[h + i] = seq_byte(c->seq_sent, i) ^ key[i & 3];
-    c->out_len += h + S;
+    if (opt.json) {
+        uint32_t k = (uint32_t)(c->seq_sent % LG_JSON_POOL);
+        const uint8_t *m = pool + (size_t)k * S;
+        size_t len = S;
+        if (c->pmd.on) {
+            const struct zseq *z = zseq_get(&c->pmd);
+            m = z->buf + z->off[k];
+            len = z->off[k + 1] - z->off[k];
+        }
+        uint8_t *d = out_reserve(c, 14 + len);
+        size_t h = put_header(d, 1, len, key);
+        if (c->pmd.on)
+            d[0] |= 0x40; /* RSV1: compressed (RFC 7692 §6) */
+        mask_copy(d + h, m, len, key);
+        c->out_len += h + len;
+    } else {
+        uint8_t *d = out_reserve(c, 14 + S);
+        size_t h = put_header(d, opt.text ? 1 : 2, S, key);
+        mask_copy(d + h, tmpl, S, key);
+        size_t ns = S < LG_SEQ_BYTES ? S : LG_SEQ_BYTES;
+        for (size_t i = 0; i < ns; i++)
+            d[h + i] = seq_byte(c->seq_sent, i) ^ key[i & 3];
+        c->out_len += h + S;
+    }
     c->seq_sent++;
     uint32_t slot = (c->ts_head + c->ts_cnt) % (uint32_t)opt.inflight;
     c->ts[slot] = g_now;
@@ -539,7 +670,10 @@ static void queue_upgrade(struct conn *c)
         die("EVP_Digest(SHA-1) failed");
     base64(c->accept, md, mdlen);
 
-    char req[600];
+    char ext[200] = "";
+    if (opt.deflate)
+        snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: %s\r\n", pmd_offer(opt.deflate == 2));
+    char req[800];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\n"
                      "Host: %s:%u\r\n"
@@ -547,8 +681,9 @@ static void queue_upgrade(struct conn *c)
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
+                     "%s"
                      "\r\n",
-                     opt.path, opt.host, (unsigned)ntohs(opt.dst.sin_port), key);
+                     opt.path, opt.host, (unsigned)ntohs(opt.dst.sin_port), key, ext);
     memcpy(out_reserve(c, (size_t)n), req, (size_t)n);
     c->out_len += (size_t)n;
 }
@@ -672,6 +807,11 @@ static void on_open(struct conn *c)
     if (opt.mode == MODE_ECHO && phase != PH_DONE)
         for (long i = 0; i < opt.inflight; i++)
             queue_message(c);
+    if (opt.mode == MODE_IDLE && opt.idle_echo > 0 && phase != PH_DONE) {
+        c->echo_left = (uint32_t)opt.idle_echo; /* one at a time, then idle */
+        n_echoing++;
+        queue_message(c);
+    }
 }
 
 /* Case-insensitive search for a header line "name:" in a CRLF block. */
@@ -699,18 +839,33 @@ static const char *find_header(const char *hs, const char *end, const char *name
     return NULL;
 }
 
-/* Check a complete response head (RFC 6455 §4.1, client requirements 1 and 4). */
-static bool check_response(struct conn *c, const char *hs, size_t len)
+/*
+** Check a complete response head (RFC 6455 §4.1, client requirements 1, 4
+** and 5; RFC 7692 §5 for the extension). Returns NULL or what is wrong.
+*/
+static const char *check_response(struct conn *c, const char *hs, size_t len)
 {
     const char *end = hs + len;
     if (len < 12 || memcmp(hs, "HTTP/1.1 101", 12) != 0)
-        return false;
+        return "not 101";
     const char *ve;
     const char *v = find_header(hs, end, "sec-websocket-accept", &ve);
     if (!v)
-        return false;
+        return "no Sec-WebSocket-Accept";
     size_t al = strlen(c->accept);
-    return (size_t)(ve - v) == al && memcmp(v, c->accept, al) == 0;
+    if ((size_t)(ve - v) != al || memcmp(v, c->accept, al) != 0)
+        return "wrong Sec-WebSocket-Accept";
+    v = find_header(hs, end, "sec-websocket-extensions", &ve);
+    if (!opt.deflate)
+        return v ? "an extension nobody offered" : NULL;
+    if (!v)
+        return "the server declined permessage-deflate";
+    const char *why = pmd_parse(v, ve, opt.deflate == 2, &c->pmd);
+    if (why)
+        return why;
+    if (n_pmd++ == 0)
+        first_pmd = c->pmd;
+    return NULL;
 }
 
 static bool on_frames(struct conn *c, const uint8_t *p, size_t n);
@@ -736,10 +891,11 @@ static bool on_handshake_bytes(struct conn *c, const uint8_t *p, size_t n)
         return true;
     }
     size_t head = (size_t)(e + 4 - c->hs);
-    if (!check_response(c, c->hs, head)) {
+    const char *why = check_response(c, c->hs, head);
+    if (why) {
         if (!opt.quiet && err.handshake == 0) {
-            size_t show = head > 200 ? 200 : head;
-            fprintf(stderr, "loadgen: bad handshake response: %.*s\n", (int)show, c->hs);
+            size_t show = head > 300 ? 300 : head;
+            fprintf(stderr, "loadgen: bad handshake response (%s): %.*s\n", why, (int)show, c->hs);
         }
         err.handshake++;
         conn_fail(c);
@@ -761,6 +917,12 @@ static void check_payload(struct conn *c, uint64_t off, const uint8_t *p, size_t
         c->bad_msg = 1;
         return;
     }
+    if (opt.json) {
+        const uint8_t *want = pool + (size_t)(c->seq_recv % LG_JSON_POOL) * opt.size;
+        if (memcmp(p, want + off, n) != 0)
+            c->bad_msg = 1;
+        return;
+    }
     size_t i = 0;
     for (; i < n && off + i < LG_SEQ_BYTES; i++)
         if (p[i] != seq_byte(c->seq_recv, (size_t)(off + i))) {
@@ -774,7 +936,7 @@ static void check_payload(struct conn *c, uint64_t off, const uint8_t *p, size_t
 /* A whole data message of len bytes arrived. */
 static void on_message(struct conn *c, uint64_t len)
 {
-    if (opt.mode != MODE_ECHO || c->ts_cnt == 0) {
+    if (opt.mode == MODE_HANDSHAKE || c->ts_cnt == 0) {
         err.unexpected++;
         return;
     }
@@ -787,12 +949,68 @@ static void on_message(struct conn *c, uint64_t len)
     c->ts_head = (c->ts_head + 1) % (uint32_t)opt.inflight;
     c->ts_cnt--;
     c->seq_recv++;
+    if (opt.mode == MODE_IDLE) { /* an --idle-echo message: the next, or idle from now on */
+        if (c->echo_left && --c->echo_left == 0) {
+            n_echoing--;
+            n_echoed++;
+        } else if (c->echo_left && phase != PH_DONE) {
+            queue_message(c);
+        }
+        return;
+    }
     if (counting()) {
         msgs++;
         hist_add(&lat, g_now - sent);
     }
     if (phase != PH_DONE)
         queue_message(c);
+}
+
+/*
+** A compressed message is complete in c->zb: inflate it (RFC 7692 §7.2.2)
+** into ibuf and check it as if it had arrived so. Returns false if the
+** connection failed.
+*/
+static bool inflate_message(struct conn *c)
+{
+    c->m_z = 0;
+    if (c->z_long) { /* compressed larger than any message we sent */
+        c->z_long = 0;
+        c->zlen = 0;
+        c->msg_off = opt.size + 1;
+        return true;
+    }
+    z_stream *z;
+    if (c->pmd.snct) {
+        if (!shared_inf_ok && !(shared_inf_ok = pmd_inflate_init(&shared_inf)))
+            die("inflateInit2 failed");
+        inflateReset(&shared_inf);
+        z = &shared_inf;
+    } else {
+        if (!c->inf) {
+            c->inf = malloc(sizeof *c->inf);
+            if (!c->inf || !pmd_inflate_init(c->inf))
+                die("inflateInit2 failed");
+        }
+        z = c->inf;
+    }
+    long n = pmd_inflate(z, c->zb, c->zlen, ibuf, opt.size + 1);
+    c->zlen = 0;
+    if (n == -1) {
+        if (!opt.quiet && err.inflate == 0)
+            fprintf(stderr, "loadgen: a compressed message does not inflate: %s\n",
+                    z->msg ? z->msg : "?");
+        err.inflate++;
+        conn_fail(c);
+        return false;
+    }
+    if (n == -2) {
+        c->msg_off = opt.size + 1; /* the length check counts it */
+        return true;
+    }
+    check_payload(c, 0, ibuf, (size_t)n);
+    c->msg_off = (uint64_t)n;
+    return true;
 }
 
 /* A frame's payload is complete. Returns false if the connection is gone. */
@@ -819,6 +1037,8 @@ static bool on_frame_end(struct conn *c)
     default: /* data or continuation */
         if (c->f_fin) {
             c->in_msg = 0;
+            if (c->m_z && !inflate_message(c))
+                return false;
             if (c->state == C_OPEN)
                 on_message(c, c->msg_off);
         }
@@ -834,8 +1054,10 @@ static bool frame_header_ok(struct conn *c, uint64_t len)
 {
     uint8_t b0 = c->fh[0];
     unsigned op = b0 & 0x0F;
-    if (b0 & 0x70)
-        return false; /* RSV bits without a negotiated extension */
+    if (b0 & 0x30)
+        return false; /* RSV2, RSV3: no extension uses them */
+    if ((b0 & 0x40) && (!c->pmd.on || op == 0 || op >= 8))
+        return false; /* RSV1: only on the first frame of a message, with deflate agreed */
     if (c->fh[1] & 0x80)
         return false; /* §5.1: a server must not mask */
     if (op >= 0x8) {
@@ -850,6 +1072,28 @@ static bool frame_header_ok(struct conn *c, uint64_t len)
     if (op > 2)
         return false;     /* reserved data opcode */
     return !c->in_msg;    /* a new message inside a fragmented one */
+}
+
+/* Collect compressed payload bytes, up to a bound no honest echo reaches. */
+static void collect_z(struct conn *c, const uint8_t *p, size_t n)
+{
+    size_t limit = pmd_bound(opt.size) + 1024;
+    if (c->z_long || c->zlen + n > limit) {
+        c->z_long = 1;
+        return;
+    }
+    if (c->zlen + n > c->zcap) {
+        size_t cap = c->zcap ? c->zcap : 512;
+        while (cap < c->zlen + n)
+            cap *= 2;
+        uint8_t *b = realloc(c->zb, cap);
+        if (!b)
+            die("out of memory");
+        c->zb = b;
+        c->zcap = (uint32_t)cap;
+    }
+    memcpy(c->zb + c->zlen, p, n);
+    c->zlen += (uint32_t)n;
 }
 
 /*
@@ -897,6 +1141,9 @@ static bool on_frames(struct conn *c, const uint8_t *p, size_t n)
             if (c->f_op == 1 || c->f_op == 2) {
                 c->in_msg = 1;
                 c->msg_off = 0;
+                c->m_z = (c->fh[0] & 0x40) != 0;
+                c->zlen = 0;
+                c->z_long = 0;
             } else if (c->f_op >= 8) {
                 c->ctl_len = 0;
             }
@@ -906,6 +1153,8 @@ static bool on_frames(struct conn *c, const uint8_t *p, size_t n)
         if (c->f_op >= 8) {
             memcpy(c->ctl + c->ctl_len, p, take); /* len <= 125 was checked */
             c->ctl_len = (uint8_t)(c->ctl_len + take);
+        } else if (c->m_z) {
+            collect_z(c, p, take);
         } else {
             check_payload(c, c->msg_off, p, take);
             c->msg_off += take;
@@ -950,6 +1199,8 @@ static void on_readable(struct conn *c)
             return;
         }
         g_now = now_ns();
+        if (counting())
+            wire_rx += (uint64_t)n;
         bool ok = c->state == C_UPGRADING ? on_handshake_bytes(c, rbuf, (size_t)n)
                                           : on_frames(c, rbuf, (size_t)n);
         if (!ok)
@@ -1058,6 +1309,11 @@ static void usage(FILE *f)
           "  --connect-timeout T   give up opening connections after T s  (30)\n"
           "  --op-timeout T   handshake mode: one cycle may take T s  (5)\n"
           "  --text           send text frames (default binary)\n"
+          "  --json           text messages from a pool of 512 JSON-like texts of --size bytes\n"
+          "  --deflate takeover|no-context-takeover\n"
+          "                   offer permessage-deflate (RFC 7692) and require it; echo mode needs --json\n"
+          "  --deflate-level N  zlib level of our own messages  (6)\n"
+          "  --idle-echo N    idle mode: each connection echoes N messages (--json) before it idles  (0)\n"
           "  --pid PID        sample the server's CPU time and RSS from /proc\n"
           "  --src A,B,...    local source addresses in 127.0.0.0/8, used in turn\n"
           "  --src-count K    shorthand for --src 127.0.0.1,...,127.0.0.K\n"
@@ -1134,6 +1390,10 @@ static void parse_args(int argc, char **argv)
         { "connect-timeout", required_argument, 0, 'T' },
         { "op-timeout", required_argument, 0, 'O' },
         { "text", no_argument, 0, 't' },
+        { "json", no_argument, 0, 'j' },
+        { "deflate", required_argument, 0, 'z' },
+        { "deflate-level", required_argument, 0, 'L' },
+        { "idle-echo", required_argument, 0, 'E' },
         { "pid", required_argument, 0, 'p' },
         { "src", required_argument, 0, 'S' },
         { "src-count", required_argument, 0, 'C' },
@@ -1161,6 +1421,14 @@ static void parse_args(int argc, char **argv)
         case 'T': opt.connect_timeout = parse_num("connect-timeout", optarg, 0.01, 86400); break;
         case 'O': opt.op_timeout = parse_num("op-timeout", optarg, 0.01, 86400); break;
         case 't': opt.text = 1; break;
+        case 'j': opt.json = 1; opt.text = 1; break;
+        case 'z':
+            if (strcmp(optarg, "takeover") == 0) opt.deflate = 1;
+            else if (strcmp(optarg, "no-context-takeover") == 0) opt.deflate = 2;
+            else die("--deflate must be takeover or no-context-takeover");
+            break;
+        case 'L': opt.zlevel = (int)parse_num("deflate-level", optarg, 0, 9); break;
+        case 'E': opt.idle_echo = (long)parse_num("idle-echo", optarg, 0, 1000000); break;
         case 'p': opt.pid = (long)parse_num("pid", optarg, 1, 1 << 30); break;
         case 'S': {
             char *dup = strdup(optarg), *save = NULL;
@@ -1189,6 +1457,14 @@ static void parse_args(int argc, char **argv)
         die("--url is required (try --help)");
     if (opt.mode == MODE_ECHO && (uint64_t)opt.inflight * (opt.size + 14) > (1ull << 32))
         die("--inflight x --size is too large");
+    if (opt.idle_echo > 0 && (opt.mode != MODE_IDLE || !opt.json))
+        die("--idle-echo is for idle mode with --json");
+    if (opt.idle_echo > 0)
+        opt.inflight = 1;
+    if (opt.mode == MODE_ECHO && opt.deflate && !opt.json)
+        die("--deflate in echo mode needs --json (the compressed sequence is made from the pool)");
+    if (opt.json && opt.size > (1 << 20))
+        die("--json messages are at most 1 MiB");
 }
 
 /*
@@ -1268,10 +1544,20 @@ int main(int argc, char **argv)
         die("out of memory");
     for (size_t i = 0; i < opt.size; i++)
         tmpl[i] = (uint8_t)('A' + i % 26); /* ASCII: valid as text too */
+    if (opt.json) {
+        pool = malloc((size_t)LG_JSON_POOL * opt.size + 1);
+        if (!pool)
+            die("out of memory");
+        for (uint32_t k = 0; k < LG_JSON_POOL; k++)
+            json_fill(pool + (size_t)k * opt.size, opt.size, k, NULL);
+    }
+    ibuf = malloc(opt.size + 1);
+    if (!ibuf)
+        die("out of memory");
     for (long i = 0; i < nconns; i++) {
         conns[i].fd = -1;
         conns[i].id = (uint32_t)i;
-        if (opt.mode == MODE_ECHO) {
+        if (opt.mode == MODE_ECHO || opt.idle_echo > 0) {
             conns[i].ts = malloc((size_t)opt.inflight * sizeof *conns[i].ts);
             if (!conns[i].ts)
                 die("out of memory");
@@ -1310,7 +1596,7 @@ int main(int argc, char **argv)
         }
         if (phase == PH_CONNECT) {
             start_more();
-            bool all = n_started == nconns && n_pending == 0;
+            bool all = n_started == nconns && n_pending == 0 && n_echoing == 0;
             if (all || g_now >= conn_deadline) {
                 if (!all) {
                     /* Give up on the stragglers: they count as timeouts. */
@@ -1398,19 +1684,25 @@ int main(int argc, char **argv)
                               ? (double)(rss_after - rss_before) * 1024.0 / (double)open_final
                               : -1;
     long open_at_end = opt.mode == MODE_HANDSHAKE ? 0 : open_final;
+    double tx_per = msgs ? (double)wire_tx / (double)msgs : -1;
+    double rx_per = msgs ? (double)wire_rx / (double)msgs : -1;
+    char pmd_desc[200];
+    pmd_describe(&first_pmd, pmd_desc, sizeof pmd_desc);
 
     if (opt.mode == MODE_ECHO)
         fprintf(stderr,
                 "echo: %ld conns x %zu B, %ld in flight: %.0f msg/s, %.2f MB/s, rtt p50 %.1f us, "
-                "p99 %.1f us, p99.9 %.1f us; server cpu %.2f s; %" PRIu64 " errors\n",
+                "p99 %.1f us, p99.9 %.1f us; server cpu %.2f s; wire %.0f B/msg out, %.0f in%s%s; "
+                "%" PRIu64 " errors\n",
                 nconns, opt.size, opt.inflight, rate, mbps, us(p50), us(p99), us(p999), cpu,
+                tx_per, rx_per, opt.deflate ? "; " : "", opt.deflate ? pmd_desc : "",
                 errors_total());
     else if (opt.mode == MODE_IDLE)
         fprintf(stderr,
                 "idle: %ld of %ld open after %.3f s, held %.1f s; server rss %ld -> %ld kB "
-                "(%.0f B/conn); %" PRIu64 " errors\n",
-                open_at_end, nconns, open_s, win, rss_before, rss_after, rss_per_conn,
-                errors_total());
+                "(%.0f B/conn); %ld echoed %ld message(s) first%s%s; %" PRIu64 " errors\n",
+                open_at_end, nconns, open_s, win, rss_before, rss_after, rss_per_conn, n_echoed,
+                opt.idle_echo, opt.deflate ? "; " : "", opt.deflate ? pmd_desc : "", errors_total());
     else
         fprintf(stderr,
                 "handshake: %ld parallel: %.0f handshakes/s, connect->101 p50 %.1f us, p99 %.1f us; "
@@ -1424,24 +1716,37 @@ int main(int argc, char **argv)
            "\"open\":%ld,\"open_s\":%.3f,"
            "\"server_cpu_s\":%.3f,\"ops_per_cpu_s\":%.1f,\"gen_cpu_s\":%.3f,"
            "\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_per_conn_b\":%.1f,"
+           "\"json\":%d,\"deflate\":\"%s\",\"deflate_conns\":%ld,\"idle_echo\":%ld,\"idle_echoed\":%ld,"
+           "\"wire_tx_b\":%" PRIu64 ",\"wire_rx_b\":%" PRIu64 ",\"wire_tx_per_msg\":%.1f,"
+           "\"wire_rx_per_msg\":%.1f,"
            "\"errors\":%" PRIu64 ",\"err\":{\"connect\":%" PRIu64 ",\"handshake\":%" PRIu64
            ",\"reset\":%" PRIu64 ",\"eof\":%" PRIu64 ",\"close\":%" PRIu64 ",\"length\":%" PRIu64
            ",\"payload\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"unexpected\":%" PRIu64
-           ",\"timeout\":%" PRIu64 "}}\n",
+           ",\"timeout\":%" PRIu64 ",\"inflate\":%" PRIu64 "}}\n",
            mode_name(), nconns, opt.size, opt.inflight, win, ops, rate, mbps, lat.n, mean / 1000.0,
            us(p50), us(p99), us(p999), us(lat.max), open_at_end, open_s, cpu, per_cpu, gen_end - gen_begin, rss_before,
-           rss_after, rss_per_conn, errors_total(), err.connect, err.handshake, err.reset, err.eof,
-           err.close, err.length, err.payload, err.protocol, err.unexpected, err.timeout);
+           rss_after, rss_per_conn, opt.json, opt.deflate ? pmd_desc : "", n_pmd, opt.idle_echo, n_echoed, wire_tx, wire_rx,
+           tx_per, rx_per, errors_total(), err.connect, err.handshake, err.reset, err.eof,
+           err.close, err.length, err.payload, err.protocol, err.unexpected, err.timeout, err.inflate);
     fflush(stdout);
 
     for (long i = 0; i < nconns; i++) {
         conn_reset(&conns[i]);
         free(conns[i].out);
         free(conns[i].ts);
+        free(conns[i].zb);
     }
     free(conns);
     free(rbuf);
     free(tmpl);
+    free(pool);
+    free(ibuf);
+    for (int i = 0; i < nzseq; i++) {
+        free(zseqs[i].buf);
+        free(zseqs[i].off);
+    }
+    if (shared_inf_ok)
+        inflateEnd(&shared_inf);
     close(epfd);
     return 0;
 }

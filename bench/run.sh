@@ -22,7 +22,17 @@
 # BENCH_REPEATS (3), BENCH_SERVERS and BENCH_SCENARIOS (comma lists of keys to
 # run; `bench/runner.py --list` shows them), BENCH_BUDGET (1500 s: no run starts
 # after that), BENCH_QUIET_WAIT (20 s) and BENCH_QUIET_TOTAL (300 s): how long to
-# wait, per run and in all, for other processes to leave the CPU; BENCH_DEPS=none.
+# wait, per run and in all, for other processes to leave the CPU; BENCH_DEPS=none;
+# BENCH_RESULTS (a directory to write the report to instead of bench/results,
+# for a partial or trial run).
+#
+# The compressed scenarios (c100x1kz: 100 x 1 KiB JSON-like text with
+# permessage-deflate as a browser offers it; c100x1kzn: the same without
+# context takeover either way; idle10kz and idle10kzn: 10,000 idle connections with it,
+# with and without context takeover, each after one echoed message; idle10k1:
+# the same without compression, their baseline) run luaws, node ws and Python
+# websockets only, each with compression on; the fan-out part's inprocz is the
+# compressed fan-out.
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -12,6 +12,12 @@ its PID. Then take per-metric medians over the repeats, compare against luaws
 (or node ws while luaws is absent), and write bench/results/latest.md (tables),
 latest.png (gnuplot chart) and latest.raw (every loadgen JSON line).
 
+The compressed scenarios (deflate=True: c100x1kz, c100x1kzn, idle10kz, idle10kzn) run
+only the servers that speak permessage-deflate, each started with its
+compressed command (zcmd): luaws's examples/echo.lua --compression, node ws
+with perMessageDeflate, Python websockets with its default compression. The
+generator offers the extension and requires it (bench/loadgen.c --deflate).
+
 Design criteria: every wait is bounded (server start, generator, stop, and a
 whole-run budget); traffic goes only to 127.0.0.1 (plus 127.0.0.2-4 as extra
 source addresses in the idle scenario); a server that is missing is skipped and
@@ -19,7 +25,7 @@ the table says why; nothing is stopped by name.
 
 Usage: bench/runner.py [--list]
 Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_REPEATS, BENCH_SERVERS,
-BENCH_SCENARIOS, BENCH_BUDGET (see bench/run.sh).
+BENCH_SCENARIOS, BENCH_BUDGET, BENCH_RESULTS (see bench/run.sh).
 """
 import datetime
 import json
@@ -37,7 +43,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "bench")
 LOADGEN = os.path.join(BUILD, "loadgen")
-RESULTS = os.path.join(ROOT, "bench", "results")
+# BENCH_RESULTS: another directory for the report (a partial or trial run that
+# must not replace bench/results/latest.md); bench/fanout.py follows it too.
+RESULTS = os.path.abspath(os.environ.get("BENCH_RESULTS") or os.path.join(ROOT, "bench", "results"))
 LOGS = os.path.join(RESULTS, "logs")
 
 DURATION = float(os.environ.get("BENCH_DURATION", "5"))
@@ -89,6 +97,16 @@ def _check_python():
     return None if r.returncode == 0 else "python3-websockets not installed"
 
 
+def _zcheck_luaws():
+    try:
+        with open(os.path.join(ROOT, "examples", "echo.lua")) as f:
+            if "--compression" in f.read():
+                return None
+    except OSError:
+        pass
+    return "examples/echo.lua has no --compression (permessage-deflate not in this tree)"
+
+
 def _check_luahttp():
     if not shutil.which("lua5.1"):
         return "lua5.1 not installed"
@@ -100,20 +118,24 @@ def _check_luahttp():
 # Each server: key, label, argv ({port} is filled in), check() -> skip reason or None.
 SERVERS = [
     dict(key="luaws", label="luaws (callback)",
-         cmd=["lua5.4", "examples/echo.lua", "--port", "{port}"], check=_check_luaws),
+         cmd=["lua5.4", "examples/echo.lua", "--port", "{port}"], check=_check_luaws,
+         zcmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--compression"], zcheck=_zcheck_luaws),
     dict(key="luaws-co", label="luaws (coroutine)",
          cmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--coroutine"], check=_check_luaws),
     dict(key="c_echo", label="c_echo (epoll floor)",
          cmd=[os.path.join(BUILD, "c_echo"), "{port}"], check=_check_c_echo),
     dict(key="node", label="node ws",
-         cmd=["node", "bench/peers/node_echo.js", "{port}"], check=_check_node),
+         cmd=["node", "bench/peers/node_echo.js", "{port}"], check=_check_node,
+         zcmd=["node", "bench/peers/node_echo.js", "{port}", "--deflate"]),
     dict(key="python", label="python websockets",
-         cmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}"], check=_check_python),
+         cmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}"], check=_check_python,
+         zcmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}", "--deflate"]),
     dict(key="luahttp", label="lua-http (lua5.1)",
          cmd=["lua5.1", "bench/peers/luahttp_echo.lua", "{port}"], check=_check_luahttp),
 ]
 
-# kind picks the table layout; head is the headline metric; better says which way is good.
+# kind picks the table layout; head is the headline metric; better says which way is good;
+# deflate=True: only servers with a zcmd, started with it (permessage-deflate on).
 SCENARIOS = [
     dict(key="lat1", title="1 connection x 16 B ping-pong (server core 0, generator core 1)",
          kind="echo", head="lat_p50_us", better="lower",
@@ -130,9 +152,38 @@ SCENARIOS = [
     dict(key="c1x1m", title="1 connection x 1 MiB messages",
          kind="echo", head="mb_per_s", better="higher",
          args=["--conns", "1", "--size", "1048576", "--inflight", "1"]),
+    dict(key="c100x1kz", title="100 connections x 1 KiB JSON-like text, permessage-deflate "
+         "(offered as a browser does: context takeover both ways)",
+         kind="zecho", head="rate", better="higher", deflate=True,
+         args=["--conns", "100", "--size", "1024", "--inflight", "1", "--json", "--deflate", "takeover"]),
+    dict(key="c100x1kzn", title="100 connections x 1 KiB JSON-like text, permessage-deflate "
+         "with server_no_context_takeover and client_no_context_takeover",
+         kind="zecho", head="rate", better="higher", deflate=True,
+         args=["--conns", "100", "--size", "1024", "--inflight", "1", "--json", "--deflate",
+               "no-context-takeover"]),
     dict(key="idle10k", title="10,000 idle connections (server RSS growth per connection)",
          kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=30.0,
          args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4"]),
+    # The compressed idle scenarios echo one 1 KiB JSON message per connection
+    # first, so the server has had to keep whatever context it keeps between
+    # messages; idle10k1 is the same without compression, their baseline.
+    dict(key="idle10k1", title="10,000 idle connections after one 1 KiB JSON echo each, no compression",
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=60.0,
+         only=["luaws", "node", "python"],
+         args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4",
+               "--json", "--size", "1024", "--idle-echo", "1"]),
+    dict(key="idle10kz", title="10,000 idle connections after one 1 KiB JSON echo each, "
+         "permessage-deflate with context takeover",
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=60.0,
+         deflate=True, base="idle10k1",
+         args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4",
+               "--json", "--size", "1024", "--idle-echo", "1", "--deflate", "takeover"]),
+    dict(key="idle10kzn", title="10,000 idle connections after one 1 KiB JSON echo each, "
+         "permessage-deflate with server_no_context_takeover and client_no_context_takeover",
+         kind="idle", head="rss_per_conn_b", better="lower", duration=2.0, connect_timeout=60.0,
+         deflate=True, base="idle10k1",
+         args=["--mode", "idle", "--conns", "10000", "--parallel", "500", "--src-count", "4",
+               "--json", "--size", "1024", "--idle-echo", "1", "--deflate", "no-context-takeover"]),
     dict(key="handshake", title="Handshakes per second (16 parallel clients: connect, upgrade, close)",
          kind="handshake", head="rate", better="higher",
          args=["--mode", "handshake", "--conns", "16"]),
@@ -237,13 +288,14 @@ def run_one(srv, sc, rep):
     port = free_port()
     tag = f"{srv['key']}-{sc['key']}-{rep}"
     logpath = os.path.join(LOGS, tag + ".log")
-    cmd = ["taskset", "-c", SERVER_CPU] + [a.replace("{port}", str(port)) for a in srv["cmd"]]
+    argv = srv["zcmd"] if sc.get("deflate") else srv["cmd"]
+    cmd = ["taskset", "-c", SERVER_CPU] + [a.replace("{port}", str(port)) for a in argv]
     with open(logpath, "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     try:
         if not wait_ready(proc, port, logpath, START_TIMEOUT):
-            return None, f"did not start (see bench/results/logs/{tag}.log)"
+            return None, f"did not start (see {os.path.relpath(LOGS, ROOT)}/{tag}.log)"
         duration = sc.get("duration", DURATION)
         connect_timeout = sc.get("connect_timeout", 10.0)
         gen_cpu = SERVER_CPU if sc.get("same_core") else GEN_CPU
@@ -310,8 +362,9 @@ def aggregate(runs, head):
         return None
     keys = ["rate", "mb_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "server_cpu_s",
             "ops_per_cpu_s", "gen_cpu_s", "window_s", "open", "open_s", "rss_before_kb",
-            "rss_after_kb", "rss_per_conn_b", "other_cpu_pct"]
+            "rss_after_kb", "rss_per_conn_b", "other_cpu_pct", "wire_tx_per_msg", "wire_rx_per_msg"]
     agg = {k: median([r.get(k) for r in ok]) for k in keys}
+    agg["deflate"] = next((r.get("deflate") for r in ok if r.get("deflate")), "")
     agg["other_cpu_max"] = max((r.get("other_cpu_pct") or 0) for r in ok)
     agg["errors"] = sum(r["errors"] for r in ok)
     agg["n"] = len(ok)
@@ -374,6 +427,63 @@ def env_lines():
     ]
 
 
+def not_in(s, sc):
+    """True when server s is not part of scenario sc at all (no row, n/a)."""
+    if sc.get("only") and s["key"] not in sc["only"]:
+        return True
+    return bool(sc.get("deflate") and not s.get("zcmd"))
+
+
+def z_skip(s, sc):
+    """Why server s does not run scenario sc (None when it does)."""
+    if not_in(s, sc):
+        return "not in this scenario"
+    return s.get("zskip") if sc.get("deflate") else None
+
+
+def kib(v):
+    return None if v is None else v / 1024.0
+
+
+def z_targets(table):
+    """The issue-12 acceptance lines that the runner can check."""
+    rows = []
+    a, n, p = (table.get((k, "c100x1kz")) for k in ("luaws", "node", "python"))
+    if a and n:
+        r = ratio(a["rate"], n["rate"])
+        extra = f"; python websockets {fmt(p['rate'])} msg/s ({fmt_ratio(ratio(a['rate'], p['rate']))})" if p else ""
+        rows.append(f"| compressed 1 KiB JSON, 100 connections: ≥ 2x node ws msg/s | {fmt(a['rate'])} vs "
+                    f"{fmt(n['rate'])} msg/s: {fmt_ratio(r)}{extra}; wire from the server "
+                    f"{fmt(a['wire_rx_per_msg'])} vs {fmt(n['wire_rx_per_msg'])} B/msg (1,028 uncompressed) | "
+                    f"{'yes' if r is not None and r >= 2 else 'no'} |")
+    else:
+        rows.append("| compressed 1 KiB JSON: ≥ 2x node ws msg/s | not measured | - |")
+    a, n, p = (table.get((k, "c100x1kzn")) for k in ("luaws", "node", "python"))
+    if a:
+        rows.append(f"| the same without context takeover (c100x1kzn): quoted | {fmt(a['rate'])} msg/s"
+                    + (f" vs node ws {fmt(n['rate'])} ({fmt_ratio(ratio(a['rate'], n['rate']))})" if n else "")
+                    + (f", python websockets {fmt(p['rate'])} ({fmt_ratio(ratio(a['rate'], p['rate']))})" if p else "")
+                    + f"; wire from the server {fmt(a['wire_rx_per_msg'])} B/msg | - |")
+    u = table.get(("luaws", "idle10k1"))
+    u0 = table.get(("luaws", "idle10k"))
+    for key, what in (("idle10kzn", "no context takeover"), ("idle10kz", "context takeover")):
+        z = table.get(("luaws", key))
+        if z and u:
+            r = ratio(z["rss_per_conn_b"], u["rss_per_conn_b"])
+            want = "within 2x of uncompressed" if key == "idle10kzn" else "quoted"
+            holds = ("yes" if r is not None and r <= 2 else "no") if key == "idle10kzn" else "-"
+            also = ""
+            if u0:
+                also = (f"; {fmt_ratio(ratio(z['rss_per_conn_b'], u0['rss_per_conn_b']))} of idle10k "
+                        f"({fmt(u0['rss_per_conn_b'])} B/conn, no message at all)")
+            rows.append(f"| 10,000 idle compressed connections after one message, {what}: {want} | "
+                        f"{fmt(z['rss_per_conn_b'])} vs {fmt(u['rss_per_conn_b'])} B/conn uncompressed "
+                        f"after one message: {fmt_ratio(r)}{also} | {holds} |")
+        else:
+            rows.append(f"| 10,000 idle compressed connections, {what} | not measured | - |")
+    return rows
+
+
 def write_report(servers, skipped, table, baseline, started, finished, notes):
     base = next(s for s in servers if s["key"] == baseline)
     blabel = base["label"]
@@ -398,6 +508,19 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
     md.append("- server CPU is utime+stime from /proc/PID/stat over the window (100% = the "
               "server's core was saturated); \"gen CPU\" is the generator's own, so a row where "
               "gen CPU is near 100% measures the generator, not the server.")
+    if any(sc.get("deflate") for sc in SCENARIOS):
+        md.append("- compressed scenarios (c100x1kz, c100x1kzn, idle10kz, idle10kzn): only the servers that speak "
+                  "permessage-deflate, each with compression on (luaws `examples/echo.lua --compression`, "
+                  "node ws `perMessageDeflate: true`, Python websockets' default `compression=\"deflate\"`). "
+                  "The generator offers it as a browser does (`permessage-deflate; client_max_window_bits`; "
+                  "c100x1kzn and idle10kzn add `server_no_context_takeover; client_no_context_takeover`) and counts a 101 "
+                  "without it as a handshake error. Its 1 KiB messages come from 512 deterministic JSON-like "
+                  "texts, deflated at zlib level 6 within the window the server allowed. Wire bytes are what "
+                  "crossed the generator's sockets in the window per echoed message, frame headers and "
+                  "masks included (uncompressed: 1,032 B to the server, 1,028 B back). \"agreed\" is the "
+                  "server's answer. The compressed idle scenarios first echo one such message on every "
+                  "connection (`--idle-echo 1`), so what a server keeps between messages is in the figure; "
+                  "idle10k1 does the same without compression and is their baseline.")
     if baseline == "luaws":
         md.append(f"- ratios: each server's headline metric divided by **{blabel}**.")
     else:
@@ -426,6 +549,9 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
             if s.get("skip"):
                 cells.append("skipped")
                 continue
+            if z_skip(s, sc):
+                cells.append("n/a" if not_in(s, sc) else "skipped")
+                continue
             a = table.get((s["key"], sc["key"]))
             b = table.get((baseline, sc["key"]))
             if not a:
@@ -438,10 +564,19 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         md.append("| " + " | ".join(cells) + " |")
     md.append("")
     md.append("Headlines: lat1/lat1same p50 round trip in µs (lower is better); c100x16, "
-              "c100x16k messages/s; c1x1m MB/s echoed; idle10k server RSS bytes per idle "
-              "connection (lower is better); handshake completed cycles/s. "
-              f"In parentheses: value ÷ {blabel}.")
+              "c100x16k, c100x1kz, c100x1kzn messages/s; c1x1m MB/s echoed; idle10k, idle10k1, idle10kz, "
+              "idle10kzn server RSS bytes per idle connection (lower is better); handshake "
+              f"completed cycles/s. In parentheses: value ÷ {blabel}. n/a: not part of that "
+              "scenario (c100x1kz, c100x1kzn, idle10kz, idle10kzn are compressed; idle10k1 is their "
+              "uncompressed baseline).")
     md.append("")
+    if any(sc.get("deflate") for sc in SCENARIOS):
+        md.append("## permessage-deflate targets (issue 12)")
+        md.append("")
+        md.append("| target | measured | holds |")
+        md.append("|---|---|---|")
+        md += z_targets(table)
+        md.append("")
 
     for sc in SCENARIOS:
         md.append(f"## {sc['title']}")
@@ -452,17 +587,24 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         if sc["kind"] == "echo":
             cols = ["server", "msg/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "server CPU",
                     "msg per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+        elif sc["kind"] == "zecho":
+            cols = ["server", "msg/s", "p50 µs", "p99 µs", "server CPU", "server CPU µs/msg",
+                    "wire B/msg to server", "wire B/msg from server", "1 KiB ÷ wire from server",
+                    "gen CPU", "other CPU", "errors", "agreed", f"{hn} spread", f"{hn} ÷ {blabel}"]
         elif sc["kind"] == "idle":
             cols = ["server", "open", "all open after s", "RSS before MiB", "RSS after MiB",
-                    "bytes/conn", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+                    "bytes/conn"] + ([f"÷ uncompressed ({sc['base']})"] if sc.get("base") else []) + \
+                   ["other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         else:
             cols = ["server", "handshakes/s", "connect→101 p50 µs", "p99 µs", "server CPU",
                     "handshakes per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         md.append("| " + " | ".join(cols) + " |")
         md.append("|" + "---|" * len(cols))
         for s in servers:
-            if s.get("skip"):
-                md.append(f"| {s['label']} | skipped: {s['skip']} |" + " |" * (len(cols) - 2))
+            if not_in(s, sc):
+                continue  # not part of this scenario (e.g. speaks no permessage-deflate)
+            if s.get("skip") or z_skip(s, sc):
+                md.append(f"| {s['label']} | skipped: {s.get('skip') or z_skip(s, sc)} |" + " |" * (len(cols) - 2))
                 continue
             a = table.get((s["key"], sc["key"]))
             if not a:
@@ -488,10 +630,23 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                        fmt(a["lat_p99_us"], 1), fmt(a["lat_p999_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
                        fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
+            elif sc["kind"] == "zecho":
+                per_msg = None if not a["ops_per_cpu_s"] or a["ops_per_cpu_s"] <= 0 else 1e6 / a["ops_per_cpu_s"]
+                wr = a["wire_rx_per_msg"]
+                row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
+                       fmt(pct(a["server_cpu_s"], w)) + "%", fmt(per_msg, 1),
+                       fmt(a["wire_tx_per_msg"]), fmt(wr),
+                       "-" if not wr or wr <= 0 else f"{1024 / wr:.2f}x",
+                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs,
+                       (a.get("deflate") or "-").replace("permessage-deflate; ", ""), sp, r]
             elif sc["kind"] == "idle":
                 mib = lambda kb: None if kb is None else kb / 1024.0
                 row = [s["label"], fmt(a["open"]), fmt(a["open_s"], 2), fmt(mib(a["rss_before_kb"]), 1),
-                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"]), oc, errs, sp, r]
+                       fmt(mib(a["rss_after_kb"]), 1), fmt(a["rss_per_conn_b"])]
+                if sc.get("base"):
+                    u = table.get((s["key"], sc["base"]))
+                    row.append(fmt_ratio(ratio(a["rss_per_conn_b"], u["rss_per_conn_b"] if u else None)))
+                row += [oc, errs, sp, r]
             else:
                 row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
@@ -593,6 +748,12 @@ def main():
             s["skip"] = why
             skipped.append((s, why))
             log(f"skipping {s['label']}: {why}")
+    for s in servers:
+        if not s.get("skip") and s.get("zcheck"):
+            why = s["zcheck"]()
+            if why and any(sc.get("deflate") for sc in SCENARIOS):
+                s["zskip"] = why
+                log(f"compressed scenarios without {s['label']}: {why}")
     active = [s for s in servers if not s.get("skip")]
     if not active:
         sys.exit("runner: no server to benchmark")
@@ -610,7 +771,8 @@ def main():
     with open(rawpath, "w") as raw:
         for rep in range(REPEATS):
             for sc in SCENARIOS:
-                order = active[rep % len(active):] + active[:rep % len(active)]
+                here = [s for s in active if not z_skip(s, sc)]
+                order = here[rep % len(here):] + here[:rep % len(here)] if here else []
                 for s in order:
                     if time.monotonic() - t0 > BUDGET:
                         budget_hit += 1
@@ -675,7 +837,7 @@ def main():
         f.write(md)
     print()
     print(md)
-    log(f"wrote bench/results/latest.md, latest.png and latest.raw in "
+    log(f"wrote {os.path.relpath(RESULTS, ROOT)}/latest.md, latest.png and latest.raw in "
         f"{(time.monotonic() - t0) / 60:.1f} min")
     return 0
 

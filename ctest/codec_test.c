@@ -3,7 +3,10 @@
  * codec_test.c -- C unit harness for the pure codecs, for what the busted
  * specs cannot see: the buffer contract (no Lua binding), and reads past the
  * end of the input, caught by putting every input right before a guard page
- * (picohttpparser's test.c trick) in addition to ASan.
+ * (picohttpparser's test.c trick) in addition to ASan; and permessage-deflate
+ * (RFC 7692): the negotiation's cases, and compression round trips with
+ * every window and takeover mode, the tail, the examples of §7.2.3, the
+ * pool's saved windows, a bomb against the limit, corrupt data.
  *
  * Built and run by `make test-c` (and by `make test`, through
  * spec/codec_c_spec.lua), with ASan+UBSan; no Lua, no libev.
@@ -15,10 +18,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "proto/buffer.h"
+#include "proto/deflate.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "proto/http.h"
+#include "proto/pmd.h"
 #include "proto/utf8.h"
 
 static int passed, failed;
@@ -370,6 +377,471 @@ static void test_body_framing(void)
     }
 }
 
+/* --- permessage-deflate negotiation (proto/pmd.c) -------------------------- */
+
+static const struct ws_pmd_config pmd_default = { 0, 0, 15, 15 };
+
+/* Negotiate over a request whose extension header lines are ext (each
+ * "Sec-WebSocket-Extensions: ...\r\n", or other lines), put at the guard
+ * page. Returns ws_pmd_negotiate's result, the answer in answer. */
+static int negotiate(const char *ext, const struct ws_pmd_config *ours, struct ws_pmd_params *a,
+                     char *answer)
+{
+    char req[2048];
+    struct ws_http_head h;
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n%s\r\n", ext);
+    const char *p = (const char *)guard_put(req, (size_t)n);
+    answer[0] = 0;
+    if (ws_http_parse_request(p, (size_t)n, &h) != n)
+        return -100;
+    memset(a, 0xAA, sizeof *a);
+    return ws_pmd_negotiate(&h, ours ? ours : &pmd_default, a, answer);
+}
+
+/* One offer in one header: 1 and the answer, or 0 (declined). */
+static int offer1(const char *value, const struct ws_pmd_config *ours, struct ws_pmd_params *a, char *answer)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "Sec-WebSocket-Extensions: %s\r\n", value);
+    return negotiate(line, ours, a, answer);
+}
+
+static void test_pmd_negotiate(void)
+{
+    struct ws_pmd_params a;
+    char ans[WS_PMD_ANSWER_MAX], v[WS_PMD_ANSWER_MAX];
+    struct ws_pmd_config ours;
+
+    /* the plain offer, and the browsers' (client_max_window_bits without a value) */
+    CHECK(offer1("permessage-deflate", NULL, &a, ans) == 1 && strcmp(ans, "permessage-deflate") == 0);
+    CHECK(a.server_max_window_bits == 15 && a.client_max_window_bits == 15 &&
+          !a.server_no_context_takeover && !a.client_no_context_takeover);
+    CHECK(offer1("permessage-deflate; client_max_window_bits", NULL, &a, ans) == 1 &&
+          strcmp(ans, "permessage-deflate") == 0 && a.client_max_window_bits == 15);
+    ours = pmd_default;
+    ours.client_max_window_bits = 10;   /* we may limit it only when offered (§7.1.2.2) */
+    CHECK(offer1("permessage-deflate; client_max_window_bits", &ours, &a, ans) == 1 &&
+          strcmp(ans, "permessage-deflate; client_max_window_bits=10") == 0 && a.client_max_window_bits == 10);
+    CHECK(offer1("permessage-deflate", &ours, &a, ans) == 1 &&
+          strcmp(ans, "permessage-deflate") == 0 && a.client_max_window_bits == 15);
+    /* no offer, no header, only other extensions: declined */
+    CHECK(negotiate("", NULL, &a, ans) == 0 && ans[0] == 0);
+    CHECK(offer1("x-webkit-deflate-frame", NULL, &a, ans) == 0);
+    CHECK(offer1("", NULL, &a, ans) == 0);
+    /* several offers: the first we can honour, answered exactly */
+    CHECK(offer1("x-webkit-deflate-frame, permessage-deflate; foo=1, "
+                 "permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate",
+                 NULL, &a, ans) == 1 &&
+          strcmp(ans, "permessage-deflate; server_max_window_bits=10") == 0 && a.server_max_window_bits == 10);
+    /* several headers: offers are read across them, in order */
+    CHECK(negotiate("Sec-WebSocket-Extensions: foo; bar=\"baz\"\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+                    "sec-websocket-extensions: permessage-deflate\r\n", NULL, &a, ans) == 1 &&
+          strcmp(ans, "permessage-deflate; server_no_context_takeover") == 0 && a.server_no_context_takeover);
+    /* both no_context_takeover; whitespace and case */
+    CHECK(offer1("Permessage-Deflate ;\tclient_no_context_takeover ; SERVER_NO_CONTEXT_TAKEOVER", NULL, &a, ans) == 1 &&
+          strcmp(ans, "permessage-deflate; server_no_context_takeover; client_no_context_takeover") == 0 &&
+          a.server_no_context_takeover && a.client_no_context_takeover);
+    /* quoted values (RFC 6455 §9.1: a token once unescaped) */
+    CHECK(offer1("permessage-deflate; server_max_window_bits=\"12\"", NULL, &a, ans) == 1 &&
+          a.server_max_window_bits == 12 && strcmp(ans, "permessage-deflate; server_max_window_bits=12") == 0);
+    CHECK(offer1("permessage-deflate; client_max_window_bits=\"1\\1\"", NULL, &a, ans) == 1 &&
+          a.client_max_window_bits == 11);
+    CHECK(offer1("permessage-deflate; server_max_window_bits=\"\"", NULL, &a, ans) == 0);
+    CHECK(offer1("permessage-deflate; server_max_window_bits=\"1 2\"", NULL, &a, ans) == 0);
+    /* every window size, each side */
+    for (int b = 8; b <= 15; b++) {
+        char want[96];
+        snprintf(v, sizeof v, "permessage-deflate; server_max_window_bits=%d", b);
+        snprintf(want, sizeof want, "permessage-deflate; server_max_window_bits=%d", b);
+        CHECK(offer1(v, NULL, &a, ans) == 1 && a.server_max_window_bits == b && strcmp(ans, want) == 0);
+        snprintf(v, sizeof v, "permessage-deflate; client_max_window_bits=%d", b);
+        snprintf(want, sizeof want, "permessage-deflate; client_max_window_bits=%d", b);
+        CHECK(offer1(v, NULL, &a, ans) == 1 && a.client_max_window_bits == b && strcmp(ans, want) == 0);
+        /* ours smaller than the offer: ours */
+        ours = pmd_default;
+        ours.server_max_window_bits = (uint8_t)b;
+        CHECK(offer1("permessage-deflate; server_max_window_bits=15", &ours, &a, ans) == 1 &&
+              a.server_max_window_bits == b);
+        /* ours below 15 and nothing offered: answered all the same (§7.1.2.1) */
+        CHECK(offer1("permessage-deflate", &ours, &a, ans) == 1 && a.server_max_window_bits == b &&
+              (b == 15 || strstr(ans, "server_max_window_bits=") != NULL));
+    }
+    /* window values that are not 8..15 decline that offer; the next may do */
+    {
+        static const char *bad[] = { "7", "16", "0", "08", "-9", "9a", "100", "" };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            snprintf(v, sizeof v, "permessage-deflate; server_max_window_bits=%s", bad[i]);
+            CHECK(offer1(v, NULL, &a, ans) == 0);
+            snprintf(v, sizeof v, "permessage-deflate; client_max_window_bits=%s, permessage-deflate", bad[i]);
+            CHECK(offer1(v, NULL, &a, ans) == (bad[i][0] ? 1 : 0));   /* "" breaks the grammar: all declined */
+        }
+    }
+    /* server_max_window_bits needs a value; the client's does not */
+    CHECK(offer1("permessage-deflate; server_max_window_bits", NULL, &a, ans) == 0);
+    /* unknown or repeated parameters, values where none belong: declined */
+    CHECK(offer1("permessage-deflate; foo", NULL, &a, ans) == 0);
+    CHECK(offer1("permessage-deflate; server_no_context_takeover=1", NULL, &a, ans) == 0);
+    CHECK(offer1("permessage-deflate; server_no_context_takeover; server_no_context_takeover", NULL, &a, ans) == 0);
+    CHECK(offer1("permessage-deflate; client_max_window_bits; client_max_window_bits=9", NULL, &a, ans) == 0);
+    CHECK(offer1("permessage-deflate; a; b; c; d; e; f; g; h; i; j", NULL, &a, ans) == 0);
+    /* malformed headers decline everything, even a good offer beside them */
+    {
+        static const char *bad[] = {
+            "permessage-deflate;", "permessage-deflate; ;", "permessage-deflate; =1",
+            "permessage-deflate; server_max_window_bits=\"10", "permessage-deflate; x=\"a\\",
+            "permessage-deflate; x=", "permessage-deflate x", "permessage-deflate, ;", "\"permessage-deflate\"",
+            "permessage-deflate; server_max_window_bits=10 10", "permessage-deflate; x=a=b", "per@message",
+            "permessage-deflate; x=\"\x80\"",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            char line[256];
+            snprintf(line, sizeof line, "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                                        "Sec-WebSocket-Extensions: %s\r\n", bad[i]);
+            CHECK(negotiate(line, NULL, &a, ans) == 0 && ans[0] == 0);
+        }
+    }
+    /* our policy: no context takeover either side, said whether offered or not */
+    ours = pmd_default;
+    ours.server_no_context_takeover = ours.client_no_context_takeover = 1;
+    CHECK(offer1("permessage-deflate", &ours, &a, ans) == 1 && a.server_no_context_takeover &&
+          a.client_no_context_takeover &&
+          strcmp(ans, "permessage-deflate; server_no_context_takeover; client_no_context_takeover") == 0);
+    /* the longest answer fits (found by fuzz/pmd_fuzz.c: it once did not) */
+    ours.server_max_window_bits = 12;
+    ours.client_max_window_bits = 11;
+    CHECK(offer1("permessage-deflate; client_max_window_bits=13; server_max_window_bits=14", &ours, &a, ans) == 1 &&
+          strlen(ans) == 128 && a.server_max_window_bits == 12 && a.client_max_window_bits == 11);
+    CHECK(ws_pmd_offer(&ours, v) == 128 && strlen(v) == 128);
+}
+
+/* The client's check of a 101 whose extension lines are ext. */
+static int check_answer(const char *ext, const struct ws_pmd_config *ours, struct ws_pmd_params *a,
+                        const char **why)
+{
+    char res[1024];
+    struct ws_http_head h;
+    int n = snprintf(res, sizeof res, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n%s\r\n", ext);
+    const char *p = (const char *)guard_put(res, (size_t)n);
+    if (ws_http_parse_response(p, (size_t)n, &h) != n)
+        return -100;
+    *why = NULL;
+    return ws_pmd_check_answer(&h, ours, a, why);
+}
+
+static void test_pmd_client(void)
+{
+    struct ws_pmd_params a;
+    struct ws_pmd_config ours = pmd_default;
+    char offer[WS_PMD_ANSWER_MAX];
+    const char *why;
+
+    CHECK(ws_pmd_offer(&ours, offer) == strlen(offer) &&
+          strcmp(offer, "permessage-deflate; client_max_window_bits") == 0);
+    ours.server_no_context_takeover = 1;
+    ours.server_max_window_bits = 10;
+    ours.client_max_window_bits = 12;
+    ws_pmd_offer(&ours, offer);
+    CHECK(strcmp(offer, "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; "
+                        "client_max_window_bits=12") == 0);
+    /* what our own server answers to our own offer is accepted */
+    {
+        struct ws_pmd_params sa;
+        char ans[WS_PMD_ANSWER_MAX], line[256];
+        CHECK(offer1(offer, NULL, &sa, ans) == 1);
+        snprintf(line, sizeof line, "Sec-WebSocket-Extensions: %s\r\n", ans);
+        CHECK(check_answer(line, &ours, &a, &why) == 1 && a.server_max_window_bits == 10 &&
+              a.client_max_window_bits == 12 && a.server_no_context_takeover && !a.client_no_context_takeover);
+    }
+    ours = pmd_default;
+    CHECK(check_answer("", &ours, &a, &why) == 0);
+    CHECK(check_answer("", NULL, &a, &why) == 0);
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", &ours, &a, &why) == 1 &&
+          a.server_max_window_bits == 15 && a.client_max_window_bits == 15);
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9\r\n", &ours, &a,
+                       &why) == 1 && a.client_max_window_bits == 9);
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8; "
+                       "client_no_context_takeover\r\n", &ours, &a, &why) == 1 &&
+          a.server_max_window_bits == 8 && a.client_no_context_takeover);
+    /* answers that fail the connection, each with its reason */
+    {
+        static const char *bad[] = {
+            "Sec-WebSocket-Extensions: x-foo\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; foo\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate;\r\n",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+            CHECK(check_answer(bad[i], &ours, &a, &why) == WS_EHANDSHAKE && why && *why);
+    }
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", NULL, &a, &why) == WS_EHANDSHAKE);
+    ours.client_max_window_bits = 10;
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=11\r\n", &ours, &a,
+                       &why) == WS_EHANDSHAKE);
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", &ours, &a, &why) == 1 &&
+          a.client_max_window_bits == 10);
+    ours = pmd_default;
+    ours.server_max_window_bits = 10;
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", &ours, &a, &why) == WS_EHANDSHAKE);
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n", &ours, &a,
+                       &why) == WS_EHANDSHAKE);
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n", &ours, &a,
+                       &why) == 1 && a.server_max_window_bits == 9);
+    ours = pmd_default;
+    ours.server_no_context_takeover = 1;
+    CHECK(check_answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", &ours, &a, &why) == WS_EHANDSHAKE);
+}
+
+/* --- deflate / inflate (proto/deflate.c) ----------------------------------- */
+
+/* Text that repeats itself at every distance up to about 600 bytes (so a
+ * window of 8 bits is exercised at its edge), with some noise. */
+static void make_text(uint8_t *p, size_t n, unsigned seed)
+{
+    static const char *words[] = { "alpha", "beta", "gamma", "delta", "\"key\":", "123,", " ", "{", "}" };
+    size_t i = 0;
+    while (i < n) {
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 7 == 0) {
+            p[i++] = (uint8_t)('a' + (seed >> 20) % 26);
+        } else {
+            const char *w = words[(seed >> 16) % 9];
+            for (size_t k = 0; w[k] && i < n; k++)
+                p[i++] = (uint8_t)w[k];
+        }
+    }
+}
+
+/* Compress msg in parts pieces with tx, inflate each piece as it comes
+ * with rx (through the guard page, fed in pieces of step bytes); 1 if the
+ * message comes back whole. *wire: its compressed size. */
+static int zround(struct ws_zpool *p, struct ws_zctx *tx, struct ws_zctx *rx, const uint8_t *msg, size_t n,
+                  int parts, size_t step, size_t *wire)
+{
+    struct ws_buf z = WS_BUF_INIT, out = WS_BUF_INIT;
+    uint64_t total = 0;
+    size_t done = 0;
+    int ok = 1;
+    *wire = 0;
+    for (int k = 0; k < parts && ok; k++) {
+        size_t len = k == parts - 1 ? n - done : n / (size_t)parts;
+        int fin = k == parts - 1;
+        z.len = z.off = 0;
+        if (ws_deflate(p, tx, msg + done, len, fin, &z) != WS_OK)
+            return 0;
+        done += len;
+        *wire += z.len;
+        if (fin && z.len >= 4 && memcmp(ws_buf_head(&z) + z.len - 4, "\0\0\xff\xff", 4) == 0)
+            ok = 0;   /* §7.2.1: the tail is removed */
+        for (size_t i = 0; ok && (i < z.len || (i == 0 && z.len == 0)); i += step) {
+            size_t take = z.len - i < step ? z.len - i : step;
+            int last = fin && i + take >= z.len;
+            if (ws_inflate(p, rx, take ? guard_put(ws_buf_head(&z) + i, take) : NULL, take, last, &out, &total,
+                           0) != WS_OK)
+                ok = 0;
+            if (take == 0)
+                break;
+        }
+    }
+    ok = ok && out.len == n && total == n && (n == 0 || memcmp(ws_buf_head(&out), msg, n) == 0);
+    ws_buf_free(&z);
+    ws_buf_free(&out);
+    return ok;
+}
+
+static void test_deflate(void)
+{
+    static uint8_t text[300000];
+    struct ws_zpool pool = WS_ZPOOL_INIT(4, 1u << 30);
+    struct ws_zctx tx, rx;
+    size_t wire, wire2;
+    make_text(text, sizeof text, 7);
+
+    /* every window, both takeover modes, sizes from empty to large, whole
+     * and in fragments, inflated in pieces of every kind */
+    for (int bits = 8; bits <= 15; bits++)
+        for (int nc = 0; nc <= 1; nc++) {
+            static const size_t sizes[] = { 0, 1, 5, 200, 4096, 70000 };
+            ws_zctx_init(&tx, WS_Z_DEFLATE, bits, nc, 6, 8);
+            ws_zctx_init(&rx, WS_Z_INFLATE, bits, nc, 0, 1);
+            for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+                CHECK(zround(&pool, &tx, &rx, text + i * 13, sizes[i], 1, 1 << 20, &wire));
+                CHECK(zround(&pool, &tx, &rx, text + i * 7, sizes[i], 3, 7, &wire));
+            }
+            CHECK(zround(&pool, &tx, &rx, text, 3000, 1, 1, &wire));   /* a byte at a time */
+            /* no context: nothing held between messages */
+            if (nc)
+                CHECK(tx.zs == NULL && rx.zs == NULL && ws_zctx_held(&tx) == 0 && ws_zctx_held(&rx) == 0);
+            ws_zctx_free(&pool, &tx);
+            ws_zctx_free(&pool, &rx);
+        }
+    /* an empty message is the one byte 0x00 (§7.2.3.6) */
+    {
+        struct ws_buf z = WS_BUF_INIT;
+        ws_zctx_init(&tx, WS_Z_DEFLATE, 15, 1, 6, 8);
+        CHECK(ws_deflate(&pool, &tx, "", 0, 1, &z) == WS_OK && z.len == 1 && ws_buf_head(&z)[0] == 0);
+        ws_zctx_free(&pool, &tx);
+        ws_buf_free(&z);
+    }
+    /* RFC 7692 §7.2.3.1: "Hello" compressed is c1 ... ; and it inflates */
+    {
+        static const uint8_t hello[] = { 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00 };
+        struct ws_buf out = WS_BUF_INIT;
+        uint64_t total = 0;
+        ws_zctx_init(&rx, WS_Z_INFLATE, 15, 0, 0, 1);
+        CHECK(ws_inflate(&pool, &rx, guard_put(hello, sizeof hello), sizeof hello, 1, &out, &total, 0) == WS_OK &&
+              out.len == 5 && memcmp(ws_buf_head(&out), "Hello", 5) == 0);
+        /* §7.2.3.2: the second "Hello" over the same window (context takeover) */
+        {
+            static const uint8_t again[] = { 0xf2, 0x00, 0x11, 0x00, 0x00 };
+            out.len = 0;
+            total = 0;
+            CHECK(ws_inflate(&pool, &rx, guard_put(again, sizeof again), sizeof again, 1, &out, &total, 0) == WS_OK &&
+                  out.len == 5 && memcmp(ws_buf_head(&out), "Hello", 5) == 0);
+        }
+        /* §7.2.3.3: a stored block; §7.2.3.4: a block with BFINAL, then the next message */
+        {
+            static const uint8_t stored[] = { 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00 };
+            static const uint8_t final[] = { 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00 };
+            out.len = 0;
+            total = 0;
+            CHECK(ws_inflate(&pool, &rx, guard_put(stored, sizeof stored), sizeof stored, 1, &out, &total, 0) ==
+                  WS_OK && out.len == 5 && memcmp(ws_buf_head(&out), "Hello", 5) == 0);
+            out.len = 0;
+            total = 0;
+            CHECK(ws_inflate(&pool, &rx, guard_put(final, sizeof final), sizeof final, 1, &out, &total, 0) ==
+                  WS_OK && out.len == 5 && memcmp(ws_buf_head(&out), "Hello", 5) == 0);
+            out.len = 0;
+            total = 0;
+            CHECK(ws_inflate(&pool, &rx, guard_put(hello, sizeof hello), sizeof hello, 1, &out, &total, 0) ==
+                  WS_OK && out.len == 5 && memcmp(ws_buf_head(&out), "Hello", 5) == 0);
+        }
+        ws_zctx_free(&pool, &rx);
+        ws_buf_free(&out);
+    }
+    /* context takeover pays: the same message again costs far less */
+    ws_zctx_init(&tx, WS_Z_DEFLATE, 15, 0, 6, 8);
+    ws_zctx_init(&rx, WS_Z_INFLATE, 15, 0, 0, 1);
+    CHECK(zround(&pool, &tx, &rx, text, 2000, 1, 1 << 20, &wire));
+    CHECK(zround(&pool, &tx, &rx, text, 2000, 1, 1 << 20, &wire2));
+    CHECK(wire2 * 10 < wire);
+    ws_zctx_free(&pool, &tx);
+    ws_zctx_free(&pool, &rx);
+    /* contexts that take turns on a pool of one stream: each one's window
+     * is saved and given back, so every message still inflates */
+    {
+        struct ws_zpool small = WS_ZPOOL_INIT(1, 1u << 30);
+        struct ws_zctx t[3], r[3];
+        int ok = 1;
+        for (int i = 0; i < 3; i++) {
+            ws_zctx_init(&t[i], WS_Z_DEFLATE, 9 + i * 3, 0, 6, 8);
+            ws_zctx_init(&r[i], WS_Z_INFLATE, 9 + i * 3, 0, 0, 1);
+        }
+        for (int round = 0; round < 20; round++)
+            for (int i = 0; i < 3; i++)
+                ok &= zround(&small, &t[i], &r[i], text + (size_t)round * 977 + (size_t)i * 31,
+                             1500 + (size_t)round * 50, 1 + round % 3, 100, &wire);
+        CHECK(ok);
+        CHECK(small.resets > 20 && small.nidle <= 1);
+        CHECK(ws_zctx_held(&r[0]) > 0 || r[0].zs != NULL);   /* its window is kept somewhere */
+        for (int i = 0; i < 3; i++) {
+            ws_zctx_free(&small, &t[i]);
+            ws_zctx_free(&small, &r[i]);
+        }
+        ws_zpool_trim(&small, 0, 0);
+        CHECK(small.live == 0 && small.nidle == 0);
+    }
+    /* an idle context holds only what its messages filled of its window */
+    {
+        struct ws_zpool none = WS_ZPOOL_INIT(0, 0);   /* nothing stays warm */
+        ws_zctx_init(&tx, WS_Z_DEFLATE, 10, 0, 6, 8);
+        ws_zctx_init(&rx, WS_Z_INFLATE, 10, 0, 0, 1);
+        CHECK(zround(&none, &tx, &rx, text, 300, 1, 1 << 20, &wire));
+        CHECK(tx.zs == NULL && rx.zs == NULL && none.live == 0);
+        CHECK(ws_zctx_held(&tx) == 300 && ws_zctx_held(&rx) == 300);
+        CHECK(zround(&none, &tx, &rx, text + 300, 5000, 2, 1 << 20, &wire));
+        CHECK(ws_zctx_held(&tx) == 1024 && ws_zctx_held(&rx) == 1024);
+        CHECK(zround(&none, &tx, &rx, text + 300, 5000, 1, 1 << 20, &wire2));
+        ws_zctx_free(&none, &tx);
+        ws_zctx_free(&none, &rx);
+    }
+    /* a window of 8 bits: compressed with 9 (zlib's raw deflate has no 8),
+     * read back by zlib's raw inflate with 8, ours and a plain one */
+    {
+        struct ws_buf z = WS_BUF_INIT;
+        uint8_t back[20000];
+        z_stream zi;
+        int ok;
+        ws_zctx_init(&tx, WS_Z_DEFLATE, 8, 0, 9, 9);
+        ws_zctx_init(&rx, WS_Z_INFLATE, 8, 0, 0, 1);
+        CHECK(zround(&pool, &tx, &rx, text, 20000, 1, 1 << 20, &wire));
+        CHECK(zround(&pool, &tx, &rx, text + 100, 20000, 2, 333, &wire));
+        ws_zctx_free(&pool, &tx);
+        ws_zctx_free(&pool, &rx);
+        ws_zctx_init(&tx, WS_Z_DEFLATE, 8, 1, 9, 9);
+        CHECK(ws_deflate(&pool, &tx, text, 20000, 1, &z) == WS_OK);
+        ws_buf_append(&z, "\0\0\xff\xff", 4, 0);
+        memset(&zi, 0, sizeof zi);
+        CHECK(inflateInit2(&zi, -8) == Z_OK);
+        zi.next_in = ws_buf_head(&z);
+        zi.avail_in = (uInt)z.len;
+        zi.next_out = back;
+        zi.avail_out = sizeof back;
+        ok = inflate(&zi, Z_SYNC_FLUSH);
+        CHECK((ok == Z_OK || ok == Z_BUF_ERROR) && zi.total_out == 20000 && memcmp(back, text, 20000) == 0);
+        inflateEnd(&zi);
+        ws_zctx_free(&pool, &tx);
+        ws_buf_free(&z);
+    }
+    /* a bomb: 64 MiB of zeros in a few KiB stops at the limit, having
+     * inflated at most the limit + 1 byte */
+    {
+        struct ws_buf z = WS_BUF_INIT, out = WS_BUF_INIT;
+        uint64_t total = 0;
+        uint8_t *zeros = calloc(1, 1 << 20);
+        ws_zctx_init(&tx, WS_Z_DEFLATE, 15, 0, 9, 9);
+        for (int i = 0; i < 64; i++)
+            CHECK(ws_deflate(&pool, &tx, zeros, 1 << 20, i == 63, &z) == WS_OK);
+        CHECK(z.len < 100000);
+        ws_zctx_init(&rx, WS_Z_INFLATE, 15, 0, 0, 1);
+        CHECK(ws_inflate(&pool, &rx, ws_buf_head(&z), z.len, 1, &out, &total, 1000000) == WS_ETOOBIG);
+        CHECK(total == 1000001 && out.len == 1000001 && out.cap <= 1000001 + 65536);
+        /* the limit exactly: fine */
+        ws_zctx_free(&pool, &rx);
+        ws_zctx_init(&rx, WS_Z_INFLATE, 15, 0, 0, 1);
+        out.len = 0;
+        total = 0;
+        CHECK(ws_inflate(&pool, &rx, ws_buf_head(&z), z.len, 1, &out, &total, 64u << 20) == WS_OK &&
+              total == 64u << 20);
+        ws_zctx_free(&pool, &tx);
+        ws_zctx_free(&pool, &rx);
+        ws_buf_free(&z);
+        ws_buf_free(&out);
+        free(zeros);
+    }
+    /* corrupt data is WS_EPROTO, and the context stays unusable */
+    {
+        static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x12, 0x34 };
+        struct ws_buf out = WS_BUF_INIT;
+        uint64_t total = 0;
+        ws_zctx_init(&rx, WS_Z_INFLATE, 15, 0, 0, 1);
+        CHECK(ws_inflate(&pool, &rx, guard_put(junk, sizeof junk), sizeof junk, 1, &out, &total, 0) == WS_EPROTO);
+        CHECK(ws_inflate(&pool, &rx, guard_put(junk, 1), 1, 1, &out, &total, 0) != WS_OK);
+        ws_zctx_free(&pool, &rx);
+        ws_zctx_init(&rx, WS_Z_INFLATE, 15, 1, 0, 1);
+        /* a block type 3 (reserved) */
+        CHECK(ws_inflate(&pool, &rx, guard_put("\x07", 1), 1, 1, &out, &total, 0) == WS_EPROTO);
+        ws_zctx_free(&pool, &rx);
+        ws_buf_free(&out);
+    }
+    ws_zpool_trim(&pool, 0, 0);
+    CHECK(pool.live == 0);
+}
+
 int main(void)
 {
     guard_init(1 << 18);
@@ -379,6 +851,9 @@ int main(void)
     test_http();
     test_chunked();
     test_body_framing();
+    test_pmd_negotiate();
+    test_pmd_client();
+    test_deflate();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -65,6 +65,12 @@ local server = assert(luaws.listen {
   static = here .. "chat/public",
   max_message_size = 16 * 1024,   -- a chat line, not a file: bigger ones close with 1009
   backplane = opts.redis,         -- nil: this process (and its workers) only
+  -- JSON chat lines repeat their keys: permessage-deflate (browsers offer
+  -- it) shrinks them several times. Without context takeover on our side a
+  -- room's message is compressed once for every subscriber that agreed to
+  -- the same parameters (the publish shares one frame), and an idle
+  -- connection holds no compressor state; lines under 64 bytes go plain.
+  compression = { server_context_takeover = false, threshold = 64 },
 })
 
 local function now_iso()

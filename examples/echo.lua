@@ -6,9 +6,12 @@
 --   make run                              -- builds, then runs this on port 5000
 --   lua5.4 examples/echo.lua --port 8080  -- once built
 --   lua5.4 examples/echo.lua --coroutine  -- the same echo, written as a coroutine
+--   lua5.4 examples/echo.lua --compression  -- with permessage-deflate (make run COMPRESSION=1)
 --
 -- Options: --host H (default localhost; "*" for every address), --port N
--- (0 picks a free one), --coroutine. It prints one line once it listens:
+-- (0 picks a free one), --coroutine, --compression (accept permessage-deflate
+-- offers: browsers make one; see README "Compression"). It prints one line
+-- once it listens:
 --   luaws echo listening on http://HOST:PORT/
 
 -- Run from a checkout without installing: find lua/ and build/ beside us.
@@ -18,14 +21,18 @@ package.cpath = here .. "../build/?.so;" .. package.cpath
 
 local luaws = require "luaws"
 
-local opts = { host = "localhost", port = 5000, coroutine = false }
+local opts = { host = "localhost", port = 5000, coroutine = false, compression = false }
 local i = 1
 while arg and arg[i] do
   local a = arg[i]
   if a == "--port" then opts.port = assert(tonumber(arg[i + 1]), "--port needs a number"); i = i + 1
   elseif a == "--host" then opts.host = assert(arg[i + 1], "--host needs a value"); i = i + 1
   elseif a == "--coroutine" then opts.coroutine = true
-  else io.stderr:write("usage: lua5.4 examples/echo.lua [--host H] [--port N] [--coroutine]\n"); os.exit(2) end
+  elseif a == "--compression" then opts.compression = true
+  else
+    io.stderr:write("usage: lua5.4 examples/echo.lua [--host H] [--port N] [--coroutine] [--compression]\n")
+    os.exit(2)
+  end
   i = i + 1
 end
 
@@ -33,6 +40,7 @@ local server = assert(luaws.listen {
   host = opts.host,
   port = opts.port,
   static = here .. "echo/public",
+  compression = opts.compression,
 })
 
 if opts.coroutine then
@@ -50,6 +58,7 @@ end
 io.stdout:setvbuf("line")
 print(("luaws echo listening on http://%s:%d/"):format(
   opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host, server.port))
+if opts.compression then print("luaws echo: permessage-deflate on") end
 local stat = io.open("/proc/self/stat")   -- its first field is our PID
 local pid = stat and stat:read("n")
 if stat then stat:close() end

@@ -1,13 +1,14 @@
 -- SPDX-License-Identifier: MIT
 --
--- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8,chunked}/
+-- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8,chunked,pmd}/
 -- (plain Lua 5.4, no luaws needed), so every seed is reviewable here and the
 -- files can be made again:   lua5.4 fuzz/gen_corpus.lua
 --
 -- Seeds follow each target's input format (see the file comment of each
 -- fuzz/*_fuzz.c): frame seeds start with the mode/limit/split bytes, utf8
 -- seeds with the split bytes, http seeds are the head alone, chunked seeds
--- start with the split/limit byte. libFuzzer never
+-- start with the split/limit byte, pmd seeds with the mode and parameter
+-- bytes. libFuzzer never
 -- writes here: `make fuzz` runs on a copy in build/fuzz/corpus/.
 
 local char, rep, pack = string.char, string.rep, string.pack
@@ -381,5 +382,72 @@ write("chunked", "a-request", "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:
 write("chunked", "a-request-both", "POST /x HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
 write("chunked", "a-request-lengths", "POST /x HTTP/1.1\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n")
 write("chunked", "a-request-gzip", "POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+---------------------------------------------------------------------------
+-- pmd: [mode: 0 negotiate, 1 inflate, 2 round trip][parameters][rest]
+-- (fuzz/pmd_fuzz.c). Negotiation: the rest is header values split at "\n".
+-- Inflate: [S][S split bytes: length | 0x80 to end a message][data].
+---------------------------------------------------------------------------
+
+local function policy(snct, cnct, sbits, cbits)
+  return char((snct and 1 or 0) | (cnct and 2 or 0) | ((sbits - 8) << 2) | ((cbits - 8) << 5))
+end
+local P15 = policy(false, false, 15, 15)
+local offers = {
+  { "plain", "permessage-deflate" },
+  { "browser", "permessage-deflate; client_max_window_bits" },
+  { "python", "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12" },
+  { "both-nct", "permessage-deflate; server_no_context_takeover; client_no_context_takeover" },
+  { "several", "x-webkit-deflate-frame, permessage-deflate; foo=1, permessage-deflate; server_max_window_bits=10" },
+  { "headers", "foo; bar=\"baz\"\npermessage-deflate; client_max_window_bits=9\npermessage-deflate" },
+  { "quoted", "permessage-deflate; server_max_window_bits=\"1\\1\"" },
+  { "bits-8", "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8" },
+  { "bad-bits", "permessage-deflate; server_max_window_bits=16, permessage-deflate; client_max_window_bits=08" },
+  { "repeated", "permessage-deflate; server_no_context_takeover; server_no_context_takeover" },
+  { "value-on-flag", "permessage-deflate; client_no_context_takeover=1" },
+  { "unterminated", "permessage-deflate; server_max_window_bits=\"10" },
+  { "empty-elements", " , ,permessage-deflate ,, " },
+  { "trailing-semicolon", "permessage-deflate;" },
+  { "many-params", "permessage-deflate" .. rep("; a", 12) },
+  { "answer-full", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+      .. "server_max_window_bits=9; client_max_window_bits=10" },
+}
+for _, o in ipairs(offers) do
+  write("pmd", "negotiate-" .. o[1], "\0" .. P15 .. o[2])
+end
+write("pmd", "negotiate-policy-nct-9-10", "\0" .. policy(true, true, 9, 10) .. "permessage-deflate; client_max_window_bits")
+write("pmd", "negotiate-policy-8", "\0" .. policy(false, true, 8, 8) .. "permessage-deflate")
+
+-- Inflate seeds: RFC 7692 §7.2.3's examples byte for byte, stored blocks.
+local function params(bits, nc, limit) return char((bits - 8) | (nc and 8 or 0) | (limit << 4)) end
+local function stored(data, final)   -- one stored block (BFINAL as told), byte-aligned
+  return char(final and 1 or 0) .. pack("<I2", #data) .. pack("<I2", (~#data) & 0xffff) .. data
+end
+local hello = "\xf2\x48\xcd\xc9\xc9\x07\x00"            -- §7.2.3.1
+local hello_again = "\xf2\x00\x11\x00\x00"                -- §7.2.3.2, over the same window
+local hello_final = "\xf3\x48\xcd\xc9\xc9\x07\x00\x00"     -- §7.2.3.4, BFINAL set
+local function inflate_seed(p, splits, data)
+  return "\1" .. p .. char(#splits) .. (#splits > 0 and char(table.unpack(splits)) or "") .. data
+end
+write("pmd", "inflate-hello", inflate_seed(params(15, false, 0), {}, hello))
+write("pmd", "inflate-hello-twice", inflate_seed(params(15, false, 0), { 0x80 | #hello }, hello .. hello_again))
+write("pmd", "inflate-hello-nct", inflate_seed(params(15, true, 0), { 0x80 | #hello }, hello .. hello))
+write("pmd", "inflate-hello-fragments", inflate_seed(params(15, false, 0), { 3, 0, 0x80 | 4 }, hello .. hello_again))
+write("pmd", "inflate-bfinal", inflate_seed(params(15, false, 0), { 0x80 | #hello_final }, hello_final .. hello_again))
+write("pmd", "inflate-stored", inflate_seed(params(9, false, 0), {}, stored("Hello") .. stored("", false)))
+write("pmd", "inflate-stored-limit", inflate_seed(params(15, false, 2), {}, stored(rep("x", 1001))))
+write("pmd", "inflate-limit-1", inflate_seed(params(8, false, 1), {}, hello))
+write("pmd", "inflate-empty", inflate_seed(params(15, false, 0), {}, "\0"))
+write("pmd", "inflate-reserved-block", inflate_seed(params(15, false, 0), {}, "\x07\xff"))
+write("pmd", "inflate-stored-bad-nlen", inflate_seed(params(15, false, 0), {}, "\0\5\0\5\0Hello"))
+write("pmd", "inflate-every-window", inflate_seed(params(12, true, 3), { 0x80 | 10 }, stored("0123") .. stored("abcdef")))
+
+-- Round trips: text to compress, cut into messages.
+local json = rep('{"id":12345,"name":"alpha","tags":["x","y"],"ok":true}', 6)
+write("pmd", "roundtrip-json", "\2" .. char(0x40 | 7) .. "\0" .. json)
+write("pmd", "roundtrip-json-nct-fragments", "\2" .. char(0x80 | 8 | 3) .. "\3" .. char(20, 0x80 | 50, 0x80) .. json)
+write("pmd", "roundtrip-bits8-level9", "\2" .. char(0xc0) .. "\2" .. char(0x80 | 100, 0x80 | 7) .. json)
+write("pmd", "roundtrip-stored", "\2" .. char(0x00 | 7) .. "\1" .. char(0x80 | 33) .. json)
+write("pmd", "roundtrip-empty-messages", "\2" .. char(0x47) .. "\2" .. char(0x80, 0x80 | 1) .. "ab")
 
 print(("gen_corpus: wrote %d seeds under %s/corpus/"):format(written, root))

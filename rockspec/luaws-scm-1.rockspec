@@ -16,6 +16,7 @@ external_dependencies = {
   LIBEV = { header = "ev.h", library = "ev" },
   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
+  ZLIB = { header = "zlib.h", library = "z" },
 }
 build = {
   type = "builtin",
@@ -23,17 +24,17 @@ build = {
     -- keep in step with csrc/*/*.c: `make check-rockspec` compares them
     ["luaws.core"] = {
       sources = {
-        "csrc/proto/buffer.c", "csrc/proto/errors.c", "csrc/proto/frame.c",
-        "csrc/proto/handshake.c", "csrc/proto/http.c", "csrc/proto/utf8.c", "csrc/io/backplane.c", "csrc/io/client.c",
+        "csrc/proto/buffer.c", "csrc/proto/deflate.c", "csrc/proto/errors.c", "csrc/proto/frame.c",
+        "csrc/proto/handshake.c", "csrc/proto/http.c", "csrc/proto/pmd.c", "csrc/proto/utf8.c", "csrc/io/backplane.c", "csrc/io/client.c",
         "csrc/io/conn.c", "csrc/io/conn_http.c", "csrc/io/loop.c", "csrc/io/pubsub.c", "csrc/io/server.c",
         "csrc/io/tls.c", "csrc/io/transport.c", "csrc/io/workers.c", "csrc/lua/client.c", "csrc/lua/codec.c",
         "csrc/lua/conn.c", "csrc/lua/core.c", "csrc/lua/loop.c", "csrc/lua/server.c",
         "csrc/lua/timer.c", "csrc/lua/util.c", "csrc/lua/workers.c",
       },
       defines = { "OPENSSL_API_COMPAT=30000", "_GNU_SOURCE" },
-      incdirs = { "csrc", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
-      libdirs = { "$(LIBEV_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
-      libraries = { "ev", "hiredis", "ssl", "crypto" },
+      incdirs = { "csrc", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(LIBEV_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)", "$(ZLIB_LIBDIR)" },
+      libraries = { "ev", "hiredis", "ssl", "crypto", "z" },
     },
     ["luaws"] = "lua/luaws.lua",
     ["luaws.server"] = "lua/luaws/server.lua",

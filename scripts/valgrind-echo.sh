@@ -1,7 +1,10 @@
 #!/bin/sh
-# Run the echo example under valgrind, drive an echo session of 1,000
-# messages (text, binary, fragmented, a ping, the close) with Python's
-# websockets client, stop the server with SIGTERM, and check valgrind's
+# Run the echo example under valgrind (permessage-deflate on), drive an
+# echo session of 1,000 messages (text, binary, fragmented, a ping, the
+# close) with Python's websockets client, uncompressed, then the same
+# compressed with context takeover and without it (each session's
+# connections stay open until the end, so the pool's saved windows are
+# used), stop the server with SIGTERM, and check valgrind's
 # leak summary: nothing definitely or indirectly lost, no errors.
 # Prints "valgrind: 1 passed, 0 failed" (or 0/1) and exits non-zero on failure.
 set -u
@@ -11,7 +14,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
   --error-exitcode=99 --log-file="$out/vg.log" \
-  lua5.4 examples/echo.lua --port 0 --host 127.0.0.1 > "$out/server.out" 2>&1 &
+  lua5.4 examples/echo.lua --port 0 --host 127.0.0.1 --compression > "$out/server.out" 2>&1 &
 pid=$!
 port=""
 i=0
@@ -26,9 +29,11 @@ if [ -z "$port" ]; then
 else
   "$PY" - "$port" <<'PYEOF' || fail=1
 import asyncio, sys, websockets
-async def main(port):
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", compression=None, max_size=None) as ws:
-        for i in range(1000):
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory as Deflate
+async def session(port, ext, n):
+    kw = {"compression": None, "extensions": [ext]} if ext else {"compression": None}
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None, **kw) as ws:
+        for i in range(n):
             m = f"message {i} " * (i % 50) if i % 3 else bytes(range(i % 256))
             if i % 100 == 7:
                 await ws.send([f"frag{i}-a", f"frag{i}-b"]); m = f"frag{i}-afrag{i}-b"
@@ -38,7 +43,13 @@ async def main(port):
             assert got == m, (i, got[:40])
         await asyncio.wait_for(await ws.ping(b"p"), 10)
     assert ws.close_code == 1000, ws.close_code
+async def main(port):
+    await session(port, None, 1000)
     print("valgrind: 1000 messages echoed")
+    await asyncio.gather(session(port, Deflate(), 300), session(port, Deflate(), 300),
+                         session(port, Deflate(server_no_context_takeover=True, client_no_context_takeover=True,
+                                               server_max_window_bits=9, client_max_window_bits=10), 300))
+    print("valgrind: 900 compressed messages echoed")
 asyncio.run(main(int(sys.argv[1])))
 PYEOF
 fi

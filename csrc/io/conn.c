@@ -33,6 +33,7 @@
 
 #include "io/conn_int.h"
 #include "io/loop.h"
+#include "proto/deflate.h"
 #include "proto/handshake.h"
 #include "proto/utf8.h"
 
@@ -74,6 +75,57 @@
 
 /* Segments gathered into one writev. */
 #define CONN_SEGS_PER_WRITE 16
+
+/* Idle z_streams the loop's pool keeps (warm for their last connection, or
+ * free): at most this many, holding at most this much zlib memory; beyond,
+ * the least recently used is freed, its context saved. A warm stream saves
+ * its connection's next message a reset and a dictionary (for a compressor
+ * with context, zlib hashes the whole window again); 8 MiB keeps about 30
+ * compressors of 15 bits (256 KiB each) or 180 inflaters warm. */
+#ifndef CONN_ZPOOL_KEEP
+#define CONN_ZPOOL_KEEP 1024
+#endif
+#ifndef CONN_ZPOOL_BYTES
+#define CONN_ZPOOL_BYTES (8u << 20)
+#endif
+
+/* The compressed-output scratch buffer is kept up to this size between
+ * messages, and freed when a larger message made it grow past it. */
+#ifndef CONN_ZBUF_KEEP
+#define CONN_ZBUF_KEEP (256 * 1024)
+#endif
+
+/*
+** permessage-deflate on one connection (RFC 7692), malloc'd at the 101 when
+** it was agreed: the parameters, and one context per direction. A context
+** holds no zlib state of its own: the loop's pool (zpool) lends a stream
+** per message, and a context that keeps context holds at most its window
+** between messages (proto/deflate.h).
+*/
+struct conn_pmd {
+    struct ws_pmd_params agreed;
+    struct conn_zstats st;        /* wire bytes, (de)compressions: ws:stats() */
+    uint32_t threshold;           /* whole messages shorter than this go out plain */
+    uint8_t sending_z;            /* the fragmented message being sent is compressed */
+    uint32_t utf8;                /* validator state of the compressed text being received */
+    uint64_t in_total;            /* its inflated bytes so far */
+    struct ws_zctx out;           /* what we send */
+    struct ws_zctx in;            /* what the peer sends */
+};
+
+/* After this many seconds in which no message was compressed or inflated,
+ * the pool's idle streams are freed (warm ones' windows saved first), so a
+ * server whose traffic stopped holds no zlib memory beyond its windows. */
+#ifndef CONN_ZPOOL_IDLE
+#define CONN_ZPOOL_IDLE 10.
+#endif
+
+static struct ws_zpool zpool = WS_ZPOOL_INIT(CONN_ZPOOL_KEEP, CONN_ZPOOL_BYTES);
+static ev_timer ztimer;           /* every CONN_ZPOOL_IDLE s while streams exist */
+static uint8_t ztimer_on;
+static uint64_t zlends_seen;      /* zpool.lends at the last tick */
+static void conn_ztimer_start(void);
+static struct ws_buf zbuf;        /* a message's compressed bytes on their way to the queue */
 
 /* The send queue after c->out: whole frames, each its own bytes or a
  * reference to a block other queues share. [off, len) is still to go. */
@@ -416,6 +468,12 @@ static int conn_teardown(struct conn *c)
     c->parked = c->parked_tail = NULL;
     c->parked_len = 0;
     c->send_op = 0;
+    if (c->pmd) {
+        /* the zlib state goes now; the parameters and counts stay for the
+         * close handler (ws.compression, ws:stats()) until the release */
+        ws_zctx_free(&zpool, &c->pmd->out);
+        ws_zctx_free(&zpool, &c->pmd->in);
+    }
     if (c->group) {
         if (opened)
             c->group->nopen--;
@@ -470,6 +528,8 @@ static void conn_finish_now(struct conn *c)
     c->close_reason_len = 0;
     free(c->key);
     c->key = NULL;
+    free(c->pmd);
+    c->pmd = NULL;
     c->hooks->release(c);   /* last: the owner may free c */
 }
 
@@ -481,6 +541,8 @@ void conn_destroy(struct conn *c)
     c->close_reason = NULL;
     free(c->key);
     c->key = NULL;
+    free(c->pmd);
+    c->pmd = NULL;
 }
 
 /* ------------------------------------------------------------------ sending */
@@ -738,9 +800,10 @@ static int conn_queue(struct conn *c, const uint8_t *hdr, size_t hlen, const voi
 
 /*
 ** Encode one frame (with a fresh masking key for a client) and queue it.
-** fin 0: a fragment of a message that more frames continue.
+** fin 0: a fragment of a message that more frames continue. rsv1: the
+** first frame of a compressed message (RFC 7692 §6).
 */
-static int conn_queue_part(struct conn *c, int fin, int opcode, const void *data, size_t len)
+static int conn_queue_part(struct conn *c, int fin, int opcode, const void *data, size_t len, int rsv1)
 {
     uint8_t hdr[WS_MAX_HEADER], key[4];
     const uint8_t *mask = NULL;
@@ -761,13 +824,34 @@ static int conn_queue_part(struct conn *c, int fin, int opcode, const void *data
         mask = key;
     }
     hlen = ws_frame_header_encode(hdr, fin, opcode, len, mask);
+    if (rsv1)
+        hdr[0] |= WS_RSV1;
     return conn_queue(c, hdr, hlen, data, len, mask);
 }
 
 /* A whole frame: a control frame, or a message in one frame. */
 static int conn_queue_frame(struct conn *c, int opcode, const void *data, size_t len)
 {
-    return conn_queue_part(c, 1, opcode, data, len);
+    return conn_queue_part(c, 1, opcode, data, len, 0);
+}
+
+/* The scratch buffer, empty, for the next compressed message. */
+static struct ws_buf *conn_zbuf(void)
+{
+    if (zbuf.cap > CONN_ZBUF_KEEP)
+        ws_buf_free(&zbuf);
+    zbuf.off = 0;
+    zbuf.len = 0;
+    return &zbuf;
+}
+
+/* Count a message sent compressed to c; made: it was compressed for it
+ * (not a fan-out's shared frame, which its group counts once). */
+static void conn_count_z(struct conn *c, int made)
+{
+    c->pmd->st.compressions++;
+    if (made && c->group)
+        c->group->stats.compressions++;
 }
 
 /*
@@ -814,13 +898,18 @@ static int conn_over_cap(const struct conn *c, size_t len)
     return c->opt->max_backpressure && queued > 0 && queued + len > c->opt->max_backpressure;
 }
 
-static void conn_count_out(struct conn *c, size_t len, int whole)
+/* Count len message bytes sent as wire payload bytes; whole: a message's
+ * last frame. */
+static void conn_count_out(struct conn *c, size_t len, size_t wire, int whole)
 {
     c->msgs_out += (unsigned)whole;
     c->bytes_out += len;
+    if (c->pmd)
+        c->pmd->st.wire_out += wire;
     if (c->group) {
         c->group->stats.msgs_out += (unsigned)whole;
         c->group->stats.bytes_out += len;
+        c->group->stats.wire_bytes_out += wire;
     }
 }
 
@@ -852,6 +941,7 @@ static void conn_unpark(struct conn *c)
 static int conn_send_data(struct conn *c, int opcode, const void *data, size_t len, int fin)
 {
     uint32_t utf8 = WS_UTF8_ACCEPT;
+    size_t wire = len;
     int rc;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING)))
         return WS_ECLOSED;
@@ -868,10 +958,30 @@ static int conn_send_data(struct conn *c, int opcode, const void *data, size_t l
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
-    rc = conn_queue_part(c, fin, c->send_op ? WS_OP_CONT : opcode, data, len);
-    if (rc != WS_OK)
-        return rc;
-    conn_count_out(c, len, fin);
+    if (c->pmd && (c->send_op ? c->pmd->sending_z : (!fin || len >= c->pmd->threshold))) {
+        /* RFC 7692 §7.2.1: compressed, RSV1 on the first frame only. A
+         * message sent in pieces is compressed whatever its first piece's
+         * size (its whole size is not known yet). */
+        struct ws_buf *zb = conn_zbuf();
+        int first = !c->send_op;
+        rc = WS_OK;
+        if (ws_deflate(&zpool, &c->pmd->out, data, len, fin, zb) != WS_OK) {
+            conn_fail(c, 1011, WS_ENOMEM, "out of memory");
+            return WS_ENOMEM;
+        }
+        rc = conn_queue_part(c, fin, first ? opcode : WS_OP_CONT, ws_buf_head(zb), zb->len, first);
+        if (rc != WS_OK)
+            return rc;
+        if (first)
+            conn_count_z(c, 1);
+        c->pmd->sending_z = !fin;
+        wire = zb->len;
+    } else {
+        rc = conn_queue_part(c, fin, c->send_op ? WS_OP_CONT : opcode, data, len, 0);
+        if (rc != WS_OK)
+            return rc;
+    }
+    conn_count_out(c, len, wire, fin);
     if (!fin) {
         c->send_op = (uint8_t)opcode;
         c->send_utf8 = utf8;
@@ -933,17 +1043,29 @@ static struct conn_seg *conn_seg_shared(struct conn *c, const uint8_t *hdr, size
     return g;
 }
 
-int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
-                     const void *data, size_t len, struct ws_block **blk)
+/* May a fan-out queue a frame of len bytes for c? WS_OK, WS_ECLOSED, or
+ * WS_EBACKPRESSURE after failing the connection. */
+static int conn_shared_ok(struct conn *c, size_t len)
 {
-    size_t total = hdr_len + len;
-    struct conn_seg *g;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING | CF_CLIENT)))
         return WS_ECLOSED;
     if (conn_over_cap(c, len)) {
         conn_fail(c, 1008, WS_EBACKPRESSURE, "backpressure");
         return WS_EBACKPRESSURE;
     }
+    return WS_OK;
+}
+
+/* conn_send_shared, counting msg_len bytes of message (the frame may carry
+ * them compressed). */
+static int conn_shared_frame(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                             const void *data, size_t len, struct ws_block **blk, size_t msg_len)
+{
+    size_t total = hdr_len + len;
+    struct conn_seg *g;
+    int rc = conn_shared_ok(c, len);
+    if (rc != WS_OK)
+        return rc;
     if (c->send_op) {
         /* RFC 6455 §5.4: not between the fragments of the message being
          * sent; it follows that message's final frame (conn_unpark). */
@@ -956,7 +1078,7 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
             c->parked = g;
         c->parked_tail = g;
         c->parked_len += g->len;
-        conn_count_out(c, len, 1);
+        conn_count_out(c, msg_len, len, 1);
         return WS_OK;
     }
     /* A fan-out often sends several messages to each connection in one
@@ -965,18 +1087,218 @@ int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
      * write per message (conn_turn_hook). */
     conn_turn_cork(c);
     if (total < CONN_SHARE_MIN) {   /* small: a copy is cheaper */
-        int rc = conn_queue(c, hdr, hdr_len, data, len, NULL);
+        rc = conn_queue(c, hdr, hdr_len, data, len, NULL);
         if (rc == WS_OK)
-            conn_count_out(c, len, 1);
+            conn_count_out(c, msg_len, len, 1);
         return rc;
     }
     if (!(g = conn_seg_shared(c, hdr, hdr_len, data, len, blk, 0)))
         return WS_ENOMEM;
     conn_seg_push(c, g);
-    conn_count_out(c, len, 1);
+    conn_count_out(c, msg_len, len, 1);
     /* No flush here: the turn hook writes (and a flush could run the owner's
      * drain hook in the middle of the caller's fan-out). */
     return WS_OK;
+}
+
+int conn_send_shared(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                     const void *data, size_t len, struct ws_block **blk)
+{
+    return conn_shared_frame(c, hdr, hdr_len, data, len, blk, len);
+}
+
+const struct ws_pmd_params *conn_compression(const struct conn *c)
+{
+    return c->pmd ? &c->pmd->agreed : NULL;
+}
+
+void conn_fanout_start(struct conn_fanout *f, int opcode, const void *data, size_t len)
+{
+    memset(f, 0, sizeof *f);
+    f->opcode = opcode;
+    f->data = data;
+    f->len = len;
+    f->hlen = ws_frame_header_encode(f->hdr, 1, opcode, len, NULL);
+}
+
+void conn_fanout_end(struct conn_fanout *f)
+{
+    ws_block_unref(f->blk);
+    f->blk = NULL;
+    for (size_t i = 0; i < f->nz; i++) {
+        ws_block_unref(f->z[i].blk);
+        f->z[i].blk = NULL;
+    }
+    f->nz = 0;
+}
+
+/*
+** The fan-out's compressed frame for a compressor without context of these
+** parameters: compressed the first time a connection needs it (counted
+** once, in that connection's group), then shared. NULL when out of memory,
+** or when more parameter sets than CONN_FANOUT_SETS meet in one fan-out
+** (the caller then compresses for the connection alone).
+*/
+static struct ws_block *conn_fanout_z(struct conn *c, struct conn_fanout *f, size_t *hlen)
+{
+    const struct ws_zctx *o = &c->pmd->out;
+    struct ws_zctx tmp;
+    struct ws_buf *zb;
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t i, n;
+    for (i = 0; i < f->nz; i++)
+        if (f->z[i].bits == o->bits && f->z[i].level == o->level && f->z[i].mem_level == o->mem_level) {
+            *hlen = f->z[i].hlen;
+            return f->z[i].blk;
+        }
+    if (f->nz == CONN_FANOUT_SETS)
+        return NULL;
+    ws_zctx_init(&tmp, WS_Z_DEFLATE, o->bits, 1, o->level, o->mem_level);
+    zb = conn_zbuf();
+    if (ws_deflate(&zpool, &tmp, f->data, f->len, 1, zb) != WS_OK)
+        return NULL;
+    ws_zctx_free(&zpool, &tmp);
+    n = ws_frame_header_encode(hdr, 1, f->opcode, zb->len, NULL);
+    hdr[0] |= WS_RSV1;
+    i = f->nz;
+    if (!(f->z[i].blk = ws_block_new(hdr, n, ws_buf_head(zb), zb->len)))
+        return NULL;
+    f->z[i].bits = o->bits;
+    f->z[i].level = o->level;
+    f->z[i].mem_level = o->mem_level;
+    f->z[i].hlen = n;
+    f->nz++;
+    if (c->group)
+        c->group->stats.compressions++;   /* once for every connection that shares it */
+    *hlen = n;
+    return f->z[i].blk;
+}
+
+int conn_fanout_send(struct conn *c, struct conn_fanout *f)
+{
+    struct conn_pmd *z = c->pmd;
+    struct ws_block *blk, *own = NULL;
+    struct ws_buf *zb;
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hlen;
+    int rc;
+    if (!z || f->len < z->threshold || (c->send_op && !z->out.no_context))
+        /* plain: no compression, a short message, or a compressor with
+         * context that is busy with the fragmented message being sent (a
+         * plain message leaves its context alone, RFC 7692 §6) */
+        return conn_shared_frame(c, f->hdr, f->hlen, f->data, f->len, &f->blk, f->len);
+    if (z->out.no_context && (blk = conn_fanout_z(c, f, &hlen)) != NULL) {
+        if ((rc = conn_shared_frame(c, blk->data, hlen, blk->data + hlen, blk->len - hlen, &blk, f->len)) == WS_OK)
+            conn_count_z(c, 0);
+        return rc;
+    }
+    /* its own: a compressor with context (checked first: a refused send
+     * must not have moved the context on) */
+    if ((rc = conn_shared_ok(c, f->len)) != WS_OK)
+        return rc;
+    zb = conn_zbuf();
+    if (ws_deflate(&zpool, &z->out, f->data, f->len, 1, zb) != WS_OK) {
+        conn_fail(c, 1011, WS_ENOMEM, "out of memory");
+        return WS_ENOMEM;
+    }
+    hlen = ws_frame_header_encode(hdr, 1, f->opcode, zb->len, NULL);
+    hdr[0] |= WS_RSV1;
+    rc = conn_shared_frame(c, hdr, hlen, ws_buf_head(zb), zb->len, &own, f->len);
+    ws_block_unref(own);
+    if (rc == WS_OK)
+        conn_count_z(c, 1);
+    return rc;
+}
+
+int conn_pmd_start(struct conn *c, const struct ws_pmd_params *a, const struct conn_compression *z)
+{
+    struct conn_pmd *p = calloc(1, sizeof *p);
+    int client = (c->flags & CF_CLIENT) != 0;
+    if (!p)
+        return WS_ENOMEM;
+    p->agreed = *a;
+    p->threshold = z->threshold;
+    p->utf8 = WS_UTF8_ACCEPT;
+    /* Our compressor keeps no context when the peer asked for that, or when
+     * we chose not to (always allowed: the peer's window only ever holds
+     * more than we refer to). */
+    ws_zctx_init(&p->out, WS_Z_DEFLATE, client ? a->client_max_window_bits : a->server_max_window_bits,
+                 client ? a->client_no_context_takeover || z->cfg.client_no_context_takeover
+                        : a->server_no_context_takeover,
+                 z->level, z->mem_level);
+    ws_zctx_init(&p->in, WS_Z_INFLATE, client ? a->server_max_window_bits : a->client_max_window_bits,
+                 client ? a->server_no_context_takeover : a->client_no_context_takeover, 0, 1);
+    free(c->pmd);
+    c->pmd = p;
+    ws_reader_allow_compressed(&c->rd, 1);
+    conn_ztimer_start();
+    return WS_OK;
+}
+
+/* The pool's timer: free the idle streams after a period without use;
+ * stop once none is left (the next agreement starts it again). */
+static void conn_ztimer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    if (zpool.lends == zlends_seen) {
+        ws_zpool_trim(&zpool, 0, 0);
+        ws_buf_free(&zbuf);
+    }
+    zlends_seen = zpool.lends;
+    if (zpool.live == 0) {
+        ev_ref(loop);   /* balance the unref at start */
+        ev_timer_stop(loop, w);
+        ztimer_on = 0;
+    }
+}
+
+static void conn_ztimer_start(void)
+{
+    struct ev_loop *loop = loop_get();
+    if (ztimer_on)
+        return;
+    ev_timer_init(&ztimer, conn_ztimer_cb, CONN_ZPOOL_IDLE, CONN_ZPOOL_IDLE);
+    ev_timer_start(loop, &ztimer);
+    ev_unref(loop);   /* it alone must not keep the loop running */
+    ztimer_on = 1;
+    zlends_seen = zpool.lends;
+}
+
+void conn_zpool_free(void)
+{
+    if (ztimer_on) {
+        struct ev_loop *loop = loop_get();
+        ev_ref(loop);
+        ev_timer_stop(loop, &ztimer);
+        ztimer_on = 0;
+    }
+    ws_zpool_trim(&zpool, 0, 0);
+    ws_buf_free(&zbuf);
+}
+
+size_t conn_zstreams(size_t *idle, uint64_t *resets)
+{
+    if (idle)
+        *idle = zpool.nidle;
+    if (resets)
+        *resets = zpool.resets;
+    return zpool.live;
+}
+
+void conn_zstats(const struct conn *c, struct conn_zstats *out)
+{
+    if (c->pmd) {
+        *out = c->pmd->st;
+        return;
+    }
+    out->wire_in = c->bytes_in;
+    out->wire_out = c->bytes_out;
+    out->compressions = out->decompressions = 0;
+}
+
+size_t conn_compression_held(const struct conn *c)
+{
+    return c->pmd ? sizeof *c->pmd + ws_zctx_held(&c->pmd->out) + ws_zctx_held(&c->pmd->in) : 0;
 }
 
 int conn_send_raw(struct conn *c, const void *data, size_t len)
@@ -1085,6 +1407,76 @@ static int conn_frame_part(struct conn *c, const struct ws_event *ev)
 }
 
 /*
+** A chunk of a compressed message (RFC 7692 §7.2.2): inflate it into c->msg
+** as it arrives, against max_message_size (a bomb stops at the limit, 1009,
+** with nothing inflated past it), checking the text as UTF-8 as it appears
+** (1007, failing fast); data that is not DEFLATE is 1002. The whole message
+** is handed on at its end, or, frame by frame (CF_FRAGMENTS), what each
+** frame inflated to once the frame is complete (an empty one only when it
+** ends the message). Returns WS_OK, or an error after failing the
+** connection.
+*/
+static int conn_inflate(struct conn *c, const struct ws_event *ev)
+{
+    struct conn_pmd *z = c->pmd;
+    size_t before = c->msg.len;
+    int rc = z ? ws_inflate(&zpool, &z->in, ev->data, ev->len, ev->fin, &c->msg, &z->in_total,
+                            c->opt->max_message_size)
+               : WS_EPROTO;   /* the reader lets RSV1 through only once it was agreed */
+    if (rc == WS_EPROTO && ev->opcode == WS_OP_TEXT &&
+        ws_utf8_feed(z->utf8, ws_buf_head(&c->msg) + before, c->msg.len - before) == WS_UTF8_REJECT)
+        rc = WS_EUTF8;   /* what did inflate was no text: that is the first fault */
+    if (rc != WS_OK) {
+        if (rc == WS_ETOOBIG)
+            conn_fail(c, 1009, WS_ETOOBIG, "message too big");
+        else if (rc == WS_EPROTO)
+            conn_fail(c, 1002, WS_EPROTO, "invalid compressed data");
+        else if (rc == WS_EUTF8)
+            conn_fail(c, 1007, WS_EUTF8, "invalid utf8");
+        else
+            conn_fail(c, 1011, WS_ENOMEM, "out of memory");
+        return rc;
+    }
+    if (ev->opcode == WS_OP_TEXT) {   /* RFC 6455 §8.1 on the inflated text */
+        z->utf8 = ws_utf8_feed(z->utf8, ws_buf_head(&c->msg) + before, c->msg.len - before);
+        if (z->utf8 == WS_UTF8_REJECT || (ev->fin && z->utf8 != WS_UTF8_ACCEPT)) {
+            conn_fail(c, 1007, WS_EUTF8, "invalid utf8");
+            return WS_EUTF8;
+        }
+    }
+    if (ev->fin) {
+        z->in_total = 0;
+        z->utf8 = WS_UTF8_ACCEPT;
+        z->st.decompressions++;
+        if (c->group)
+            c->group->stats.decompressions++;
+    }
+    if (c->flags & CF_FRAGMENTS) {
+        struct ws_event part = *ev;
+        if (!ev->frame_end || (c->msg.len == 0 && !ev->fin))
+            return WS_OK;   /* gather the frame's output; nothing to say for an empty frame */
+        part.data = c->msg.len ? ws_buf_head(&c->msg) : (uint8_t *)"";
+        part.len = c->msg.len;
+        c->read_hint = 0;
+        c->bytes_in += part.len;
+        c->msgs_in += (unsigned)ev->fin;
+        if (c->group) {
+            c->group->stats.bytes_in += part.len;
+            c->group->stats.msgs_in += (unsigned)ev->fin;
+        }
+        if (c->hooks->on_fragment)
+            c->hooks->on_fragment(c, ev->opcode, part.data, part.len, ev->fin);
+        ws_buf_free(&c->msg);
+        return WS_OK;
+    }
+    if (ev->fin) {
+        conn_deliver(c, ev->opcode, c->msg.len ? ws_buf_head(&c->msg) : (const uint8_t *)"", c->msg.len);
+        ws_buf_free(&c->msg);
+    }
+    return WS_OK;
+}
+
+/*
 ** The peer's close frame (already validated by the reader). Answer it with
 ** the same code and reason (RFC 6455 §5.5.1: an endpoint "typically echos the
 ** status code it received"; echoing the reason too is what browsers show as
@@ -1134,7 +1526,14 @@ void conn_frames(struct conn *c, uint8_t *buf, size_t n)
         case WS_EV_DATA:
             if (c->flags & CF_CLOSE_SENT)
                 break;
-            if (c->flags & CF_FRAGMENTS) {
+            if (c->pmd)
+                c->pmd->st.wire_in += ev.len;
+            if (c->group)
+                c->group->stats.wire_bytes_in += ev.len;
+            if (ev.compressed) {
+                if (conn_inflate(c, &ev) != WS_OK)
+                    return;
+            } else if (c->flags & CF_FRAGMENTS) {
                 if (conn_frame_part(c, &ev) != WS_OK)
                     return;
             } else if (ev.fin && c->msg.len == 0) {
@@ -1299,6 +1698,7 @@ static void conn_on_readable(struct conn *c)
         int into_msg = 0;
         /* the rest of a large data frame: read it where it will stay */
         if (c->state == CONN_OPEN && c->rd.remaining >= CONN_DIRECT_READ_MIN &&
+            !ws_reader_compressed(&c->rd) &&   /* c->msg holds what it inflates to */
             !(c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD | CF_FAILED))) {
             int err = WS_OK;
             want = c->rd.remaining < CONN_BIG_READ_MAX ? (size_t)c->rd.remaining : CONN_BIG_READ_MAX;

@@ -46,10 +46,12 @@
 #include "proto/buffer.h"
 #include "proto/frame.h"
 #include "proto/http.h"
+#include "proto/pmd.h"
 
 struct conn;
 struct conn_seg;
 struct conn_http;
+struct conn_pmd;
 
 enum conn_state {
     CONN_HANDSHAKE = 0,  /* reading the HTTP head (server) or the 101 (client) */
@@ -108,6 +110,17 @@ struct conn_hooks {
     void (*on_refused)(struct conn *c, const struct ws_http_head *req, int status);
 };
 
+/* permessage-deflate (RFC 7692) as an owner configures it: whether to
+ * negotiate it, what to ask for or accept (cfg: window sizes, whether
+ * either side keeps context; proto/pmd.h), and how to compress. */
+struct conn_compression {
+    uint8_t enabled;              /* 0: never offered or accepted */
+    uint8_t level;                /* zlib level, 0..9 */
+    uint8_t mem_level;            /* zlib memLevel, 1..9 (the compressor's hash and block buffers) */
+    uint32_t threshold;           /* whole messages shorter than this go out uncompressed */
+    struct ws_pmd_config cfg;
+};
+
 /* Per-connection limits and timers, shared by all connections of a server.
  * Times in seconds; 0 turns a timer off. The owner fills every field. */
 struct conn_options {
@@ -121,6 +134,7 @@ struct conn_options {
     size_t receive_buffer_size;   /* bytes read per read(2) */
     size_t max_body_size;         /* server: a plain request's body; 413 above it */
     uint8_t trust_send_utf8;      /* 1: text sends are not checked for UTF-8 (check_send_utf8 = false) */
+    struct conn_compression compression;   /* the server's (a route may have its own: conn_accept) or the client's */
 };
 
 /* Counts a group keeps of its connections (a server's stats). */
@@ -131,6 +145,11 @@ struct conn_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t frames_cut;      /* connections closed by a deadline in the middle of a frame */
     uint64_t shutdown_cut;    /* connections still open when a shutdown's grace ran out */
+    uint64_t compressions;    /* messages deflated: one per message sent alone, one per
+                               * parameter set for a frame a fan-out shares */
+    uint64_t decompressions;  /* compressed messages received and inflated */
+    uint64_t wire_bytes_in;   /* data frames' payload bytes as received (compressed or not) */
+    uint64_t wire_bytes_out;  /* as sent: a frame a fan-out shares counts once per connection */
 };
 
 /* The connections of one owner (a server): a list, counts and stats that
@@ -191,6 +210,7 @@ struct conn {
     uint32_t send_utf8;
     struct conn_seg *parked, *parked_tail;
     size_t parked_len;
+    struct conn_pmd *pmd;         /* permessage-deflate, when agreed (malloc'd at the 101; conn.c) */
     char *key;                    /* client: the Sec-WebSocket-Key sent (malloc'd until the 101) */
     union {                       /* the peer's address, kept for ws.remote after the close */
         struct sockaddr sa;
@@ -215,9 +235,12 @@ void conn_use_tls(struct conn *c, struct ssl_st *ssl);
 void conn_http_serve(struct conn *c);
 
 /* Server, from on_request: answer 101 and open. protocol may be NULL;
- * extra is more header lines ("Name: value\r\n"…) or NULL. */
+ * extra is more header lines ("Name: value\r\n"…) or NULL. z: the
+ * route's compression, or NULL for the server's (c->opt->compression):
+ * when enabled, permessage-deflate is negotiated from the request's
+ * offers (proto/pmd.h) and the 101 answers the one taken, if any. */
 int conn_accept(struct conn *c, const struct ws_http_head *req, const char *protocol,
-                const char *extra, size_t extra_len);
+                const char *extra, size_t extra_len, const struct conn_compression *z);
 
 /* Server, from on_request (or to refuse): a plain HTTP response. extra:
  * header lines as above. head_only: answer a HEAD: Content-Length says
@@ -257,7 +280,9 @@ const uint8_t *conn_request_body(const struct conn *c, size_t *len);
 int conn_is_streaming(const struct conn *c);
 
 /* Client: send the opening handshake for path on host (after the socket is
- * connected; queued until then). extra: header lines or NULL. */
+ * connected; queued until then). extra: header lines or NULL. With
+ * c->opt->compression enabled it offers permessage-deflate, and the 101's
+ * answer is checked (a bad one fails the handshake). */
 int conn_client_start(struct conn *c, const char *host, const char *path,
                       const char *extra, size_t extra_len);
 
@@ -283,6 +308,66 @@ int conn_send_part(struct conn *c, int opcode, const void *data, size_t len, int
 
 /* The opcode of the fragmented message being sent (TEXT or BINARY), or 0. */
 static inline int conn_sending(const struct conn *c) { return c->send_op; }
+
+/* The permessage-deflate parameters agreed on c, or NULL when none was. */
+const struct ws_pmd_params *conn_compression(const struct conn *c);
+
+/* One connection's compression counts. Without compression the wire bytes
+ * are its message bytes and the counts 0. */
+struct conn_zstats {
+    uint64_t wire_in, wire_out;   /* data frames' payload bytes, as on the wire */
+    uint64_t compressions;        /* messages sent compressed */
+    uint64_t decompressions;      /* compressed messages received */
+};
+void conn_zstats(const struct conn *c, struct conn_zstats *out);
+
+/* One message for many connections (broadcast, publish): each gets the
+ * frame meant for it, and each kind of frame is made once: the plain one
+ * (for connections without compression, and messages under their
+ * threshold), and one compressed frame per parameter set for connections
+ * whose compressor keeps no context (its output then depends on the message
+ * alone: RFC 7692 §7.1.1.1), shared like the plain one. A connection whose
+ * compressor keeps context compresses its own copy (and sends the plain
+ * frame while it is in the middle of sending a fragmented message, whose
+ * compressor is busy). */
+#define CONN_FANOUT_SETS 4
+struct conn_fanout {
+    int opcode;
+    const uint8_t *data;
+    size_t len;
+    uint8_t hdr[WS_MAX_HEADER];   /* the plain frame's header */
+    size_t hlen;
+    struct ws_block *blk;         /* the plain frame, once a queue must hold it */
+    size_t nz;
+    struct {
+        uint8_t bits, level, mem_level;
+        size_t hlen;              /* header bytes at the front of blk */
+        struct ws_block *blk;     /* header + compressed payload */
+    } z[CONN_FANOUT_SETS];
+};
+
+/* Start a fan-out of data[0..len) (opcode TEXT or BINARY); data must stay
+ * valid until conn_fanout_end. */
+void conn_fanout_start(struct conn_fanout *f, int opcode, const void *data, size_t len);
+
+/* Send the fan-out's message to c (an open server connection). Returns as
+ * conn_send_shared. */
+int conn_fanout_send(struct conn *c, struct conn_fanout *f);
+
+/* Drop the fan-out's references to its frames. */
+void conn_fanout_end(struct conn_fanout *f);
+
+/* The loop's z_streams: how many exist (the result), how many are idle,
+ * and how many times one was lent to a context it did not hold (either
+ * may be NULL). */
+size_t conn_zstreams(size_t *idle, uint64_t *resets);
+
+/* Free the pool's idle z_streams and the compression scratch (at unload). */
+void conn_zpool_free(void);
+
+/* Bytes c's compression holds itself between messages (its state and
+ * windows; zlib streams are the pool's): 0 without compression. */
+size_t conn_compression_held(const struct conn *c);
 
 /* Send one frame whose header the caller encoded, to many connections
  * (broadcast, publish): server role only (no masking). The bytes go

@@ -308,12 +308,13 @@ const uint8_t *conn_request_body(const struct conn *c, size_t *len)
 }
 
 int conn_accept(struct conn *c, const struct ws_http_head *req, const char *protocol,
-                const char *extra, size_t extra_len)
+                const char *extra, size_t extra_len, const struct conn_compression *z)
 {
-    char accept[WS_ACCEPT_LEN + 1], head[512];
+    char accept[WS_ACCEPT_LEN + 1], head[512 + WS_PMD_ANSWER_MAX], ext[WS_PMD_ANSWER_MAX];
+    struct ws_pmd_params agreed;
     const char *key;
     size_t key_len;
-    int n;
+    int n, deflate = 0;
     if (!http_can_answer(c) || (c->flags & CF_CLIENT))
         return WS_ECLOSED;
     key = ws_http_header(req, "sec-websocket-key", &key_len);
@@ -321,11 +322,19 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
         return WS_EHANDSHAKE;
     if (protocol && strlen(protocol) > 200)
         return WS_EHANDSHAKE;
+    if (!z)
+        z = &c->opt->compression;
+    /* RFC 7692 §5: take the first offer we can honour, or none (a
+     * malformed one is declined, not refused); out of memory for its
+     * state, decline too */
+    if (z->enabled && ws_pmd_negotiate(req, &z->cfg, &agreed, ext))
+        deflate = conn_pmd_start(c, &agreed, z) == WS_OK;
     n = snprintf(head, sizeof head,
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s",
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s",
                  accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
-                 protocol ? "\r\n" : "");
+                 protocol ? "\r\n" : "", deflate ? "Sec-WebSocket-Extensions: " : "",
+                 deflate ? ext : "", deflate ? "\r\n" : "");
     {
         struct iovec iov[3] = { { head, (size_t)n }, { (void *)extra, extra_len }, { "\r\n", 2 } };
         int rc = conn_put(c, iov, 3);
@@ -362,6 +371,15 @@ int conn_client_start(struct conn *c, const char *host, const char *path,
                  path, host, c->key);
     if (n < 0 || (size_t)n >= sizeof head)
         return WS_ETOOBIG;
+    if (c->opt->compression.enabled) {   /* RFC 7692 §5.1: our one offer */
+        char offer[WS_PMD_ANSWER_MAX];
+        size_t olen = ws_pmd_offer(&c->opt->compression.cfg, offer);
+        int m = snprintf(head + n, sizeof head - (size_t)n, "Sec-WebSocket-Extensions: %.*s\r\n",
+                         (int)olen, offer);
+        if (m < 0 || (size_t)m >= sizeof head - (size_t)n)
+            return WS_ETOOBIG;
+        n += m;
+    }
     if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
         (extra_len && ws_buf_append(&c->out, extra, extra_len, 0) != WS_OK) ||
         ws_buf_append(&c->out, "\r\n", 2, 0) != WS_OK)
@@ -850,6 +868,22 @@ static int conn_client_head(struct conn *c, uint8_t *data, size_t len)
         vlen != WS_ACCEPT_LEN || memcmp(v, expect, WS_ACCEPT_LEN) != 0) {
         conn_abort(c, WS_EHANDSHAKE, "handshake: wrong Sec-WebSocket-Accept");
         return r;
+    }
+    {
+        /* RFC 7692 §5: what the server answered to our offer (or to none) */
+        const struct conn_compression *z = &c->opt->compression;
+        struct ws_pmd_params agreed;
+        const char *pwhy = "bad Sec-WebSocket-Extensions";
+        int pr = ws_pmd_check_answer(&head, z->enabled ? &z->cfg : NULL, &agreed, &pwhy);
+        if (pr < 0) {
+            snprintf(why, sizeof why, "handshake: %s", pwhy);
+            conn_abort(c, WS_EHANDSHAKE, why);
+            return r;
+        }
+        if (pr == 1 && conn_pmd_start(c, &agreed, z) != WS_OK) {
+            conn_abort(c, WS_ENOMEM, "out of memory");
+            return r;
+        }
     }
     free(c->key);
     c->key = NULL;

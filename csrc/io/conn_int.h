@@ -13,7 +13,9 @@
 #include <sys/types.h>
 
 struct conn;
+struct conn_compression;
 struct iovec;
+struct ws_pmd_params;
 
 enum conn_flags {
     CF_CLIENT = 1u << 0,        /* client role: masks its frames, expects unmasked */
@@ -57,6 +59,12 @@ ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt);
 
 /* conn.c: the first n bytes of the queue went out. */
 void conn_sent(struct conn *c, size_t n);
+
+/* conn.c: permessage-deflate was agreed (agreed: its parameters; z: how
+ * to compress): set up the connection's compression contexts (no zlib
+ * state yet: that is lent per message) and let the reader take RSV1.
+ * WS_OK or WS_ENOMEM. */
+int conn_pmd_start(struct conn *c, const struct ws_pmd_params *agreed, const struct conn_compression *z);
 
 /* conn_http.c: free the connection's HTTP request state (c->http), at
  * teardown. */

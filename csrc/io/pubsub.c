@@ -206,23 +206,22 @@ void pubsub_leave_all(struct pubsub *ps, struct pubsub_sub **subs)
 size_t pubsub_publish(struct pubsub *ps, const char *topic, size_t len, int opcode,
                       const void *data, size_t dlen, const struct conn *except)
 {
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hlen, n = 0;
-    struct ws_block *blk = NULL;
+    size_t n = 0;
+    struct conn_fanout f;
     struct pubsub_topic *t = pubsub_find(ps, topic, len, pubsub_hash(topic, len));
     struct pubsub_sub *s;
     if (!t)
         return 0;
-    hlen = ws_frame_header_encode(hdr, 1, opcode, dlen, NULL);
+    conn_fanout_start(&f, opcode, data, dlen);
     ps->busy++;
     for (s = t->subs; s; s = s->tnext) {
         struct conn *c = s->c;
         if (!c || c == except || c->state != CONN_OPEN)
             continue;
-        if (conn_send_shared(c, hdr, hlen, data, dlen, &blk) == WS_OK)
+        if (conn_fanout_send(c, &f) == WS_OK)
             n++;
     }
-    ws_block_unref(blk);
+    conn_fanout_end(&f);
     if (--ps->busy == 0) {
         while (ps->zombies) {
             s = ps->zombies;

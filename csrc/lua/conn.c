@@ -473,6 +473,40 @@ static void opt_size(lua_State *L, int i, const char *name, size_t *dst)
     lua_pop(L, 1);
 }
 
+/* An integer field of the table at i, clamped to lo..hi (options.lua
+ * checked it; this keeps the C side safe from a table made by hand). */
+static int opt_int(lua_State *L, int i, const char *name, int dflt, int lo, int hi)
+{
+    lua_Integer v = dflt;
+    if (lua_getfield(L, i, name) != LUA_TNIL)
+        v = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    return (int)(v < lo ? lo : v > hi ? hi : v);
+}
+
+static int opt_bool(lua_State *L, int i, const char *name)
+{
+    int v = lua_getfield(L, i, name) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+void lws_read_compression(lua_State *L, int i, struct conn_compression *z)
+{
+    memset(z, 0, sizeof *z);
+    if (!lua_istable(L, i))
+        return;   /* false or nil: off */
+    i = lua_absindex(L, i);
+    z->enabled = 1;
+    z->threshold = (uint32_t)opt_int(L, i, "threshold", 128, 0, INT32_MAX);
+    z->level = (uint8_t)opt_int(L, i, "level", 3, 0, 9);
+    z->mem_level = (uint8_t)opt_int(L, i, "mem_level", 8, 1, 9);
+    z->cfg.server_no_context_takeover = (uint8_t)opt_bool(L, i, "server_no_context_takeover");
+    z->cfg.client_no_context_takeover = (uint8_t)opt_bool(L, i, "client_no_context_takeover");
+    z->cfg.server_max_window_bits = (uint8_t)opt_int(L, i, "server_max_window_bits", 15, 8, 15);
+    z->cfg.client_max_window_bits = (uint8_t)opt_int(L, i, "client_max_window_bits", 15, 8, 15);
+}
+
 void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
 {
     opt_number(L, i, "keep_alive_interval", &o->keep_alive_interval);
@@ -487,6 +521,9 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o)
         luaL_checktype(L, -1, LUA_TBOOLEAN);
         o->trust_send_utf8 = !lua_toboolean(L, -1);
     }
+    lua_pop(L, 1);
+    if (lua_getfield(L, i, "compression") != LUA_TNIL)
+        lws_read_compression(L, -1, &o->compression);
     lua_pop(L, 1);
     /* The Lua layer refuses less than 256 (options.lua); this is the read
      * path's own floor (a frame header must fit), not a policy. */
@@ -650,23 +687,54 @@ static int lconn_resume(lua_State *L)
     return 1;
 }
 
-/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out}
- * | nil, message, "closed" once the connection was released. */
+/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out,
+ * wire_bytes_in, wire_bytes_out, compressions, decompressions,
+ * compression_bytes} | nil, message, "closed" once the connection was
+ * released. bytes_* are message bytes (inflated), wire_bytes_* the data
+ * frames' payload bytes as they crossed the wire (compressed where they
+ * were); compression_bytes what its compression holds of its own between
+ * messages (its state and saved windows; zlib streams are the pool's).
+ * [-0, +1|3, -]  Usage: local st = ws:stats() */
 static int lconn_stats(lua_State *L)
 {
     struct lconn *l = lconn_live(L, 1);
+    struct conn_zstats zs;
     if (!l)
         return lws_fail(L, WS_ECLOSED, "stats: the connection is closed");
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, (lua_Integer)l->c.msgs_in);
-    lua_setfield(L, -2, "messages_in");
-    lua_pushinteger(L, (lua_Integer)l->c.msgs_out);
-    lua_setfield(L, -2, "messages_out");
-    lua_pushinteger(L, (lua_Integer)l->c.bytes_in);
-    lua_setfield(L, -2, "bytes_in");
-    lua_pushinteger(L, (lua_Integer)l->c.bytes_out);
-    lua_setfield(L, -2, "bytes_out");
+    conn_zstats(&l->c, &zs);
+    lua_createtable(L, 0, 9);
+#define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+    FIELD("messages_in", l->c.msgs_in);
+    FIELD("messages_out", l->c.msgs_out);
+    FIELD("bytes_in", l->c.bytes_in);
+    FIELD("bytes_out", l->c.bytes_out);
+    FIELD("wire_bytes_in", zs.wire_in);
+    FIELD("wire_bytes_out", zs.wire_out);
+    FIELD("compressions", zs.compressions);
+    FIELD("decompressions", zs.decompressions);
+    FIELD("compression_bytes", conn_compression_held(&l->c));
+#undef FIELD
     return 1;
+}
+
+/* ws.compression: what permessage-deflate agreed, as a new table, or nil
+ * (not negotiated, or the connection was released). */
+static void lconn_push_compression(lua_State *L, const struct lconn *l)
+{
+    const struct ws_pmd_params *a = l ? conn_compression(&l->c) : NULL;
+    if (!a) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushboolean(L, a->server_no_context_takeover);
+    lua_setfield(L, -2, "server_no_context_takeover");
+    lua_pushboolean(L, a->client_no_context_takeover);
+    lua_setfield(L, -2, "client_no_context_takeover");
+    lua_pushinteger(L, a->server_max_window_bits);
+    lua_setfield(L, -2, "server_max_window_bits");
+    lua_pushinteger(L, a->client_max_window_bits);
+    lua_setfield(L, -2, "client_max_window_bits");
 }
 
 /* core.conn_handlers(ws [, t]) -> the handlers table; with t, this
@@ -746,6 +814,10 @@ static int lconn_index(lua_State *L)
     k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     if (k && strcmp(k, "state") == 0) {
         lua_pushstring(L, box->l ? conn_state_name(&box->l->c) : "closed");
+        return 1;
+    }
+    if (k && strcmp(k, "compression") == 0) {
+        lconn_push_compression(L, box->l);
         return 1;
     }
     if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {

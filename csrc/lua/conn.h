@@ -60,6 +60,11 @@ int lws_conn_keep_head(struct lconn *l, const struct ws_http_head *h, const char
  * keep their value in *o. Raises on a wrong type. */
 void lws_read_conn_options(lua_State *L, int i, struct conn_options *o);
 
+/* Fill *z from the compression table at index i (options.lua's normalized
+ * form: threshold, level, mem_level, server_/client_no_context_takeover,
+ * server_/client_max_window_bits); false or nil: off. */
+void lws_read_compression(lua_State *L, int i, struct conn_compression *z);
+
 /* Push the request table of a parsed head: method, target, path, query,
  * headers, origin, upgrade, remote, port. */
 void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade);

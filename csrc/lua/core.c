@@ -9,6 +9,7 @@
  */
 #include "lua/util.h"
 
+#include "io/conn.h"
 #include "io/loop.h"
 #include "io/server.h"
 #include "io/workers.h"
@@ -22,6 +23,7 @@ static int lcore_unload(lua_State *L)
     (void)L;
     workers_reset();
     server_reset();
+    conn_zpool_free();
     loop_free();
     lws_main = NULL;
     return 0;

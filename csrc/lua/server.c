@@ -262,7 +262,7 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     }
     lserver_push_handler(L, &ls->s);
     lua_pushvalue(L, req);
-    if (!lws_call(L, 1, 5, "on_request")) {
+    if (!lws_call(L, 1, 6, "on_request")) {
         conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
         lserver_refused(L, ls, req, 500);
         lua_settop(L, top);
@@ -289,7 +289,15 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
             lua_settop(L, top);
             return;
         }
-        rc = conn_accept(c, h, protocol, extra, elen);
+        {
+            /* the route's own compression (options.lua normalized it), or
+             * the server's */
+            struct conn_compression rz;
+            int own = !lua_isnil(L, req + 6);
+            if (own)
+                lws_read_compression(L, req + 6, &rz);
+            rc = conn_accept(c, h, protocol, extra, elen, own ? &rz : NULL);
+        }
         if (rc != WS_OK) {
             conn_respond(c, 500, NULL, 0, NULL, 0, 0);   /* refused once answered or finishing */
             lua_settop(L, top);
@@ -487,7 +495,7 @@ static int lserver_kind(lua_State *L, int i)
 
 /*
 ** server:broadcast(data [, kind [, except [, handlers]]]) -> number sent to
-** [-0, +1, v]  One frame header for all open connections (but except), or,
+** [-0, +1, v]  One message for all open connections (but except), or,
 ** given a route's handlers table, for that route's connections only; the
 ** bytes go straight to each socket, or one shared block is referenced by
 ** every queue that must hold them. Connections over their backpressure cap
@@ -501,25 +509,24 @@ static int lserver_broadcast(lua_State *L)
     int op = lserver_kind(L, 3);
     const struct conn *except = lua_isnoneornil(L, 4) ? NULL : lws_conn_check(L, 4);
     int route = LUA_NOREF;
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hlen = ws_frame_header_encode(hdr, 1, op, len, NULL);
-    struct ws_block *blk = NULL;
+    struct conn_fanout f;
     struct conn *c, *next;
     lua_Integer n = 0;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
         route = lserver_handlers_ref(L, &ls->s, 5);
     }
+    conn_fanout_start(&f, op, data, len);
     for (c = ls->s.group.conns; c; c = next) {
         next = c->next;   /* a failing send only queues the finish; the list holds */
         if (c == except || c->state != CONN_OPEN)
             continue;
         if (route != LUA_NOREF && lws_conn_handlers_ref(c) != route)
             continue;   /* only the connections whose handlers are the route's */
-        if (conn_send_shared(c, hdr, hlen, data, len, &blk) == WS_OK)
+        if (conn_fanout_send(c, &f) == WS_OK)
             n++;
     }
-    ws_block_unref(blk);
+    conn_fanout_end(&f);
     lua_pushinteger(L, n);
     return 1;
 }
@@ -646,13 +653,15 @@ static int lserver_ws_publish(lua_State *L)
 }
 
 /* server:stats() -> {connections, pending, accepted, upgraded, rejected,
- * messages_in, messages_out, bytes_in, bytes_out, frames_cut, shutdown_cut}.
+ * messages_in, messages_out, bytes_in, bytes_out, frames_cut, shutdown_cut,
+ * wire_bytes_in, wire_bytes_out, compressions, decompressions,
+ * zlib_streams, zlib_streams_idle (the process's pool, shared by servers)}.
  * [-0, +1, v] */
 static int lserver_stats(lua_State *L)
 {
     struct lserver *ls = lserver_check(L, 1);
     const struct conn_stats *st = &ls->s.group.stats;
-    lua_createtable(L, 0, 11);
+    lua_createtable(L, 0, 17);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     FIELD("connections", ls->s.group.nopen);
     FIELD("pending", ls->s.group.nconns - ls->s.group.nopen);
@@ -665,6 +674,15 @@ static int lserver_stats(lua_State *L)
     FIELD("bytes_out", st->bytes_out);
     FIELD("frames_cut", st->frames_cut);
     FIELD("shutdown_cut", st->shutdown_cut);
+    FIELD("wire_bytes_in", st->wire_bytes_in);
+    FIELD("wire_bytes_out", st->wire_bytes_out);
+    FIELD("compressions", st->compressions);
+    FIELD("decompressions", st->decompressions);
+    {
+        size_t idle, live = conn_zstreams(&idle, NULL);
+        FIELD("zlib_streams", live);        /* the process's pool: every server's */
+        FIELD("zlib_streams_idle", idle);
+    }
     if (ls->bp) {
         const struct backplane_stats *b = backplane_stats(ls->bp);
         FIELD("backplane_published", b->published);

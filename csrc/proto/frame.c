@@ -16,9 +16,11 @@
  *     announcing 2^62 bytes fails at its header, before any payload);
  *   - an error is sticky: the reader reports it on every later call.
  *
- * It does not: negotiate or implement extensions (so any RSV bit is an
- * error), reassemble messages, answer pings or closes (the connection does),
- * or insist on the minimal length encoding when reading.
+ * It does not: negotiate or implement extensions (RSV1 is let through on a
+ * message's first frame once the owner says permessage-deflate was agreed,
+ * and reported; inflating is the connection's), reassemble messages, answer
+ * pings or closes (the connection does), or insist on the minimal length
+ * encoding when reading.
  */
 #include <string.h>
 
@@ -241,8 +243,16 @@ static const char *check_start(const struct ws_reader *r)
     uint8_t b0 = r->hdr[0], b1 = r->hdr[1];
     int opcode = b0 & 0x0F;
 
-    if (b0 & 0x70)                       /* §5.2: RSV1-3 need an extension */
+    if (b0 & 0x30)                       /* §5.2: RSV2-3 need an extension */
         return "reserved bits set";
+    if (b0 & WS_RSV1) {                  /* permessage-deflate's, if agreed */
+        if (!r->rsv1_ok)
+            return "reserved bits set";
+        if (is_control(opcode))          /* RFC 7692 §6.1 */
+            return "compressed control frame";
+        if (opcode == WS_OP_CONT)
+            return "RSV1 on a continuation frame";
+    }
     if (is_reserved(opcode))             /* §5.2 */
         return "reserved opcode";
     if (is_control(opcode)) {            /* §5.5: final, at most 125 bytes */
@@ -272,14 +282,17 @@ static int check_length(struct ws_reader *r, struct ws_event *ev)
 {
     uint64_t len = read_len(r->hdr);
     int opcode = r->hdr[0] & 0x0F;
-    uint64_t so_far;
+    uint64_t so_far, limit;
 
     if (len >> 63)
         return fail(r, ev, CLOSE_PROTOCOL, "length too large");
     if (is_control(opcode) || r->max_message == 0)
         return 0;
-    so_far = opcode == WS_OP_CONT ? r->msg_len : 0;   /* so_far <= max_message */
-    if (len > r->max_message || so_far > r->max_message - len)
+    so_far = opcode == WS_OP_CONT ? r->msg_len : 0;   /* so_far <= the bound */
+    limit = r->max_message;
+    if (opcode == WS_OP_CONT ? r->msg_compressed : (r->hdr[0] & WS_RSV1) != 0)
+        limit = ws_compressed_bound(limit);   /* the inflated size is checked as it inflates */
+    if (len > limit || so_far > limit - len)
         return fail(r, ev, CLOSE_TOO_BIG, "message too big");
     return 0;
 }
@@ -293,16 +306,18 @@ static int data_event(struct ws_reader *r, struct ws_event *ev, uint8_t *data, s
 {
     int fin = r->h.fin && r->remaining == 0;
 
-    if (fin && r->msg_opcode == WS_OP_TEXT && r->utf8 != WS_UTF8_ACCEPT)
+    if (fin && r->msg_opcode == WS_OP_TEXT && !r->msg_compressed && r->utf8 != WS_UTF8_ACCEPT)
         return fail(r, ev, CLOSE_INVALID_DATA, "invalid utf8");
     ev->type = WS_EV_DATA;
     ev->opcode = r->msg_opcode;
     ev->fin = fin;
     ev->frame_end = r->remaining == 0;
+    ev->compressed = r->msg_compressed;
     ev->data = data;
     ev->len = len;
     if (fin) {
         r->msg_opcode = 0;
+        r->msg_compressed = 0;
         r->msg_len = 0;
         r->utf8 = WS_UTF8_ACCEPT;
     }
@@ -366,6 +381,7 @@ static int start_frame(struct ws_reader *r, struct ws_event *ev, uint8_t *at)
     }
     if (h->opcode != WS_OP_CONT) {
         r->msg_opcode = h->opcode;
+        r->msg_compressed = (h->rsv & 4) != 0;
         r->msg_len = 0;
         r->utf8 = WS_UTF8_ACCEPT;
     }
@@ -440,7 +456,7 @@ size_t ws_reader_feed(struct ws_reader *r, uint8_t *buf, size_t n, struct ws_eve
             r->mask_pos += take;
             r->remaining -= take;
             used += take;
-            if (r->msg_opcode == WS_OP_TEXT) {   /* §8.1, fail fast */
+            if (r->msg_opcode == WS_OP_TEXT && !r->msg_compressed) {   /* §8.1, fail fast */
                 r->utf8 = ws_utf8_feed(r->utf8, chunk, take);
                 if (r->utf8 == WS_UTF8_REJECT) {
                     fail(r, ev, CLOSE_INVALID_DATA, "invalid utf8");
@@ -474,4 +490,9 @@ size_t ws_reader_feed(struct ws_reader *r, uint8_t *buf, size_t n, struct ws_eve
 int ws_reader_in_message(const struct ws_reader *r)
 {
     return r->msg_opcode != 0;
+}
+
+void ws_reader_allow_compressed(struct ws_reader *r, int on)
+{
+    r->rsv1_ok = on ? 1 : 0;
 }

@@ -11,7 +11,9 @@
  * copy (a fragmented or split message) or not (a whole message in one read).
  *
  * Checks, in the order the bytes arrive (RFC 6455 section in brackets):
- *   RSV1-3 set with no extension                    -> 1002 [5.2]
+ *   RSV2-3 set; RSV1 set with no extension           -> 1002 [5.2]
+ *   with permessage-deflate (ws_reader_allow_compressed), RSV1 on a
+ *   control frame or a continuation frame            -> 1002 [RFC 7692 §6.1]
  *   reserved opcode 3-7, 0xB-0xF                     -> 1002 [5.2]
  *   control frame not final, or payload > 125        -> 1002 [5.5]
  *   server reading an unmasked frame                 -> 1002 [5.1]
@@ -20,7 +22,11 @@
  *   text/binary start inside a fragmented message    -> 1002 [5.4]
  *   64-bit length with the top bit set               -> 1002 [5.2]
  *   message longer than max_message                  -> 1009 [7.4.1], at the header
+ *   (a compressed message: on the wire bytes, against a bound a little
+ *   above max_message, since DEFLATE may add a few bytes; the inflated
+ *   size is the connection's to check)
  *   text payload that is not UTF-8 (fails fast)      -> 1007 [8.1]
+ *   (not for a compressed message: its inflated text is checked instead)
  *   close payload of 1 byte, or a code not allowed   -> 1002 [5.5.1, 7.4]
  *   close reason that is not UTF-8                   -> 1007 [5.5.1]
  * After an error the reader is stuck: every later feed reports it again.
@@ -82,6 +88,7 @@ struct ws_event {
     int opcode;           /* DATA: WS_OP_TEXT/BINARY of the message; CONTROL: its opcode */
     int fin;              /* DATA: 1 if this chunk ends the message */
     int frame_end;        /* DATA: 1 if this chunk ends its frame (fin implies it) */
+    int compressed;       /* DATA: 1 if the message's first frame had RSV1 (RFC 7692 §6) */
     uint8_t *data;        /* DATA: unmasked, in the caller's buffer; CONTROL: payload
                            * (for close: the reason only), valid until the next feed */
     size_t len;
@@ -93,6 +100,7 @@ struct ws_reader {
     /* configuration, set by ws_reader_init */
     uint64_t max_message;     /* 0 = no limit */
     uint8_t expect_masked;    /* 1 for a server, 0 for a client */
+    uint8_t rsv1_ok;          /* 1 once permessage-deflate was agreed */
     /* frame in progress */
     uint8_t stage;            /* private: header, payload, control payload, error */
     uint8_t hdr_len;          /* bytes of an unfinished header held in hdr */
@@ -103,6 +111,7 @@ struct ws_reader {
     uint64_t mask_pos;        /* payload bytes of the current frame already read */
     /* message in progress */
     uint8_t msg_opcode;       /* 0 when no data message is open, else TEXT or BINARY */
+    uint8_t msg_compressed;   /* the open message's first frame had RSV1 */
     uint64_t msg_len;         /* bytes of the open message so far */
     uint32_t utf8;            /* validator state for the open text message */
     /* error, once there is one */
@@ -163,5 +172,23 @@ size_t ws_reader_feed(struct ws_reader *r, uint8_t *buf, size_t n, struct ws_eve
 /* 1 while a data message is open: its first frame header has been read and
  * its final chunk not yet reported (fragmented or not). */
 int ws_reader_in_message(const struct ws_reader *r);
+
+/* permessage-deflate was agreed (on = 1): RSV1 may mark a message's first
+ * frame as compressed (RFC 7692 §6). Set it before the first frame. */
+void ws_reader_allow_compressed(struct ws_reader *r, int on);
+
+/* 1 while the open message is compressed. */
+static inline int ws_reader_compressed(const struct ws_reader *r) { return r->msg_opcode && r->msg_compressed; }
+
+/* The bound on a compressed message's bytes on the wire for max_message
+ * (0: none): DEFLATE adds about 5 bytes per 16 KiB stored block and a few per
+ * flush, so a message at the limit that does not compress still passes. */
+static inline uint64_t ws_compressed_bound(uint64_t max_message)
+{
+    return max_message ? max_message + (max_message >> 7) + 1024 : 0;
+}
+
+/* RSV1 in the first header byte: "Per-Message Compressed" (RFC 7692 §6). */
+#define WS_RSV1 0x40
 
 #endif

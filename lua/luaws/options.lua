@@ -27,7 +27,22 @@ local conn = {
   max_backpressure = { 16 * MiB, "number" }, -- send queue bytes before closing with 1008
   receive_buffer_size = { 4096, "number" },  -- bytes per read
   check_send_utf8 = { true, "boolean" },     -- ws:send refuses text that is not UTF-8 ("utf8"); false trusts it
+  compression = { false, { boolean = true, table = true } },   -- permessage-deflate: false, true or a table (below)
 }
+
+-- compression = true | { ... }: each field with its default and range.
+-- context_takeover false asks for that side's no_context_takeover.
+local compression = {
+  threshold = { 128, 0, 2 ^ 31 - 1 },        -- bytes: whole messages shorter go out uncompressed
+  level = { 3, 0, 9 },                       -- zlib level: 1 fast .. 9 small (0 stores)
+  mem_level = { 8, 1, 9 },                   -- zlib memLevel: the compressor's memory while it runs
+  server_max_window_bits = { 15, 8, 15 },
+  client_max_window_bits = { 15, 8, 15 },
+  server_context_takeover = { true },
+  client_context_takeover = { true },
+}
+M.compression_defaults = {}
+for k, v in pairs(compression) do M.compression_defaults[k] = v[1] end
 
 local listen = {
   host = { "localhost", "string" },          -- "*" for every address, IPv4 and IPv6
@@ -64,7 +79,53 @@ for k, v in pairs(listen) do M.defaults[k] = v[1] end
 
 local function describe(want)
   if type(want) == "string" then return want end
-  return "table, string or function"
+  local names = {}
+  for _, k in ipairs { "boolean", "number", "string", "table", "function" } do
+    if want[k] then names[#names + 1] = k end
+  end
+  if #names == 1 then return names[1] end
+  return table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+end
+
+--[[ check_compression(v, fname, level [, what]) -> false | t
+  The compression option (false, true or a table of the fields above),
+  checked: raises (at level) on an unknown field, a wrong type, a number
+  out of range, naming fname and the option (what: "compression" unless
+  told). Returns false, or the form the C core reads: every field, numbers
+  integers, server_/client_no_context_takeover in place of the
+  *_context_takeover booleans. ]]
+function M.check_compression(v, fname, level, what)
+  level = (level or 2) + 1
+  what = what or "compression"
+  if v == false or v == nil then return false end
+  if v == true then v = {} end
+  if type(v) ~= "table" then
+    error(("%s: option '%s' must be a boolean or table, got %s"):format(fname, what, type(v)), level)
+  end
+  local o = {}
+  for k, x in pairs(v) do
+    local s = compression[k]
+    if not s then error(("%s: unknown option '%s.%s'"):format(fname, what, tostring(k)), level) end
+    if s[2] then
+      if type(x) ~= "number" or x ~= floor(x) or x < s[2] or x > s[3] then
+        error(("%s: option '%s.%s' must be an integer %d-%d, got %s"):format(fname, what, k, s[2], s[3],
+          tostring(x)), level)
+      end
+    elseif type(x) ~= "boolean" then
+      error(("%s: option '%s.%s' must be a boolean, got %s"):format(fname, what, k, type(x)), level)
+    end
+    o[k] = x
+  end
+  for k, s in pairs(compression) do
+    if o[k] == nil then o[k] = s[1] end
+  end
+  return {
+    threshold = floor(o.threshold), level = floor(o.level), mem_level = floor(o.mem_level),
+    server_max_window_bits = floor(o.server_max_window_bits),
+    client_max_window_bits = floor(o.client_max_window_bits),
+    server_no_context_takeover = not o.server_context_takeover,
+    client_no_context_takeover = not o.client_context_takeover,
+  }
 end
 
 --[[ check(opts, which, fname, level) -> o
@@ -98,6 +159,7 @@ function M.check(opts, which, fname, level)
     error(fname .. ": option 'receive_buffer_size' must be at least 256", level)
   end
   if o.max_message_size < 1 then error(fname .. ": option 'max_message_size' must be at least 1", level) end
+  o.compression = M.check_compression(o.compression, fname, level)
   if which == "listen" then
     if o.port ~= floor(o.port) or o.port > 65535 then
       error(fname .. ": option 'port' must be an integer 0-65535", level)
@@ -138,7 +200,7 @@ function M.core_options(o)
     idle_timeout = o.idle_timeout or 0, handshake_timeout = o.timeout or o.handshake_timeout,
     close_timeout = o.close_timeout, max_message_size = floor(o.max_message_size),
     max_backpressure = floor(o.max_backpressure), receive_buffer_size = floor(o.receive_buffer_size),
-    check_send_utf8 = o.check_send_utf8,
+    check_send_utf8 = o.check_send_utf8, compression = o.compression,
     max_connections = o.max_connections and floor(o.max_connections) or 0,
     max_topics = o.max_topics and floor(o.max_topics) or nil,
     max_topics_per_connection = o.max_topics_per_connection and floor(o.max_topics_per_connection) or nil,

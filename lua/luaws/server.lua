@@ -156,10 +156,21 @@ end
               close = function(ws, code, reason) end, drain = function(ws) end,
               ping = function(ws, payload) end, pong = function(ws, payload) end,
               fragment = function(ws, chunk, kind, fin) end,  -- frame by frame, in place of message
-              protocols = {...} }                -- overrides the server's
+              protocols = {...},                 -- overrides the server's
+              compression = false | true | {...} } -- overrides the server's (luaws.options)
   fn: coroutine style, fn(ws) runs as a coroutine for each connection and may
-  wait in ws:receive() / ws:messages(). ]]
-function methods:route(path, handlers)
+  wait in ws:receive() / ws:messages().
+  ropts: { compression = ... }, the route's own compression (for a
+  coroutine route too; the handlers' compression key says the same). ]]
+function methods:route(path, handlers, ropts)
+  if ropts ~= nil then
+    if type(ropts) ~= "table" then
+      error("bad argument #3 to 'route' (table expected, got " .. type(ropts) .. ")", 2)
+    end
+    for k in pairs(ropts) do
+      if k ~= "compression" then error("route: unknown option '" .. tostring(k) .. "'", 2) end
+    end
+  end
   if type(handlers) == "function" then
     handlers = conn.coroutine_handlers(handlers)
   elseif type(handlers) ~= "table" then
@@ -168,6 +179,8 @@ function methods:route(path, handlers)
     for k, v in pairs(handlers) do
       if k == "protocols" then
         if type(v) ~= "table" then error("route 'protocols' must be a table", 2) end
+      elseif k == "compression" then
+        self._zroute[handlers] = options.check_compression(v, "route", 2)
       elseif k ~= "upgrade" and k ~= "open" and k ~= "message" and k ~= "close" and k ~= "drain"
         and k ~= "ping" and k ~= "pong" and k ~= "fragment" then
         error("unknown handler '" .. tostring(k) .. "'", 2)
@@ -175,6 +188,9 @@ function methods:route(path, handlers)
         error("handler '" .. k .. "' must be a function", 2)
       end
     end
+  end
+  if ropts and ropts.compression ~= nil then
+    self._zroute[handlers] = options.check_compression(ropts.compression, "route", 2)
   end
   self._ws:add(path, handlers, "route", 2)
   return self
@@ -252,7 +268,7 @@ local function on_request(self, req)
     end
     -- the request table becomes ws's fields when it holds what ws needs
     local keep = rawget(req, "data") ~= nil or next(params) ~= nil
-    return true, route, p, req.response_headers, keep
+    return true, route, p, req.response_headers, keep, self._zroute[route]
   end
   local entry, params = self._http:match(req.path)
   if entry then
@@ -286,7 +302,7 @@ M.listened = setmetatable({}, { __mode = "k" })
 function M.listen(opts)
   local o = options.check(opts or {}, "listen", "listen", 2)
   local self = setmetatable({
-    options = o, host = o.host, _ws = routes.new(), _http = routes.new(),
+    options = o, host = o.host, _ws = routes.new(), _http = routes.new(), _zroute = {},
     _origin_ok = origin_policy(o.allowed_origins),
   }, mt)
   local copts = options.core_options(o)
