@@ -233,6 +233,66 @@ static void test_reader(void)
     CHECK(used == 5 && ev.type == WS_EV_NONE);
 }
 
+/* Feed one masked frame (its first byte's RSV bits or'ed with rsv) to r
+ * and return the event it gives. */
+static struct ws_event feed_rsv(struct ws_reader *r, int fin, int op, const void *p, size_t len, uint8_t rsv)
+{
+    static uint8_t buf[4096];
+    const uint8_t key[4] = { 1, 2, 3, 4 };
+    struct ws_event ev;
+    size_t n = make_frame(buf, fin, op, p, len, key), used = 0;
+    uint8_t *g;
+    buf[0] |= rsv;
+    g = guard_put(buf, n);
+    do
+        used += ws_reader_feed(r, g + used, n - used, &ev);
+    while (ev.type == WS_EV_NONE && used < n);
+    return ev;
+}
+
+/* RFC 7692 §6: RSV1 once permessage-deflate was agreed. */
+static void test_reader_rsv1(void)
+{
+    struct ws_reader r;
+    struct ws_event ev;
+    static uint8_t big[2000];
+    ws_reader_init(&r, 1, 0);
+    ev = feed_rsv(&r, 1, WS_OP_TEXT, "x", 1, WS_RSV1);   /* not agreed: 1002 */
+    CHECK(ev.type == WS_EV_ERROR && ev.close_code == 1002);
+    ws_reader_init(&r, 1, 0);
+    ws_reader_allow_compressed(&r, 1);
+    ev = feed_rsv(&r, 1, WS_OP_TEXT, "\xff\xfe", 2, WS_RSV1);   /* compressed: not UTF-8 checked here */
+    CHECK(ev.type == WS_EV_DATA && ev.compressed && ev.fin && ev.len == 2);
+    ev = feed_rsv(&r, 1, WS_OP_TEXT, "ok", 2, 0);
+    CHECK(ev.type == WS_EV_DATA && !ev.compressed);
+    ev = feed_rsv(&r, 0, WS_OP_BINARY, "a", 1, WS_RSV1);
+    CHECK(ev.type == WS_EV_DATA && ev.compressed && !ev.fin && ws_reader_compressed(&r));
+    ev = feed_rsv(&r, 1, WS_OP_PING, "p", 1, 0);           /* a control frame between: fine */
+    CHECK(ev.type == WS_EV_CONTROL);
+    ev = feed_rsv(&r, 1, WS_OP_CONT, "b", 1, 0);
+    CHECK(ev.type == WS_EV_DATA && ev.compressed && ev.fin && !ws_reader_compressed(&r));
+    ev = feed_rsv(&r, 0, WS_OP_TEXT, "a", 1, WS_RSV1);
+    ev = feed_rsv(&r, 1, WS_OP_CONT, "b", 1, WS_RSV1);     /* RSV1 on a continuation */
+    CHECK(ev.type == WS_EV_ERROR && ev.close_code == 1002 && strstr(ev.reason, "continuation"));
+    ws_reader_init(&r, 1, 0);
+    ws_reader_allow_compressed(&r, 1);
+    ev = feed_rsv(&r, 1, WS_OP_PING, "p", 1, WS_RSV1);     /* a compressed control frame */
+    CHECK(ev.type == WS_EV_ERROR && ev.close_code == 1002 && strstr(ev.reason, "control"));
+    ws_reader_init(&r, 1, 0);
+    ws_reader_allow_compressed(&r, 1);
+    ev = feed_rsv(&r, 1, WS_OP_TEXT, "x", 1, 0x20);        /* RSV2 stays an error */
+    CHECK(ev.type == WS_EV_ERROR && ev.close_code == 1002);
+    /* the limit: a compressed frame may be a little over it on the wire
+     * (the inflated size is the connection's to check), a plain one not */
+    ws_reader_init(&r, 1, 1000);
+    ws_reader_allow_compressed(&r, 1);
+    ev = feed_rsv(&r, 1, WS_OP_BINARY, big, 1100, WS_RSV1);
+    CHECK(ev.type == WS_EV_DATA && ev.len == 1100);
+    ev = feed_rsv(&r, 1, WS_OP_BINARY, big, 1100, 0);
+    CHECK(ev.type == WS_EV_ERROR && ev.close_code == 1009);
+    CHECK(ws_compressed_bound(0) == 0 && ws_compressed_bound(1000) > 1000);
+}
+
 /* --- mask, utf8, http at the guard page ----------------------------------- */
 
 static void test_mask_utf8(void)
@@ -847,6 +907,7 @@ int main(void)
     guard_init(1 << 18);
     test_buffer();
     test_reader();
+    test_reader_rsv1();
     test_mask_utf8();
     test_http();
     test_chunked();
