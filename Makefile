@@ -107,7 +107,7 @@ clean:
 # edges of csrc/ and the harnesses' own loops do not slow every input.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_TARGETS ?= frame http utf8 chunked
+FUZZ_TARGETS ?= frame http utf8 chunked proxy forwarded
 FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
@@ -117,6 +117,8 @@ FUZZ_SRCS_frame := proto/frame proto/utf8
 FUZZ_SRCS_http  := proto/http proto/handshake
 FUZZ_SRCS_utf8  := proto/utf8
 FUZZ_SRCS_chunked := proto/http
+FUZZ_SRCS_proxy := proto/proxy proto/addr
+FUZZ_SRCS_forwarded := proto/forwarded proto/addr proto/http
 FUZZ_LIBS_http  := -lcrypto
 FUZZ_PKGS := clang libclang-rt-14-dev
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
