@@ -5,6 +5,10 @@ LUA        ?= lua5.4
 LUA_INCDIR ?= /usr/include/lua5.4
 BUSTED     ?= busted --lua=$(LUA)
 SANITIZE   ?= 0
+TLS        ?= 0
+ifeq ($(TLS),1)
+PORT       ?= 5443
+endif
 PORT       ?= 5000
 SPECS      ?= spec
 
@@ -78,9 +82,22 @@ test-browser: deps
 # signals sent to the job reach it: Ctrl-C in the foreground, `kill %1` or
 # `kill -TERM PID` (the PID it prints) in the background; make passes a
 # SIGTERM sent to make itself on to it.
+#
+# TLS=1: https://localhost:5443/ (and wss://) with a self-signed certificate
+# for localhost, made once with the openssl command into build/tls/.
+TLS_CERT := build/tls/localhost.pem
+TLS_KEY  := build/tls/localhost-key.pem
 run: deps
-	@$(MAKE) --no-print-directory all
-	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine)
+	@$(MAKE) --no-print-directory all $(if $(filter 1,$(TLS)),$(TLS_CERT))
+	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine) \
+	  $(if $(filter 1,$(TLS)),--tls-cert $(TLS_CERT) --tls-key $(TLS_KEY))
+
+$(TLS_CERT):
+	@mkdir -p $(@D)
+	@echo "make run TLS=1: a self-signed certificate for localhost in $(@D)/ (openssl req)"
+	@openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=localhost \
+	  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+	  -keyout $(TLS_KEY) -out $@ 2>/dev/null
 
 rock: deps
 	luarocks --lua-version=5.4 make --local rockspec/luaws-scm-1.rockspec

@@ -6,10 +6,14 @@
 --   make run                              -- builds, then runs this on port 5000
 --   lua5.4 examples/echo.lua --port 8080  -- once built
 --   lua5.4 examples/echo.lua --coroutine  -- the same echo, written as a coroutine
+--   make run TLS=1                        -- https://localhost:5443/ with a self-signed
+--                                            certificate made once into build/tls/
 --
 -- Options: --host H (default localhost; "*" for every address), --port N
--- (0 picks a free one), --coroutine. It prints one line once it listens:
---   luaws echo listening on http://HOST:PORT/
+-- (0 picks a free one), --coroutine, --tls-cert FILE --tls-key FILE (PEM:
+-- serve the page over https:// and the echo over wss://; SIGHUP reads the
+-- files again). It prints one line once it listens:
+--   luaws echo listening on http://HOST:PORT/   (https:// with --tls-cert)
 
 -- Run from a checkout without installing: find lua/ and build/ beside us.
 local here = (arg and arg[0] or ""):match("^(.-)[^/]*$")
@@ -19,20 +23,30 @@ package.cpath = here .. "../build/?.so;" .. package.cpath
 local luaws = require "luaws"
 
 local opts = { host = "localhost", port = 5000, coroutine = false }
+local usage = "usage: lua5.4 examples/echo.lua [--host H] [--port N] [--coroutine] [--tls-cert FILE --tls-key FILE]\n"
 local i = 1
 while arg and arg[i] do
   local a = arg[i]
   if a == "--port" then opts.port = assert(tonumber(arg[i + 1]), "--port needs a number"); i = i + 1
   elseif a == "--host" then opts.host = assert(arg[i + 1], "--host needs a value"); i = i + 1
   elseif a == "--coroutine" then opts.coroutine = true
-  else io.stderr:write("usage: lua5.4 examples/echo.lua [--host H] [--port N] [--coroutine]\n"); os.exit(2) end
+  elseif a == "--tls-cert" then opts.cert = assert(arg[i + 1], "--tls-cert needs a file"); i = i + 1
+  elseif a == "--tls-key" then opts.key = assert(arg[i + 1], "--tls-key needs a file"); i = i + 1
+  else io.stderr:write(usage); os.exit(2) end
   i = i + 1
+end
+
+if (opts.cert == nil) ~= (opts.key == nil) then
+  io.stderr:write("echo.lua: --tls-cert and --tls-key go together\n", usage)
+  os.exit(2)
 end
 
 local server = assert(luaws.listen {
   host = opts.host,
   port = opts.port,
   static = here .. "echo/public",
+  -- the page then comes over https://, and it connects to wss:// itself
+  tls = opts.cert and { certificate = opts.cert, key = opts.key } or nil,
 })
 
 if opts.coroutine then
@@ -48,7 +62,7 @@ else
 end
 
 io.stdout:setvbuf("line")
-print(("luaws echo listening on http://%s:%d/"):format(
+print(("luaws echo listening on %s://%s:%d/"):format(opts.cert and "https" or "http",
   opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host, server.port))
 local stat = io.open("/proc/self/stat")   -- its first field is our PID
 local pid = stat and stat:read("n")

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/tls.h"
 #include "lua/open.h"
 #include "proto/frame.h"
 #include "proto/http.h"
@@ -211,8 +212,58 @@ const char *lws_header_lines(lua_State *L, int i)
     return bad;
 }
 
+void lws_push_tls(lua_State *L, const struct conn *c)
+{
+    struct tls_info ti;
+    char buf[1024];
+    int i, n;
+    if (!c->tp.ssl) {
+        lua_pushnil(L);
+        return;
+    }
+    tls_get_info(c->tp.ssl, &ti);
+    lua_createtable(L, 0, 10);
+    if (ti.version) {
+        lua_pushstring(L, ti.version);
+        lua_setfield(L, -2, "protocol");
+    }
+    if (ti.cipher) {
+        lua_pushstring(L, ti.cipher);
+        lua_setfield(L, -2, "cipher");
+    }
+    if (ti.alpn && ti.alpn_len) {
+        lua_pushlstring(L, (const char *)ti.alpn, ti.alpn_len);
+        lua_setfield(L, -2, "alpn");
+    }
+    if (ti.server_name) {
+        lua_pushstring(L, ti.server_name);
+        lua_setfield(L, -2, "server_name");
+    }
+    if (!ti.peer)
+        return;
+    lua_pushboolean(L, ti.verified);
+    lua_setfield(L, -2, "verified");
+    {
+        static const struct { int field; const char *name; } f[] = {
+            { TLS_SUBJECT, "subject" }, { TLS_ISSUER, "issuer" }, { TLS_SERIAL, "serial" },
+            { TLS_FINGERPRINT, "fingerprint" },
+        };
+        for (i = 0; i < (int)(sizeof f / sizeof f[0]); i++)
+            if ((n = tls_peer_field(c->tp.ssl, f[i].field, 0, buf, sizeof buf)) >= 0) {
+                lua_pushlstring(L, buf, (size_t)n);
+                lua_setfield(L, -2, f[i].name);
+            }
+    }
+    lua_newtable(L);
+    for (i = 0; i < 256 && (n = tls_peer_field(c->tp.ssl, TLS_SAN, i, buf, sizeof buf)) >= 0; i++) {
+        lua_pushlstring(L, buf, (size_t)n);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "san");
+}
+
 /* Push the request table of a parsed head: method, target, path, query,
- * headers, origin, upgrade, remote, port. */
+ * headers, origin, upgrade, remote, port, and tls on a TLS connection. */
 void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade)
 {
     int req;
@@ -245,6 +296,10 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
     lconn_push_peer(L, c);
     lua_setfield(L, req, "port");
     lua_setfield(L, req, "remote");
+    if (c->tp.ssl) {
+        lws_push_tls(L, c);
+        lua_setfield(L, req, "tls");
+    }
 }
 
 /* The protocol part of a kept head: after the NUL, or NULL if none. */
@@ -712,7 +767,8 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
         return 1;
     }
     if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0 ||
-        strcmp(k, "args") == 0 || strcmp(k, "cookies") == 0 || strcmp(k, "params") == 0)
+        strcmp(k, "args") == 0 || strcmp(k, "cookies") == 0 || strcmp(k, "params") == 0 ||
+        strcmp(k, "tls") == 0)
         return 0;   /* tables, or worth caching: make the fields table */
     if (!s) {
         lua_pushnil(L);

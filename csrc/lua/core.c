@@ -22,6 +22,7 @@ static int lcore_unload(lua_State *L)
     (void)L;
     workers_reset();
     server_reset();
+    lws_loop_close();
     loop_free();
     lws_main = NULL;
     return 0;

@@ -39,7 +39,7 @@ local listen = {
   max_topics = { 100000, "number" },         -- topics with subscribers, per server
   max_topics_per_connection = { 64, "number" },
   backlog = { 511, "number" },
-  tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss://
+  tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss:// (see check_tls)
   backplane = { nil, "string" },             -- "redis://[user:password@]host[:port][/db]" or "unix:///path?db=N"
   backplane_prefix = { "luaws", "string" },  -- Redis channels are prefix:topic
   on_backplane = { nil, "function" },        -- function(state, detail): "up" / "down"
@@ -53,7 +53,7 @@ local connect = {
   protocols = { nil, "table" },              -- subprotocols to offer
   origin = { nil, "string" },
   timeout = { nil, "number" },               -- the handshake's timeout (default handshake_timeout)
-  tls = { nil, "table" },                    -- { verify = true, ca = "ca.pem" } for wss://
+  tls = { nil, "table" },                    -- { verify = true, ca = "ca.pem", certificate =, key = } for wss://
 }
 
 for k, v in pairs(conn) do listen[k], connect[k] = v, v end
@@ -65,6 +65,84 @@ for k, v in pairs(listen) do M.defaults[k] = v[1] end
 local function describe(want)
   if type(want) == "string" then return want end
   return "table, string or function"
+end
+
+-- The fields of one certificate in a server's tls option.
+local tls_cert_fields = { certificate = true, key = true, server_name = true }
+
+--[[ check_tls(t, fname, level)
+  A server's tls option: one certificate, { certificate = "cert.pem", key =
+  "key.pem" [, server_name = NAME | {NAMES}] }, or a list of such tables
+  (chosen by the name the client asks for, SNI; the first without
+  server_name is the default, and one without server_name answers for the
+  names in its certificate), with ca = "ca.pem" and verify_client = true |
+  "optional" beside the certificate fields or the list. A name is a host
+  name or "*.example.com" (a wildcard is the whole leftmost label). Raises
+  (at level) naming fname; the files are read by the C core. ]]
+function M.check_tls(t, fname, level)
+  level = (level or 2) + 1
+  local function bad(msg) error(("%s: option 'tls' %s"):format(fname, msg), level + 1) end
+  if type(t) ~= "table" then bad("must be a table, got " .. type(t)) end
+  local list = t.certificate == nil and t.key == nil and t[1] ~= nil
+  for k in pairs(t) do
+    if not (k == "ca" or k == "verify_client" or (list and math.type(k) == "integer") or (not list and tls_cert_fields[k])) then
+      bad(("has an unknown field '%s'"):format(tostring(k)))
+    end
+  end
+  local entries = list and t or { t }
+  for i, e in ipairs(entries) do
+    local what = list and ("entry %d "):format(i) or ""
+    if type(e) ~= "table" then bad(("%smust be a table, got %s"):format(what, type(e))) end
+    if list then
+      for k in pairs(e) do
+        if not tls_cert_fields[k] then
+          bad(("%shas an unknown field '%s'%s"):format(what, tostring(k),
+            (k == "ca" or k == "verify_client") and " (it goes beside the list)" or ""))
+        end
+      end
+    end
+    if type(e.certificate) ~= "string" or type(e.key) ~= "string" then
+      bad(what .. "needs certificate and key (PEM file names)")
+    end
+    local names = e.server_name
+    if type(names) == "string" then names = { names } end
+    if names ~= nil and (type(names) ~= "table" or #names == 0) then
+      bad(what .. "server_name must be a host name or a list of them")
+    end
+    for _, n in ipairs(names or {}) do
+      if type(n) ~= "string" or not n:match("^[%w%-%.%*_]+$") or n:find("*", 2, true)
+        or (n:sub(1, 1) == "*" and not n:match("^%*%.[^.]+%.[^.]")) then
+        bad(("%sserver_name %s: a host name, or *.name.tld (a wildcard is the whole leftmost label)")
+          :format(what, type(n) == "string" and ("%q"):format(n) or tostring(n)))
+      end
+    end
+  end
+  local v = t.verify_client
+  if v ~= nil and v ~= true and v ~= false and v ~= "optional" then
+    bad("verify_client must be true, false or \"optional\"")
+  end
+  if t.ca ~= nil and type(t.ca) ~= "string" then bad("ca must be a PEM file name") end
+  if v and not t.ca then bad("verify_client needs ca (a PEM file of the CAs client certificates must chain to)") end
+  if t.ca and not v then bad("ca is for verify_client (true or \"optional\"), which is not set") end
+end
+
+-- The fields of a client's tls option.
+local tls_client_fields = { verify = "boolean", ca = "string", certificate = "string", key = "string" }
+
+--[[ check_client_tls(t, fname, level)
+  A client's tls option: verify (default true: the server's certificate
+  must chain to ca, or to the system store without ca), certificate and key
+  (PEM files, both or neither: what it presents to a server that asks for a
+  client certificate). Raises (at level) naming fname. ]]
+function M.check_client_tls(t, fname, level)
+  level = (level or 2) + 1
+  local function bad(msg) error(("%s: option 'tls' %s"):format(fname, msg), level + 1) end
+  for k, v in pairs(t) do
+    local want = tls_client_fields[k]
+    if not want then bad(("has an unknown field '%s'"):format(tostring(k))) end
+    if type(v) ~= want then bad(("field '%s' must be a %s, got %s"):format(k, want, type(v))) end
+  end
+  if (t.certificate == nil) ~= (t.key == nil) then bad("needs certificate and key together") end
 end
 
 --[[ check(opts, which, fname, level) -> o
@@ -102,10 +180,10 @@ function M.check(opts, which, fname, level)
     if o.port ~= floor(o.port) or o.port > 65535 then
       error(fname .. ": option 'port' must be an integer 0-65535", level)
     end
-    if o.tls and (type(o.tls.certificate) ~= "string" or type(o.tls.key) ~= "string") then
-      error(fname .. ": option 'tls' needs certificate and key (PEM file names)", level)
-    end
+    if o.tls then M.check_tls(o.tls, fname, level) end
     if o.static then o.static = o.static:gsub("/+$", "") end
+  elseif o.tls then
+    M.check_client_tls(o.tls, fname, level)
   end
   return o
 end

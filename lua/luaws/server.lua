@@ -87,7 +87,8 @@ local function refused(self, req, status)
     if not ok then core.log("error in reject: " .. tostring(err)) end
   elseif o.log_refusals then
     core.log(("refused %s from %s: %d %s"):format(
-      req.method and (req.method .. " " .. tostring(req.path)) or "a request that did not parse",
+      req.method and (req.method .. " " .. tostring(req.path))
+        or (req.not_tls and "plain HTTP sent to the TLS port" or "a request that did not parse"),
       tostring(req.remote), status, reason))
   end
 end
@@ -328,6 +329,25 @@ function methods:close(code, reason)
     error("bad argument #2 to 'close' (string expected, got " .. type(reason) .. ")", 2)
   end
   self._c:close(code, reason)
+  self._closed = true
+  return true
+end
+
+--[[ server:reload_tls([tls]) -> true | nil, message, "tls"
+  Read the certificate files again: those of the tls option, or those of
+  tls (a table of the same form, which then becomes server.options.tls).
+  New handshakes get the new certificates; open connections keep their
+  sessions. When a file cannot be read or a key does not match its
+  certificate, nothing changes and the message says what failed. Raises for
+  a server without tls, or a tls table of the wrong shape. luaws.run() calls
+  it for every server on SIGHUP.
+  Usage: assert(server:reload_tls()) ]]
+function methods:reload_tls(tls)
+  if not self.options.tls then error("reload_tls: the server does not speak TLS (no tls option)", 2) end
+  if tls ~= nil then options.check_tls(tls, "reload_tls", 2) end
+  local ok, message, token = self._c:reload_tls(tls or self.options.tls)
+  if not ok then return nil, message, token end
+  if tls ~= nil then self.options.tls = tls end
   return true
 end
 
