@@ -1292,6 +1292,7 @@ static void conn_not_tls(struct conn *c)
     char head[160];
     int n;
     if (c->tp.not_tls != TRANSPORT_PLAIN_HTTP || c->state != CONN_HANDSHAKE) {
+        transport_discard_input(&c->tp, TRANSPORT_DISCARD_MAX);   /* a FIN, not a reset */
         conn_abort(c, WS_ETLS, "tls: the peer does not speak TLS");
         return;
     }

@@ -523,6 +523,19 @@ static void tls_failed(SSL *ssl)
         ERR_clear_error();
         return;
     }
+    /* An alert from the peer (OpenSSL's reasons from SSL_AD_REASON_OFFSET
+     * on): the peer refused us, say so, and on a client say who
+     * ("tls: 127.0.0.1 refused the handshake: tlsv1 alert unknown ca"). */
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET) {
+        char host[256], r[200];
+        tls_reason(r, sizeof r);
+        if (SSL_is_server(ssl))
+            snprintf(host, sizeof host, "the client");
+        else
+            tls_peer_host(ssl, host, sizeof host);
+        snprintf(last_error, sizeof last_error, "tls: %.255s refused the handshake: %.200s", host, r);
+        return;
+    }
     tls_note_error("tls");
 }
 
@@ -594,6 +607,11 @@ void tls_close_notify(struct ssl_st *ssl)
     if (ssl && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
         SSL_shutdown(ssl);   /* best effort: the fd is non-blocking */
     ERR_clear_error();
+}
+
+int tls_handshake_done(const struct ssl_st *ssl)
+{
+    return SSL_is_init_finished(ssl);
 }
 
 void tls_free(struct ssl_st *ssl)

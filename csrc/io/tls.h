@@ -99,6 +99,9 @@ void tls_shutdown(struct ssl_st *ssl);
  * (tls_get_info) until tls_free. */
 void tls_close_notify(struct ssl_st *ssl);
 
+/* 1 once the session's handshake has finished. */
+int tls_handshake_done(const struct ssl_st *ssl);
+
 /* Free the session (NULL: nothing). */
 void tls_free(struct ssl_st *ssl);
 

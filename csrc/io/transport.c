@@ -79,6 +79,19 @@ void transport_plain(struct transport *t, int fd)
     t->not_tls = TRANSPORT_TLS;
 }
 
+void transport_discard_input(struct transport *t, size_t max)
+{
+    char buf[4096];
+    ssize_t n;
+    while (max > 0) {
+        n = recv(t->fd, buf, max < sizeof buf ? max : sizeof buf, MSG_DONTWAIT);
+        if (n > 0)
+            max -= (size_t)n;
+        else if (!(n < 0 && errno == EINTR))
+            break;
+    }
+}
+
 /* ------------------------------------------------------------------ TLS */
 
 /* A server's first byte: a TLS handshake record (0x16), or not TLS at all.
@@ -163,6 +176,11 @@ static const char *tls_t_error(const struct transport *t, int err)
 
 static void tls_t_finish(struct transport *t)
 {
+    /* A handshake that failed: OpenSSL's alert is queued; bytes of the
+     * peer's still unread would make the close a reset, which may destroy
+     * the alert before the peer reads it (RFC 9293 §3.6.1). */
+    if (t->ssl && !tls_handshake_done(t->ssl))
+        transport_discard_input(t, TRANSPORT_DISCARD_MAX);
     tls_close_notify(t->ssl);
 }
 

@@ -79,6 +79,12 @@ void transport_plain(struct transport *t, int fd);
  * whose first byte is looked at (see above). */
 void transport_tls(struct transport *t, struct ssl_st *ssl, int server);
 
+/* Read and drop up to max bytes the peer has sent and nobody will read
+ * (non-blocking), so that closing the socket sends a FIN, not a reset: the
+ * peer then reads what was written to it last (an alert, a 400). */
+#define TRANSPORT_DISCARD_MAX 65536
+void transport_discard_input(struct transport *t, size_t max);
+
 /* 1 for a TLS transport. */
 static inline int transport_is_tls(const struct transport *t) { return t->ssl != NULL; }
 
