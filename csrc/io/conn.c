@@ -457,12 +457,18 @@ static void conn_note_unsent(struct conn *c)
 static void conn_finish_now(struct conn *c)
 {
     struct transport tp;
+    double closing;
     int opened;
     if (c->state == CONN_CLOSED)
         return;
+    closing = c->state == CONN_CLOSING ? ev_now(loop_get()) - c->since : -1;
     conn_note_unsent(c);
     opened = conn_teardown(c);
     conn_set_reason(c, 1006, NULL, 0);
+    if (c->group && opened)
+        metrics_closed(&c->group->stats.m, c->close_code, closing);
+    else if (c->group && c->tp.ssl && !c->http_seen && c->close_err == WS_ETLS)
+        c->group->stats.m.tls_failed++;
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
         c->hooks->on_close(c, c->close_code, c->close_reason ? c->close_reason : "",
                            c->close_reason_len, c->close_err);

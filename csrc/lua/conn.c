@@ -135,21 +135,19 @@ static void lconn_end(lua_State *L, struct conn *c, int msgh, const char *what, 
     lua_settop(L, msgh - 1);
 }
 
-/* "ip" and port of the connection's peer (kept from accept/connect, so it
- * still answers after the close), pushed as two values. */
+/* "ip" and port of the connection's client (kept from accept/connect, so
+ * it still answers after the close), pushed as two values: the socket's
+ * peer ("unix", 0 on a unix socket), or behind a trusted proxy or a PROXY
+ * header the client they name (port 0 when they name none). */
 static void lconn_push_peer(lua_State *L, const struct conn *c)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (c->peer.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &c->peer.v4.sin_addr, host, sizeof host);
-        port = ntohs(c->peer.v4.sin_port);
-    } else if (c->peer.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &c->peer.v6.sin6_addr, host, sizeof host);
-        port = ntohs(c->peer.v6.sin6_port);
-    }
+    char host[WS_ADDR_TEXT_MAX] = "?";
+    struct ws_addr a;
+    conn_client_addr(c, &a);
+    if (a.family != WS_AF_NONE)
+        ws_addr_format(&a, host, sizeof host);
     lua_pushstring(L, host);
-    lua_pushinteger(L, port);
+    lua_pushinteger(L, a.port);
 }
 
 /* Push a table of a head's headers: lower-case names; repeated headers
@@ -296,6 +294,8 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
     lconn_push_peer(L, c);
     lua_setfield(L, req, "port");
     lua_setfield(L, req, "remote");
+    lua_pushboolean(L, conn_secure(c));
+    lua_setfield(L, req, "secure");
     if (c->tp.ssl) {
         lws_push_tls(L, c);
         lua_setfield(L, req, "tls");
@@ -341,6 +341,8 @@ void lws_conn_fields(lua_State *L, int ud)
             lconn_push_peer(L, &l->c);
             lua_setfield(L, -3, "port");
             lua_setfield(L, -2, "remote");
+            lua_pushboolean(L, conn_secure(&l->c));
+            lua_setfield(L, -2, "secure");
         }
     }
     lua_newtable(L);
@@ -705,7 +707,8 @@ static int lconn_resume(lua_State *L)
     return 1;
 }
 
-/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out}
+/* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out [,
+ * handshake_seconds: accept to 101, on a server connection]}
  * | nil, message, "closed" once the connection was released. */
 static int lconn_stats(lua_State *L)
 {
@@ -721,6 +724,10 @@ static int lconn_stats(lua_State *L)
     lua_setfield(L, -2, "bytes_in");
     lua_pushinteger(L, (lua_Integer)l->c.bytes_out);
     lua_setfield(L, -2, "bytes_out");
+    if (l->c.born > 0 && l->c.opened_at > 0) {   /* a server connection that upgraded */
+        lua_pushnumber(L, l->c.opened_at - l->c.born);
+        lua_setfield(L, -2, "handshake_seconds");
+    }
     return 1;
 }
 
@@ -757,6 +764,10 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
         lconn_push_peer(L, &l->c);
         if (k[0] == 'r')
             lua_pop(L, 1);
+        return 1;
+    }
+    if (strcmp(k, "secure") == 0) {
+        lua_pushboolean(L, conn_secure(&l->c));
         return 1;
     }
     if (strcmp(k, "protocol") == 0) {

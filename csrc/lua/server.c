@@ -27,6 +27,7 @@
 
 struct lserver {
     struct server s;
+    struct ws_trust trust;   /* trusted_proxies (s.opt.trust points here), nets malloc'd */
     int anchor;         /* registry ref while listening or with connections */
     struct backplane *bp;   /* its Redis backplane, or NULL */
     int bp_ref;         /* registry ref of the backplane's event function (or LUA_NOREF) */
@@ -498,6 +499,44 @@ static int lserver_tls_name_match(lua_State *L)
 }
 
 /*
+** The listen options behind a proxy from the table at i: trusted_proxies
+** (a list of addresses, CIDR ranges and "unix", checked by options.lua; an
+** entry that does not parse raises) and proxy_protocol.
+*/
+static void lserver_read_trust(lua_State *L, int i, struct lserver *ls)
+{
+    lua_Integer k, n;
+    ls->s.opt.proxy_protocol = lua_getfield(L, i, "proxy_protocol") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, i, "trusted_proxies") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    n = luaL_len(L, -1);
+    if (n > 0 && n < 65536) {
+        struct ws_cidr *nets = calloc((size_t)n, sizeof *nets);
+        if (!nets)
+            luaL_error(L, "listen: out of memory");
+        ls->trust.nets = nets;
+        for (k = 1; k <= n; k++, lua_pop(L, 1)) {
+            size_t len;
+            const char *e;
+            lua_geti(L, -1, k);
+            e = lua_tolstring(L, -1, &len);
+            if (e && strcmp(e, "unix") == 0)
+                ls->trust.unix_peers = 1;
+            else if (e && ws_cidr_parse(e, len, &nets[ls->trust.n]))
+                ls->trust.n++;
+            else
+                luaL_error(L, "listen: option 'trusted_proxies': %s is not an address, a CIDR range or \"unix\"",
+                           e ? e : luaL_typename(L, -1));
+        }
+    }
+    lua_pop(L, 1);
+    ls->s.opt.trust = &ls->trust;
+}
+
+/*
 ** core.listen(host, port, opts, on_request) -> server | nil, message, token
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
 ** (see conn.h) plus max_connections, backlog, tls, max_body_size (a plain
@@ -546,6 +585,7 @@ static int lserver_listen(lua_State *L)
     lua_getfield(L, 3, "backlog");   /* options.lua always gives it */
     backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
+    lserver_read_trust(L, 3, ls);
     ls->s.max_connections = maxc > 0 ? (size_t)maxc : 0;
     if (lua_getfield(L, 3, "tls") == LUA_TTABLE) {
         ls->s.tls = lserver_tls(L, lua_gettop(L), err, sizeof err);
@@ -575,8 +615,15 @@ static int lserver_listen(lua_State *L)
         }
         lua_pop(L, 1);
         rc = server_adopt(&ls->s, fds, n, err, sizeof err);
+    } else if (lua_getfield(L, 3, "unix") == LUA_TSTRING) {
+        const char *path = lua_tostring(L, -1);
+        lua_Integer mode = 0;
+        if (lua_getfield(L, 3, "unix_mode") != LUA_TNIL)
+            mode = luaL_checkinteger(L, -1);
+        rc = server_listen_unix(&ls->s, path, (int)mode, (int)backlog, err, sizeof err);
+        lua_pop(L, 3);
     } else {
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
     }
     if (rc != WS_OK)
@@ -808,6 +855,81 @@ static int lserver_stats(lua_State *L)
     return 1;
 }
 
+/* A histogram's buckets as {le = {...}, counts = {...} (cumulative), count, sum}. */
+static void lserver_push_hist(lua_State *L, const struct metrics_hist *h, const double *le)
+{
+    uint64_t run = 0;
+    int i;
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, METRICS_BUCKETS, 0);
+    for (i = 0; i < METRICS_BUCKETS; i++) {
+        lua_pushnumber(L, le[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "le");
+    lua_createtable(L, METRICS_BUCKETS, 0);
+    for (i = 0; i < METRICS_BUCKETS; i++) {
+        run += h->bucket[i];
+        lua_pushinteger(L, (lua_Integer)run);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "counts");
+    lua_pushinteger(L, (lua_Integer)h->count);
+    lua_setfield(L, -2, "count");
+    lua_pushnumber(L, h->sum);
+    lua_setfield(L, -2, "sum");
+}
+
+/* {[key] = n} of a counted table (keys[i], 0 the last: "other"); only
+ * what is not 0, but "other" always. */
+static void lserver_push_counts(lua_State *L, const uint64_t *n, const int *keys, int len)
+{
+    int i;
+    lua_createtable(L, 0, 4);
+    for (i = 0; i < len; i++) {
+        if (keys[i] == 0) {
+            lua_pushinteger(L, (lua_Integer)n[i]);
+            lua_setfield(L, -2, "other");
+        } else if (n[i]) {
+            lua_pushinteger(L, (lua_Integer)n[i]);
+            lua_rawseti(L, -2, keys[i]);
+        }
+    }
+}
+
+/*
+** server:metrics() -> {refused = {[status] = n, other = n}, closes =
+** {[code] = n, other = n}, handshake = hist, close = hist, proxy_errors,
+** tls_handshakes, tls_failed, send_queue_bytes}
+** [-0, +1, -]  What io/metrics.h counts, for lua/luaws/metrics.lua to
+** format; send_queue_bytes is summed over the open connections now.
+*/
+static int lserver_metrics(lua_State *L)
+{
+    struct lserver *ls = lserver_check(L, 1);
+    const struct metrics *m = &ls->s.group.stats.m;
+    const struct conn *c;
+    uint64_t queued = 0;
+    for (c = ls->s.group.conns; c; c = c->next)
+        queued += conn_buffered(c);
+    lua_createtable(L, 0, 8);
+    lserver_push_counts(L, m->refused, metrics_status, METRICS_STATUSES);
+    lua_setfield(L, -2, "refused");
+    lserver_push_counts(L, m->closes, metrics_code, METRICS_CODES);
+    lua_setfield(L, -2, "closes");
+    lserver_push_hist(L, &m->handshake, metrics_handshake_le);
+    lua_setfield(L, -2, "handshake");
+    lserver_push_hist(L, &m->close, metrics_close_le);
+    lua_setfield(L, -2, "close");
+#define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+    FIELD("proxy_errors", m->proxy_errors);
+    FIELD("tls_handshakes", m->tls_handshakes);
+    FIELD("tls_failed", m->tls_failed);
+    FIELD("send_queue_bytes", queued);
+#undef FIELD
+    return 1;
+}
+
 /* The backplane went up or down: tell the script's function. */
 static void lserver_bp_event(struct backplane *bp, int up, const char *detail, void *arg)
 {
@@ -909,6 +1031,9 @@ static int lserver_gc(lua_State *L)
         ls->bp_ref = LUA_NOREF;
     }
     pubsub_free(&ls->s.ps);
+    free((void *)ls->trust.nets);
+    ls->trust.nets = NULL;
+    ls->trust.n = 0;
     if (lua_getiuservalue(L, 1, LSERVER_UV_REFS) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
@@ -942,6 +1067,7 @@ static const luaL_Reg lserver_methods[] = {
     { "publish", lserver_publish },
     { "backplane", lserver_backplane },
     { "stats", lserver_stats },
+    { "metrics", lserver_metrics },
     { "connections", lserver_connections },
     { "reload_tls", lserver_reload_tls },
     { NULL, NULL }

@@ -46,6 +46,12 @@ local listen = {
   max_body_size = { 1 * MiB, "number" },     -- a plain HTTP request's body; 413 above it
   reject = { nil, "function" },              -- function(req, status, reason): each refusal, in place of the log line
   log_refusals = { true, "boolean" },        -- one log line per refusal (4xx/5xx luaws chose); false: none
+  unix = { nil, "string" },                  -- a unix-domain socket path to listen on, in place of host/port
+  unix_mode = { nil, { number = true, string = true } }, -- its permissions: "0660" (octal text) or 432
+  trusted_proxies = { nil, "table" },        -- {"127.0.0.1", "10.0.0.0/8", "::1", "unix"}: whose X-Forwarded-For / Forwarded count
+  proxy_protocol = { false, "boolean" },     -- a PROXY protocol v1/v2 header comes first (HAProxy, AWS NLB)
+  access_log = { false, { boolean = true, string = true } }, -- true or "logfmt" / "json": a line per upgrade and per close
+  metrics = { nil, "string" },               -- a path ("/metrics") serving Prometheus text (server:route_metrics)
 }
 
 local connect = {
@@ -145,6 +151,49 @@ function M.check_client_tls(t, fname, level)
   if (t.certificate == nil) ~= (t.key == nil) then bad("needs certificate and key together") end
 end
 
+--[[ check_deploy(o, fname, level)
+  The listen options for running behind a proxy (unix, unix_mode,
+  trusted_proxies, proxy_protocol) and for being watched (access_log,
+  metrics). Normalises unix_mode to a number and trusted_proxies to their
+  one written form ("10.1.2.3/8" is "10.0.0.0/8"). Raises (at level). ]]
+function M.check_deploy(o, fname, level)
+  level = level + 1
+  local function bad(msg) error(("%s: option %s"):format(fname, msg), level) end
+  if o.unix_mode ~= nil then
+    local m = o.unix_mode
+    if type(m) == "string" then m = m:match("^0?[0-7][0-7][0-7]$") and tonumber(m, 8) end
+    if math.type(m) ~= "integer" or m < 0 or m > 511 then
+      bad("'unix_mode' must be permissions 0-0777: octal text such as \"0660\", or the number")
+    end
+    if not o.unix then bad("'unix_mode' is for a unix socket: set 'unix' too") end
+    o.unix_mode = m
+  end
+  if o.unix == "" then bad("'unix' must be a path") end
+  if o.trusted_proxies then
+    local list = {}
+    for i, e in ipairs(o.trusted_proxies) do
+      local c = e == "unix" and "unix" or type(e) == "string" and require("luaws.core").cidr(e)
+      if not c then
+        bad(("'trusted_proxies' entry %d (%s) is not an address, a CIDR range or \"unix\""):format(i,
+          type(e) == "string" and ("%q"):format(e) or tostring(e)))
+      end
+      list[i] = c
+    end
+    for k in pairs(o.trusted_proxies) do
+      if math.type(k) ~= "integer" or k < 1 or k > #list then bad("'trusted_proxies' must be a list") end
+    end
+    o.trusted_proxies = list
+  end
+  if o.proxy_protocol and o.tls then
+    bad("'proxy_protocol' does not go with 'tls' yet: end TLS at the balancer, or use one without PROXY")
+  end
+  local al = o.access_log
+  if al ~= false and al ~= true and al ~= "logfmt" and al ~= "json" then
+    bad("'access_log' must be true, false, \"logfmt\" or \"json\"")
+  end
+  if o.metrics ~= nil and o.metrics:sub(1, 1) ~= "/" then bad("'metrics' must be a path beginning with /") end
+end
+
 --[[ check(opts, which, fname, level) -> o
   which: "listen" or "connect". Returns a new table with every option of
   that function, defaults filled in. Raises (at level) on a name it does not
@@ -182,6 +231,7 @@ function M.check(opts, which, fname, level)
     end
     if o.tls then M.check_tls(o.tls, fname, level) end
     if o.static then o.static = o.static:gsub("/+$", "") end
+    M.check_deploy(o, fname, level)
   elseif o.tls then
     M.check_client_tls(o.tls, fname, level)
   end
