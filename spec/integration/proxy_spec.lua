@@ -105,6 +105,34 @@ describe("listen{unix = path}", function()
     assert.equal("data", proc.read_all(path))
   end)
 
+  it_py("with luaws.run{workers = 2}: the master binds the socket, the workers serve it, and it is removed when the master exits", function()
+    local path = dir .. "/workers.sock"
+    local script = dir .. "/server.lua"
+    local f = assert(io.open(script, "w"))
+    f:write(([[
+local luaws = require "luaws"
+local s = assert(luaws.listen { unix = %q, unix_mode = "0600" })
+s:route("/who", { message = function(ws, msg) ws:send(ws.remote .. " " .. msg) end })
+io.stdout:setvbuf("line")
+print("listening")
+luaws.run { workers = 2 }
+]]):format(path))
+    f:close()
+    local p = proc.spawn({ "lua5.4", script }, { env = proc.luaws_env(), merge = true })
+    assert(p:wait_line("2 workers started", WAIT), p:stdout())
+    proc.wait_until(function()   -- each worker says so once it serves
+      local n = 0
+      for _ in p:stdout():gmatch("listening\n") do n = n + 1 end
+      return n == 3
+    end, WAIT)
+    for _ = 1, 4 do
+      assert.equal("unix hello", py("ws://localhost/who", { "--unix", path }))
+    end
+    assert.equal("600", mode_of(path))
+    assert.is_true(p:stop(20))
+    assert.is_false(exists(path))
+  end)
+
   it("checks its options: unix_mode needs unix, and is octal text or a number up to 0777", function()
     assert.error_matches(function() luaws.listen { unix_mode = "0660" } end, "set 'unix' too")
     assert.error_matches(function() luaws.listen { unix = dir .. "/x", unix_mode = "0999" } end, "unix_mode")
@@ -137,6 +165,11 @@ describe("trusted_proxies", function()
     assert.truthy(got:match("^127%.0%.0%.1 %d+ false hello$"), got)
     assert.equal("127.0.0.1", seen[1].remote)
     assert.is_false(seen[1].secure)
+  end)
+
+  ;(h.has_ipv6() and it or pending)("trusts an IPv6 peer by address (::1)", function()
+    local s = who_server { host = "::1", trusted_proxies = { "::1" } }
+    assert.equal("198.51.100.8 0 false hello", ask(s, { ["X-Forwarded-For"] = "198.51.100.8" }))
   end)
 
   it("without trusted_proxies nobody is believed", function()
