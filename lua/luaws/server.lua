@@ -199,7 +199,7 @@ local function access_line(style, ...)
     if v ~= nil then
       local s = log_value(v)
       if style == "json" then
-        out[#out + 1] = ("%q:%s"):format(k, type(v) == "number" and s
+        out[#out + 1] = ("%q:%s"):format(k, (type(v) == "number" or type(v) == "boolean") and s
           or '"' .. s:gsub('[%c"\\]', function(ch) return ("\\u%04x"):format(ch:byte()) end) .. '"')
       else
         if s == "" or s:find('[%s"=]') then s = '"' .. s:gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"' end
