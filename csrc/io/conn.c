@@ -467,8 +467,8 @@ static void conn_finish_now(struct conn *c)
     conn_set_reason(c, 1006, NULL, 0);
     if (c->group && opened)
         metrics_closed(&c->group->stats.m, c->close_code, closing);
-    else if (c->group && c->tp.ssl && !c->http_seen && c->close_err == WS_ETLS)
-        c->group->stats.m.tls_failed++;
+    else if (c->group && !c->http_seen && c->close_err == WS_ETLS)
+        c->group->stats.m.tls_failed++;   /* a TLS handshake that never came through (or plain HTTP) */
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
         c->hooks->on_close(c, c->close_code, c->close_reason ? c->close_reason : "",
                            c->close_reason_len, c->close_err);
@@ -1315,8 +1315,10 @@ static void conn_not_tls(struct conn *c)
         conn_set_reason(c, 1006, why, sizeof why - 1);
     }
     c->close_err = WS_ETLS;
-    if (c->group)
+    if (c->group) {
         c->group->stats.rejected++;
+        metrics_refused(&c->group->stats.m, 400);
+    }
     c->flags |= CF_HTTP_ONLY;
     conn_enter(c, CONN_CLOSING);
     conn_update_events(c);

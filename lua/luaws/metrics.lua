@@ -89,9 +89,9 @@ function M.render(server)
   one("luaws_connections_pending", "gauge", "Accepted connections still in their HTTP stage.", st.pending)
   one("luaws_connections_accepted_total", "counter", "Sockets accepted.", st.accepted)
   one("luaws_upgrades_total", "counter", "Opening handshakes completed (101 sent).", st.upgraded)
-  -- every refusal a status says: upgrade requests and plain HTTP alike, and
-  -- the 503s past max_connections; "other" holds the statuses not listed
-  -- and the TLS port's plain-HTTP 400s counted elsewhere
+  -- every refusal a status says: upgrade requests and plain HTTP alike, the
+  -- 503s past max_connections and the TLS port's 400 to plain HTTP;
+  -- "other" holds the statuses not listed
   local refused, listed = {}, 0
   for k, v in pairs(m.refused) do
     if k ~= "other" then refused[k] = v; listed = listed + v end

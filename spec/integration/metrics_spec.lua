@@ -133,6 +133,48 @@ describe("metrics", function()
     assert.truthy(body:match("\nluaws_proxy_protocol_errors_total 1\n"), body)
   end)
 
+  ;((have_parser and os.execute("command -v openssl >/dev/null 2>&1") == true) and it or pending)(
+    "counts TLS handshakes that came through, and those that failed (plain HTTP, garbage) with the 400 under its status", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    proc.check { "mkdir", "-p", dir }
+    local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+    proc.check({ "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+      "-keyout", key, "-out", cert }, { timeout = 60 })
+    local s = h.server { tls = { certificate = cert, key = key }, metrics = "/metrics" }
+    s:route("/echo", { message = function(ws, msg) ws:send(msg) end })
+    for _ = 1, 2 do
+      local ws = assert(luaws.connect(s:url("/echo"), { tls = { verify = false } }))
+      assert(ws:send("x"))
+      assert.equal("x", ws:receive(WAIT))
+      ws:close()
+    end
+    local plain = proc.raw(s.port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", { timeout = WAIT })
+    assert.truthy(plain.response:match("^HTTP/1%.1 400 "), plain.response)
+    proc.raw(s.port, string.rep("\0", 64), { timeout = WAIT })
+    h.pump(function() return s._c:metrics().tls_failed == 2 end, "the failed handshakes counted", WAIT)
+    local m = s._c:metrics()
+    assert.equal(2, m.tls_handshakes)
+    assert.equal(1, m.refused[400])
+    -- the page itself, over https, read by the parser: the metrics fetch is
+    -- one more handshake; python's urllib would verify, so read it raw
+    local text = require("luaws.metrics").render(s)
+    local tmp = dir .. "/page.txt"
+    local f = assert(io.open(tmp, "w"))
+    f:write(text)
+    f:close()
+    local out, status = proc.run({ proc.PYTHON, "-c", "import sys, json\n"
+      .. "from prometheus_client.parser import text_string_to_metric_families as p\n"
+      .. "print(json.dumps({s.name + repr(sorted(s.labels.items())): s.value for f in p(open(sys.argv[1]).read()) for s in f.samples}))",
+      tmp }, { timeout = 60, merge = false, unset = { "LD_PRELOAD" } })
+    assert.equal(0, status, out)
+    local v = assert(cjson.decode(out))
+    assert.equal(2, v["luaws_tls_handshakes_total[('result', 'ok')]"])
+    assert.equal(2, v["luaws_tls_handshakes_total[('result', 'failed')]"])
+    assert.equal(1, v["luaws_handshakes_rejected_total[('status', '400')]"])
+    proc.run { "rm", "-rf", dir }
+  end)
+
   it("refuses a metrics path that is no path", function()
     assert.error_matches(function() luaws.listen { metrics = "metrics" } end, "'metrics' must be a path")
     local s = h.server {}
