@@ -5,6 +5,10 @@ LUA        ?= lua5.4
 LUA_INCDIR ?= /usr/include/lua5.4
 BUSTED     ?= busted --lua=$(LUA)
 SANITIZE   ?= 0
+TLS        ?= 0
+ifeq ($(TLS),1)
+PORT       ?= 5443
+endif
 PORT       ?= 5000
 SPECS      ?= spec
 
@@ -78,10 +82,23 @@ test-browser: deps
 # signals sent to the job reach it: Ctrl-C in the foreground, `kill %1` or
 # `kill -TERM PID` (the PID it prints) in the background; make passes a
 # SIGTERM sent to make itself on to it.
+#
+# TLS=1: https://localhost:5443/ (and wss://) with a self-signed certificate
+# for localhost, made once with the openssl command into build/tls/.
+TLS_CERT := build/tls/localhost.pem
+TLS_KEY  := build/tls/localhost-key.pem
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(if $(filter 1,$(TLS)),$(TLS_CERT))
 	@exec $(LUA) examples/echo.lua --port $(PORT) $(if $(filter 1,$(COROUTINE)),--coroutine) \
-	  $(if $(filter 1,$(COMPRESSION)),--compression)
+	  $(if $(filter 1,$(COMPRESSION)),--compression) \
+	  $(if $(filter 1,$(TLS)),--tls-cert $(TLS_CERT) --tls-key $(TLS_KEY))
+
+$(TLS_CERT):
+	@mkdir -p $(@D)
+	@echo "make run TLS=1: a self-signed certificate for localhost in $(@D)/ (openssl req)"
+	@openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=localhost \
+	  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+	  -keyout $(TLS_KEY) -out $@ 2>/dev/null
 
 rock: deps
 	luarocks --lua-version=5.4 make --local rockspec/luaws-scm-1.rockspec
@@ -108,7 +125,7 @@ clean:
 # edges of csrc/ and the harnesses' own loops do not slow every input.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_TARGETS ?= frame http utf8 chunked pmd
+FUZZ_TARGETS ?= frame http utf8 chunked pmd proxy forwarded
 FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
@@ -119,6 +136,8 @@ FUZZ_SRCS_http  := proto/http proto/handshake
 FUZZ_SRCS_utf8  := proto/utf8
 FUZZ_SRCS_chunked := proto/http
 FUZZ_SRCS_pmd   := proto/pmd proto/deflate proto/buffer
+FUZZ_SRCS_proxy := proto/proxy proto/addr
+FUZZ_SRCS_forwarded := proto/forwarded proto/addr proto/http
 FUZZ_LIBS_http  := -lcrypto
 FUZZ_LIBS_pmd   := -lz
 FUZZ_PKGS := clang libclang-rt-14-dev

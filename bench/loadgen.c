@@ -46,10 +46,25 @@
 ** sockets are counted in the window, so wire bytes per message are reported
 ** as the generator saw them (frame headers and masks included).
 **
-** What it deliberately does not do: TLS (wss://), other extensions, name
-** resolution (dotted IPv4 only, and only 127.0.0.0/8: this tool never sends
-** traffic off the machine), and fragmenting its own messages. It never uses
-** the library under test.
+** TLS (wss:// or --tls): OpenSSL, non-blocking on the same epoll loop. After
+** the TCP connect the connection runs SSL_do_handshake until it completes
+** (WANT_READ / WANT_WRITE pick the epoll events), then the upgrade goes
+** through SSL_write and every read through SSL_read. The certificate is not
+** verified (a benchmark of loopback servers with a self-signed certificate);
+** SNI only with --sni. Read-ahead with a 64 KiB record buffer, so one read(2)
+** takes whatever the kernel has, as the plain path does; OpenSSL's default
+** TLS 1.3 suites unless --tls-ciphersuites. No session resumption: every
+** handshake is a full one. The negotiated version, suite, group and the
+** server's key go into the JSON line ("tls"). A plain run does not touch any
+** of it but one branch per read and per flush. permessage-deflate works over
+** TLS as over TCP (the frames are the same; only the byte pipe differs); the
+** wire byte counts are then the WebSocket bytes given to SSL_write and taken
+** from SSL_read, without the TLS record overhead.
+**
+** What it deliberately does not do: other extensions, name resolution
+** (dotted IPv4 only, and only 127.0.0.0/8: this tool never sends traffic off
+** the machine), certificate verification, and fragmenting its own messages.
+** It never uses the library under test.
 **
 ** RFC 6455 sections: §4.1 (client handshake; the 101 status and
 ** Sec-WebSocket-Accept are checked), §5.1-5.3 (framing; every client frame
@@ -83,7 +98,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "wsdeflate.h"
 
@@ -100,7 +118,11 @@
 #ifndef LG_MAX_SRC
 #define LG_MAX_SRC 64 /* local source addresses */
 #endif
+#ifndef LG_TLS_RBUF_SIZE
+#define LG_TLS_RBUF_SIZE (64 * 1024) /* OpenSSL's read-ahead buffer per TLS connection */
+#endif
 #define LG_READS_PER_EVENT 8 /* fairness: reads per connection per wakeup */
+#define LG_TLS_RECORDS_PER_EVENT 64 /* the same for TLS: records (<= 16 KiB each) per wakeup */
 #define LG_SEQ_BYTES 8       /* payload bytes that carry the sequence number */
 #define LG_JSON_POOL 512     /* distinct JSON-like messages (--json) */
 
@@ -133,6 +155,9 @@ struct options {
     struct in_addr src[LG_MAX_SRC];
     int nsrc;
     int quiet;
+    int tls;                /* wss:// or --tls */
+    char sni[256];          /* --sni: server name to send, or "" for none */
+    const char *ciphersuites; /* --tls-ciphersuites: TLS 1.3 suites, or NULL for OpenSSL's */
 };
 
 static struct options opt = {
@@ -280,6 +305,7 @@ struct errors {
     uint64_t unexpected; /* a message when none was in flight */
     uint64_t timeout;    /* connect or cycle took too long */
     uint64_t inflate;    /* a compressed message that does not inflate */
+    uint64_t tls;        /* a TLS handshake or record failed (OpenSSL's error) */
 };
 
 static struct errors err;
@@ -287,7 +313,7 @@ static struct errors err;
 static uint64_t errors_total(void)
 {
     return err.connect + err.handshake + err.reset + err.eof + err.close + err.length +
-           err.payload + err.protocol + err.unexpected + err.timeout + err.inflate;
+           err.payload + err.protocol + err.unexpected + err.timeout + err.inflate + err.tls;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -296,6 +322,7 @@ static uint64_t errors_total(void)
 enum cstate {
     C_FREE,       /* no socket */
     C_CONNECTING, /* non-blocking connect in progress */
+    C_TLS,        /* TCP connected, TLS handshake in progress */
     C_UPGRADING,  /* request written (or queued), waiting for the 101 */
     C_OPEN,       /* frames flow */
     C_CLOSING,    /* our close frame sent; waiting for theirs, then EOF */
@@ -308,6 +335,10 @@ struct conn {
     uint8_t pollout;   /* EPOLLOUT is registered */
     uint8_t got_close; /* the server's close frame arrived */
     uint8_t bad_msg;   /* current message failed a content check */
+    uint8_t tls_rw;    /* TLS: SSL_read wants the socket writable */
+    uint8_t tls_wr;    /* TLS: SSL_write wants the socket readable */
+    uint8_t tls_more;  /* TLS: on tls_more_list (OpenSSL holds bytes epoll cannot see) */
+    SSL *ssl;          /* TLS session, or NULL on a plain connection */
     uint32_t id;
     uint32_t gen;      /* bumped per socket: stale work for an old one stops */
     uint64_t t_start;  /* when this connection (or cycle) began */
@@ -383,6 +414,16 @@ struct zseq {
 static struct zseq zseqs[16];
 static int nzseq;
 
+/* TLS: one client context; connections whose read stopped at the per-wakeup
+** cap while OpenSSL still buffers bytes (epoll would not report them again). */
+static SSL_CTX *tls_ctx;
+static struct conn **tls_more_list;
+static long n_tls_more;
+static struct {
+    int have;
+    char version[16], cipher[64], group[32], key[32], sig[32];
+} tls_info;
+
 static bool counting(void)
 {
     return phase == PH_MEASURE;
@@ -426,6 +467,12 @@ static void ep_set(struct conn *c, int op, uint32_t events)
 /* Close the socket and forget buffered state; keeps allocations for reuse. */
 static void conn_reset(struct conn *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl); /* no close_notify: the server closed first, or we are failing */
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
+    c->tls_rw = c->tls_wr = 0; /* tls_more stays: it says the list holds c */
     if (c->fd >= 0) {
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
@@ -454,6 +501,7 @@ static void conn_reset(struct conn *c)
 
 static void start_conn(struct conn *c);
 static void on_event(struct conn *c, uint32_t ev);
+static void tls_drain_more(void);
 
 /*
 ** A connection failed (the caller has counted why). In echo and idle modes
@@ -485,8 +533,12 @@ static void conn_fail(struct conn *c)
 ** Write what the kernel will take; arm EPOLLOUT only while bytes remain.
 ** Returns false if the connection failed (and was handled).
 */
+static bool conn_flush_tls(struct conn *c) __attribute__((noinline, cold));
+
 static bool conn_flush(struct conn *c)
 {
+    if (c->ssl)
+        return conn_flush_tls(c);
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -511,6 +563,173 @@ static bool conn_flush(struct conn *c)
         ep_set(c, EPOLL_CTL_MOD, EPOLLIN | (pending ? EPOLLOUT : 0));
     }
     return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* TLS                                                                      */
+
+/*
+** What an SSL call's failure means. A fatal one is counted (tls, or reset for
+** a socket error) and the error queue is cleared, so a stale entry cannot make
+** the next connection's WANT_READ look like a failure (SSL_get_error peeks at
+** the thread's queue).
+*/
+static int tls_error(struct conn *c, int rc, const char *what)
+{
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_ZERO_RETURN)
+        return e;
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+        err.reset++; /* ECONNRESET, EPIPE (EOF is ZERO_RETURN: SSL_OP_IGNORE_UNEXPECTED_EOF) */
+    } else {
+        if (!opt.quiet && err.tls == 0) {
+            char buf[256];
+            ERR_error_string_n(ERR_peek_error(), buf, sizeof buf);
+            fprintf(stderr, "loadgen: tls %s: %s\n", what, buf);
+        }
+        err.tls++;
+    }
+    ERR_clear_error();
+    return -1;
+}
+
+/* OpenSSL holds decrypted or read-ahead bytes that no epoll event will announce. */
+static void tls_mark_more(struct conn *c)
+{
+    if (!c->tls_more) {
+        c->tls_more = 1;
+        tls_more_list[n_tls_more++] = c; /* at most once per connection: fits nconns */
+    }
+}
+
+/* Register the epoll events a TLS connection waits for. */
+static void tls_set_events(struct conn *c, bool out)
+{
+    if (out != (bool)c->pollout) {
+        c->pollout = out;
+        ep_set(c, EPOLL_CTL_MOD, EPOLLIN | (out ? EPOLLOUT : 0));
+    }
+}
+
+/*
+** conn_flush over TLS: SSL_write what is queued (partial writes on; the buffer
+** may move between retries, out_reserve compacts, and a retry never offers
+** fewer bytes than the one that wanted to wait). A write that wants the socket
+** readable waits for EPOLLIN: on_readable flushes again.
+*/
+static bool conn_flush_tls(struct conn *c)
+{
+    c->tls_wr = 0;
+    while (c->out_off < c->out_len) {
+        size_t left = c->out_len - c->out_off;
+        int n = SSL_write(c->ssl, c->out + c->out_off, left > 0x40000000 ? 0x40000000 : (int)left);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            if (counting())
+                wire_tx += (uint64_t)n; /* WebSocket bytes; the record overhead is not counted */
+            continue;
+        }
+        int e = tls_error(c, n, "write");
+        if (e == SSL_ERROR_WANT_WRITE)
+            break;
+        if (e == SSL_ERROR_WANT_READ) {
+            c->tls_wr = 1;
+            break;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN)
+            err.reset++;
+        conn_fail(c);
+        return false;
+    }
+    bool pending = c->out_off < c->out_len;
+    if (!pending)
+        c->out_off = c->out_len = 0;
+    tls_set_events(c, (pending && !c->tls_wr) || c->tls_rw);
+    return true;
+}
+
+static void tls_note_info(SSL *ssl)
+{
+    tls_info.have = 1;
+    snprintf(tls_info.version, sizeof tls_info.version, "%s", SSL_get_version(ssl));
+    snprintf(tls_info.cipher, sizeof tls_info.cipher, "%s", SSL_get_cipher_name(ssl));
+    int g = SSL_get_negotiated_group(ssl);
+    const char *gn = g ? SSL_group_to_name(ssl, g) : NULL;
+    snprintf(tls_info.group, sizeof tls_info.group, "%s", gn ? gn : "?");
+    X509 *x = SSL_get1_peer_certificate(ssl);
+    EVP_PKEY *pk = x ? X509_get0_pubkey(x) : NULL;
+    if (pk) {
+        const char *tn = EVP_PKEY_get0_type_name(pk);
+        snprintf(tls_info.key, sizeof tls_info.key, "%s %d", tn ? tn : "?", EVP_PKEY_get_bits(pk));
+    } else {
+        snprintf(tls_info.key, sizeof tls_info.key, "?");
+    }
+    X509_free(x);
+    int nid = NID_undef;
+    if (SSL_get_peer_signature_type_nid(ssl, &nid) == 1 && nid != NID_undef)
+        snprintf(tls_info.sig, sizeof tls_info.sig, "%s", OBJ_nid2sn(nid));
+    else
+        snprintf(tls_info.sig, sizeof tls_info.sig, "?");
+}
+
+static void queue_upgrade(struct conn *c);
+
+/* Drive the TLS handshake; once it is done, send the upgrade request. */
+__attribute__((noinline, cold)) static void tls_handshake(struct conn *c)
+{
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        if (!tls_info.have)
+            tls_note_info(c->ssl);
+        c->state = C_UPGRADING;
+        queue_upgrade(c);
+        if (SSL_has_pending(c->ssl))
+            tls_mark_more(c);
+        conn_flush(c);
+        return;
+    }
+    int e = tls_error(c, rc, "handshake");
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        tls_set_events(c, e == SSL_ERROR_WANT_WRITE);
+        return;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        err.eof++;
+    conn_fail(c);
+}
+
+/* TCP is up: start TLS on it. */
+static void tls_start(struct conn *c)
+{
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        ERR_clear_error();
+        err.tls++;
+        conn_fail(c);
+        return;
+    }
+    if (opt.sni[0])
+        SSL_set_tlsext_host_name(c->ssl, opt.sni);
+    SSL_set_connect_state(c->ssl);
+    c->state = C_TLS;
+    tls_handshake(c);
+}
+
+static SSL_CTX *tls_client_ctx(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        die("SSL_CTX_new failed");
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* loopback benchmark, self-signed server */
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, LG_TLS_RBUF_SIZE);
+    if (opt.ciphersuites && SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1)
+        die("bad --tls-ciphersuites '%s'", opt.ciphersuites);
+    return ctx;
 }
 
 /*
@@ -780,11 +999,15 @@ static void close_all(uint64_t deadline)
     struct epoll_event evs[LG_MAX_EVENTS];
     while (n_open > 0 && (g_now = now_ns()) < deadline) {
         int wait_ms = (int)((deadline - g_now) / 1000000) + 1;
+        if (n_tls_more > 0)
+            wait_ms = 0;
         int n = epoll_wait(epfd, evs, LG_MAX_EVENTS, wait_ms > 50 ? 50 : wait_ms);
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
+        if (n_tls_more > 0)
+            tls_drain_more();
         if (opt.mode == MODE_HANDSHAKE)
             break; /* slots are not tracked in n_open; one pass is enough */
     }
@@ -1171,9 +1394,73 @@ static bool on_frames(struct conn *c, const uint8_t *p, size_t n)
     return true;
 }
 
+/*
+** on_readable over TLS: SSL_read record by record (at most
+** LG_TLS_RECORDS_PER_EVENT per wakeup) until OpenSSL wants the socket. When
+** the cap stops it with bytes still inside OpenSSL, the connection goes on
+** tls_more_list, which the main loop drains without waiting.
+*/
+/* Kept out of line (cold) so the plain path compiles as it did before TLS. */
+__attribute__((noinline, cold)) static void on_readable_tls(struct conn *c)
+{
+    c->tls_rw = 0;
+    for (int r = 0; r < LG_TLS_RECORDS_PER_EVENT; r++) {
+        int n = SSL_read(c->ssl, rbuf, LG_RBUF_SIZE);
+        if (n <= 0) {
+            int e = tls_error(c, n, "read");
+            if (e == SSL_ERROR_WANT_READ)
+                break;
+            if (e == SSL_ERROR_WANT_WRITE) {
+                c->tls_rw = 1; /* conn_flush below arms EPOLLOUT; on_event reads again */
+                break;
+            }
+            if (c->state == C_CLOSING && c->got_close) {
+                cycle_done(c); /* EOF or reset after the close exchange: the clean end */
+                return;
+            }
+            if (e == SSL_ERROR_ZERO_RETURN)
+                err.eof++;
+            conn_fail(c);
+            return;
+        }
+        g_now = now_ns();
+        if (counting())
+            wire_rx += (uint64_t)n; /* WebSocket bytes, as conn_flush_tls counts them */
+        bool ok = c->state == C_UPGRADING ? on_handshake_bytes(c, rbuf, (size_t)n)
+                                          : on_frames(c, rbuf, (size_t)n);
+        if (!ok)
+            return;
+        if (!SSL_has_pending(c->ssl))
+            break; /* OpenSSL's buffer is empty: as the plain path after a short read,
+                      level-triggered epoll says if the socket holds more (this saves
+                      the read(2) that would only return EAGAIN) */
+        if (r == LG_TLS_RECORDS_PER_EVENT - 1)
+            tls_mark_more(c);
+    }
+    conn_flush(c);
+}
+
+/* Connections the per-wakeup cap left with bytes inside OpenSSL. */
+static void tls_drain_more(void)
+{
+    long n = n_tls_more;
+    n_tls_more = 0;
+    for (long i = 0; i < n; i++) {
+        struct conn *c = tls_more_list[i];
+        c->tls_more = 0;
+        if (c->ssl && c->fd >= 0 &&
+            (c->state == C_UPGRADING || c->state == C_OPEN || c->state == C_CLOSING))
+            on_readable_tls(c); /* may put c on the list again */
+    }
+}
+
 /* Readable: read up to LG_READS_PER_EVENT buffers, feed them, then flush. */
 static void on_readable(struct conn *c)
 {
+    if (c->ssl) {
+        on_readable_tls(c);
+        return;
+    }
     for (int r = 0; r < LG_READS_PER_EVENT; r++) {
         ssize_t n = recv(c->fd, rbuf, LG_RBUF_SIZE, 0);
         if (n < 0) {
@@ -1222,13 +1509,18 @@ static void on_writable(struct conn *c)
             conn_fail(c);
             return;
         }
+        if (opt.tls) {
+            tls_start(c);
+            return;
+        }
         c->state = C_UPGRADING;
         queue_upgrade(c);
     }
     conn_flush(c);
 }
 
-static void on_event(struct conn *c, uint32_t ev)
+/* Inlined into the loops, as the compiler did before the TLS branches made it bigger. */
+__attribute__((always_inline)) static inline void on_event(struct conn *c, uint32_t ev)
 {
     if (c->fd < 0)
         return;
@@ -1237,12 +1529,20 @@ static void on_event(struct conn *c, uint32_t ev)
             on_writable(c);
         return;
     }
+    if (c->state == C_TLS) {
+        tls_handshake(c);
+        return;
+    }
     uint32_t gen = c->gen;
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
         on_readable(c);
     /* The read may have failed the socket and (handshake mode) started a new one. */
-    if (c->fd >= 0 && c->gen == gen && (ev & EPOLLOUT))
-        conn_flush(c);
+    if (c->fd >= 0 && c->gen == gen && (ev & EPOLLOUT)) {
+        if (c->tls_rw)
+            on_readable(c); /* an SSL_read that waited for writability */
+        else
+            conn_flush(c);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1298,7 +1598,7 @@ static struct sample sample_server(void)
 
 static void usage(FILE *f)
 {
-    fputs("usage: loadgen --url ws://127.0.0.1:PORT/PATH [options]\n"
+    fputs("usage: loadgen --url ws[s]://127.0.0.1:PORT/PATH [options]\n"
           "  --mode echo|idle|handshake   (echo)\n"
           "  --conns N        connections; handshake mode: parallel clients  (1)\n"
           "  --parallel P     echo/idle: handshakes in progress at once, 0 = all  (0)\n"
@@ -1317,6 +1617,9 @@ static void usage(FILE *f)
           "  --pid PID        sample the server's CPU time and RSS from /proc\n"
           "  --src A,B,...    local source addresses in 127.0.0.0/8, used in turn\n"
           "  --src-count K    shorthand for --src 127.0.0.1,...,127.0.0.K\n"
+          "  --tls            TLS (what a wss:// URL implies); the certificate is not verified\n"
+          "  --sni NAME       send NAME as SNI (default: none)\n"
+          "  --tls-ciphersuites LIST   TLS 1.3 suites to offer (default: OpenSSL's)\n"
           "  --quiet          no progress lines on stderr\n"
           "Prints a human line on stderr and one JSON line on stdout.\n",
           f);
@@ -1337,12 +1640,16 @@ static bool is_loopback(struct in_addr a)
     return (ntohl(a.s_addr) >> 24) == 127;
 }
 
-/* ws://HOST:PORT/PATH with HOST a dotted quad in 127/8 or "localhost". */
+/* ws[s]://HOST:PORT/PATH with HOST a dotted quad in 127/8 or "localhost". */
 static void parse_url(const char *url)
 {
-    if (strncmp(url, "ws://", 5) != 0)
-        die("only ws:// URLs are supported: %s", url);
-    const char *h = url + 5;
+    const char *h;
+    if (strncmp(url, "ws://", 5) == 0)
+        h = url + 5;
+    else if (strncmp(url, "wss://", 6) == 0)
+        h = url + 6, opt.tls = 1;
+    else
+        die("only ws:// and wss:// URLs are supported: %s", url);
     const char *colon = strchr(h, ':');
     const char *slash = strchr(h, '/');
     if (!colon || (slash && slash < colon))
@@ -1398,6 +1705,9 @@ static void parse_args(int argc, char **argv)
         { "src", required_argument, 0, 'S' },
         { "src-count", required_argument, 0, 'C' },
         { "quiet", no_argument, 0, 'q' },
+        { "tls", no_argument, 0, 'X' },
+        { "sni", required_argument, 0, 'N' },
+        { "tls-ciphersuites", required_argument, 0, 'Y' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -1447,6 +1757,13 @@ static void parse_args(int argc, char **argv)
             break;
         }
         case 'q': opt.quiet = 1; break;
+        case 'X': opt.tls = 1; break;
+        case 'N':
+            if (strlen(optarg) >= sizeof opt.sni)
+                die("--sni is too long");
+            snprintf(opt.sni, sizeof opt.sni, "%s", optarg);
+            break;
+        case 'Y': opt.ciphersuites = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -1566,6 +1883,12 @@ int main(int argc, char **argv)
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die("epoll_create1: %s", strerror(errno));
+    if (opt.tls) {
+        tls_ctx = tls_client_ctx();
+        tls_more_list = calloc((size_t)nconns, sizeof *tls_more_list);
+        if (!tls_more_list)
+            die("out of memory");
+    }
 
     struct sample s_base = sample_server(); /* idle mode: RSS before any connection */
     struct sample s_begin = { -1, -1 }, s_end = { -1, -1 };
@@ -1602,7 +1925,7 @@ int main(int argc, char **argv)
                     /* Give up on the stragglers: they count as timeouts. */
                     for (long i = 0; i < nconns; i++) {
                         struct conn *c = &conns[i];
-                        if (c->state == C_CONNECTING || c->state == C_UPGRADING) {
+                        if (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_UPGRADING) {
                             err.timeout++;
                             conn_fail(c);
                         } else if (c->state == C_FREE) {
@@ -1650,6 +1973,8 @@ int main(int argc, char **argv)
             wait_ms = 100;
         if (opt.mode == MODE_HANDSHAKE && wait_ms > 10)
             wait_ms = 10;
+        if (n_tls_more > 0)
+            wait_ms = 0;
         int n = epoll_wait(epfd, evs, LG_MAX_EVENTS, (int)wait_ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -1658,6 +1983,8 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
+        if (n_tls_more > 0)
+            tls_drain_more();
     }
     if (s_end.cpu_s < 0 && s_end.rss_kb < 0)
         s_end = sample_server();
@@ -1709,6 +2036,19 @@ int main(int argc, char **argv)
                 "server cpu %.2f s; %" PRIu64 " errors\n",
                 nconns, rate, us(p50), us(p99), cpu, errors_total());
 
+    char tls_json[256];
+    if (!opt.tls)
+        snprintf(tls_json, sizeof tls_json, "null");
+    else if (!tls_info.have)
+        snprintf(tls_json, sizeof tls_json, "{}");
+    else
+        snprintf(tls_json, sizeof tls_json,
+                 "{\"version\":\"%s\",\"cipher\":\"%s\",\"group\":\"%s\",\"server_key\":\"%s\","
+                 "\"sig\":\"%s\"}",
+                 tls_info.version, tls_info.cipher, tls_info.group, tls_info.key, tls_info.sig);
+    if (opt.tls && !opt.quiet)
+        fprintf(stderr, "loadgen: tls %s\n", tls_json);
+
     printf("{\"mode\":\"%s\",\"conns\":%ld,\"size\":%zu,\"inflight\":%ld,\"window_s\":%.3f,"
            "\"ops\":%" PRIu64 ",\"rate\":%.1f,\"mb_per_s\":%.3f,"
            "\"lat_n\":%" PRIu64 ",\"lat_mean_us\":%.2f,\"lat_p50_us\":%.2f,\"lat_p99_us\":%.2f,"
@@ -1722,12 +2062,13 @@ int main(int argc, char **argv)
            "\"errors\":%" PRIu64 ",\"err\":{\"connect\":%" PRIu64 ",\"handshake\":%" PRIu64
            ",\"reset\":%" PRIu64 ",\"eof\":%" PRIu64 ",\"close\":%" PRIu64 ",\"length\":%" PRIu64
            ",\"payload\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"unexpected\":%" PRIu64
-           ",\"timeout\":%" PRIu64 ",\"inflate\":%" PRIu64 "}}\n",
+           ",\"timeout\":%" PRIu64 ",\"inflate\":%" PRIu64 ",\"tls\":%" PRIu64 "},\"tls\":%s}\n",
            mode_name(), nconns, opt.size, opt.inflight, win, ops, rate, mbps, lat.n, mean / 1000.0,
            us(p50), us(p99), us(p999), us(lat.max), open_at_end, open_s, cpu, per_cpu, gen_end - gen_begin, rss_before,
            rss_after, rss_per_conn, opt.json, opt.deflate ? pmd_desc : "", n_pmd, opt.idle_echo, n_echoed, wire_tx, wire_rx,
            tx_per, rx_per, errors_total(), err.connect, err.handshake, err.reset, err.eof,
-           err.close, err.length, err.payload, err.protocol, err.unexpected, err.timeout, err.inflate);
+           err.close, err.length, err.payload, err.protocol, err.unexpected, err.timeout, err.inflate,
+           err.tls, tls_json);
     fflush(stdout);
 
     for (long i = 0; i < nconns; i++) {
@@ -1747,6 +2088,8 @@ int main(int argc, char **argv)
     }
     if (shared_inf_ok)
         inflateEnd(&shared_inf);
+    free(tls_more_list);
+    SSL_CTX_free(tls_ctx);
     close(epfd);
     return 0;
 }

@@ -18,13 +18,22 @@
 #    section to latest.md. BENCH_FANOUT=none skips it; BENCH_FANOUT=only runs
 #    it alone.
 #
+# wss: the 100 x 16 B and 100 x 16 KiB echoes also run over TLS (luaws with
+# examples/echo.lua --tls-cert/--tls-key, node ws on https; a self-signed
+# certificate made once with openssl into build/bench-tls/), interleaved with
+# the plain runs, in a "wss" section of latest.md. BENCH_WSS=none leaves them
+# out; BENCH_WSS=only runs just those scenarios (luaws and node, ws and wss;
+# no fan-out) and writes bench/results/wss.md, leaving latest.md alone:
+#     BENCH_WSS=only bench/run.sh          # about 5 minutes with 3 repeats
+# BENCH_TLS_KEY=ecdsa (P-256, the default) or rsa (2048) picks the certificate.
+#
 # Knobs (environment): BENCH_DURATION (5 s window), BENCH_WARMUP (1 s),
 # BENCH_REPEATS (3), BENCH_SERVERS and BENCH_SCENARIOS (comma lists of keys to
 # run; `bench/runner.py --list` shows them), BENCH_BUDGET (1500 s: no run starts
 # after that), BENCH_QUIET_WAIT (20 s) and BENCH_QUIET_TOTAL (300 s): how long to
 # wait, per run and in all, for other processes to leave the CPU; BENCH_DEPS=none;
-# BENCH_RESULTS (a directory to write the report to instead of bench/results,
-# for a partial or trial run).
+# BENCH_WSS and BENCH_TLS_KEY (above); BENCH_RESULTS (a directory to write the
+# report to instead of bench/results, for a partial or trial run).
 #
 # The compressed scenarios (c100x1kz: 100 x 1 KiB JSON-like text with
 # permessage-deflate as a browser offers it; c100x1kzn: the same without
@@ -40,7 +49,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 
 if [ "${BENCH_DEPS:-}" != none ]; then
   missing=""
-  for p in gcc make libssl-dev python3-websockets lua5.1 lua-http lua5.4 liblua5.4-dev libev-dev \
+  for p in gcc make libssl-dev openssl python3-websockets lua5.1 lua-http lua5.4 liblua5.4-dev libev-dev \
            libhiredis-dev redis-server; do
     have_pkg "$p" || missing="$missing $p"
   done
@@ -77,7 +86,7 @@ rc=0
 if [ "${BENCH_FANOUT:-}" != only ]; then
   /usr/bin/python3 bench/runner.py "$@" || rc=$?
 fi
-if [ "${BENCH_FANOUT:-}" != none ]; then
+if [ "${BENCH_FANOUT:-}" != none ] && [ "${BENCH_WSS:-}" != only ]; then
   BENCH_DEPS=none BENCH_BUILT=1 bench/fanout.sh || rc=$?
 fi
 exit $rc

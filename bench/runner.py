@@ -17,15 +17,28 @@ only the servers that speak permessage-deflate, each started with its
 compressed command (zcmd): luaws's examples/echo.lua --compression, node ws
 with perMessageDeflate, Python websockets with its default compression. The
 generator offers the extension and requires it (bench/loadgen.c --deflate).
+They run over ws:// only (the wss servers below have no zcmd).
 
 Design criteria: every wait is bounded (server start, generator, stop, and a
 whole-run budget); traffic goes only to 127.0.0.1 (plus 127.0.0.2-4 as extra
 source addresses in the idle scenario); a server that is missing is skipped and
 the table says why; nothing is stopped by name.
 
+wss: the c100x16 and c100x16k scenarios also run luaws and node ws over TLS
+(luaws-wss, node-wss: loadgen --tls against a certificate this script makes
+with openssl in build/bench-tls/), interleaved with the plain runs of the same
+scenarios, and the report gets a "wss" section (between <!-- wss:begin --> and
+<!-- wss:end -->) with the ratios wss/ws and luaws/node over TLS.
+BENCH_WSS=none leaves TLS out; BENCH_WSS=only runs just those two scenarios
+with luaws (callback and coroutine) and node ws, each over ws and wss (twelve
+runs per repeat), and writes bench/results/wss.md and wss.raw (not committed)
+instead of latest.md. BENCH_TLS_KEY=ecdsa (P-256, the default) or rsa (2048
+bits) picks the server certificate.
+
 Usage: bench/runner.py [--list]
 Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_REPEATS, BENCH_SERVERS,
-BENCH_SCENARIOS, BENCH_BUDGET, BENCH_RESULTS (see bench/run.sh).
+BENCH_SCENARIOS, BENCH_BUDGET, BENCH_RESULTS, BENCH_WSS, BENCH_TLS_KEY (see
+bench/run.sh).
 """
 import datetime
 import json
@@ -57,6 +70,11 @@ QUIET_TOTAL = float(os.environ.get("BENCH_QUIET_TOTAL", "300"))  # per benchmark
 QUIET_PCT = 25.0  # other processes above this share of one core count as "busy"
 SERVER_CPU = "0"
 GEN_CPU = "1"
+WSS = os.environ.get("BENCH_WSS", "")          # "" (with the matrix), "none", "only"
+TLS_KEY = os.environ.get("BENCH_TLS_KEY", "ecdsa")  # ecdsa (P-256) or rsa (2048)
+TLS_DIR = os.path.join(ROOT, "build", "bench-tls")
+WSS_SCENARIOS = ("c100x16", "c100x16k")      # the scenarios that also run over TLS
+WSS_MARK_BEGIN, WSS_MARK_END = "<!-- wss:begin -->", "<!-- wss:end -->"
 START_TIMEOUT = 15.0  # seconds for a server to start listening
 STOP_TIMEOUT = 3.0    # seconds after SIGTERM before SIGKILL
 
@@ -115,18 +133,76 @@ def _check_luahttp():
     return None
 
 
-# Each server: key, label, argv ({port} is filled in), check() -> skip reason or None.
+TLS_CERT = {}  # "cert", "key": the PEM files, once made
+
+
+def _tls_cert():
+    """Make (once) a self-signed certificate for 127.0.0.1 and localhost in
+    build/bench-tls/: ECDSA P-256 by default (its signature, the server's work
+    in each handshake, is far cheaper than RSA's), RSA 2048 with
+    BENCH_TLS_KEY=rsa. Returns a skip reason or None."""
+    if TLS_KEY not in ("ecdsa", "rsa"):
+        return f"BENCH_TLS_KEY must be ecdsa or rsa, not {TLS_KEY!r}"
+    cert = os.path.join(TLS_DIR, f"{TLS_KEY}-cert.pem")
+    key = os.path.join(TLS_DIR, f"{TLS_KEY}-key.pem")
+    if not (os.path.exists(cert) and os.path.exists(key)):
+        if not shutil.which("openssl"):
+            return "openssl (the command) not installed"
+        os.makedirs(TLS_DIR, exist_ok=True)
+        newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if TLS_KEY == "ecdsa"
+                  else ["-newkey", "rsa:2048"])
+        r = subprocess.run(["openssl", "req", "-x509"] + newkey +
+                           ["-sha256", "-nodes", "-days", "365", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                            "-keyout", key + ".tmp", "-out", cert + ".tmp"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            return "openssl req failed: " + r.stderr.strip()[-200:]
+        os.replace(key + ".tmp", key)
+        os.replace(cert + ".tmp", cert)
+    TLS_CERT.update(cert=cert, key=key)
+    return None
+
+
+def _check_luaws_wss():
+    why = _check_luaws()
+    if why:
+        return why
+    with open(os.path.join(ROOT, "examples", "echo.lua")) as f:
+        if "--tls-cert" not in f.read():
+            return "examples/echo.lua has no --tls-cert option in this tree"
+    return _tls_cert()
+
+
+def _check_node_wss():
+    return _check_node() or _tls_cert()
+
+
+# Each server: key, label, argv ({port}, {cert}, {key} are filled in),
+# check() -> skip reason or None. tls=True: loadgen talks wss:// to it, only in
+# WSS_SCENARIOS, and it shows only in the wss section; plain= the key of the
+# same server over ws://. Each TLS entry follows its plain one, so the rotation
+# keeps them next to each other.
 SERVERS = [
     dict(key="luaws", label="luaws (callback)",
          cmd=["lua5.4", "examples/echo.lua", "--port", "{port}"], check=_check_luaws,
          zcmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--compression"], zcheck=_zcheck_luaws),
+    dict(key="luaws-wss", label="luaws wss (callback)", tls=True, plain="luaws",
+         cmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--tls-cert", "{cert}",
+              "--tls-key", "{key}"], check=_check_luaws_wss),
     dict(key="luaws-co", label="luaws (coroutine)",
          cmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--coroutine"], check=_check_luaws),
+    dict(key="luaws-co-wss", label="luaws wss (coroutine)", tls=True, plain="luaws-co",
+         cmd=["lua5.4", "examples/echo.lua", "--port", "{port}", "--coroutine", "--tls-cert",
+              "{cert}", "--tls-key", "{key}"], check=_check_luaws_wss),
     dict(key="c_echo", label="c_echo (epoll floor)",
          cmd=[os.path.join(BUILD, "c_echo"), "{port}"], check=_check_c_echo),
     dict(key="node", label="node ws",
          cmd=["node", "bench/peers/node_echo.js", "{port}"], check=_check_node,
          zcmd=["node", "bench/peers/node_echo.js", "{port}", "--deflate"]),
+    dict(key="node-wss", label="node ws on https", tls=True, plain="node",
+         cmd=["node", "bench/peers/node_echo.js", "{port}", "--tls", "{cert}", "{key}"],
+         check=_check_node_wss),
     dict(key="python", label="python websockets",
          cmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}"], check=_check_python,
          zcmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}", "--deflate"]),
@@ -237,14 +313,46 @@ def foreign_cpu(before, after, ours):
     return used
 
 
+def stat_busy():
+    """(user+nice+system, steal) CPU seconds of the whole machine from /proc/stat.
+    irq and softirq are left out: loopback traffic runs the receiver's softirq in
+    the sender's context, and with IRQ time accounting the kernel books it there
+    rather than on the benchmark's processes."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return ((v[0] + v[1] + v[2]) / CLK_TCK, v[7] / CLK_TCK)
+
+
+def machine_other(b0, b1, ours_s):
+    """CPU seconds the whole machine was busy between two stat_busy() readings,
+    less ours_s (the benchmark's own processes): unlike foreign_cpu, this also
+    counts processes that started and ended in between (test suites, compilers)."""
+    if not b0 or not b1:
+        return None
+    return max(0.0, b1[0] - b0[0] - ours_s)
+
+
+def self_cpu():
+    """CPU seconds of this runner and its reaped children."""
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def wait_quiet(limit):
-    """Wait (at most limit seconds) until processes outside the benchmark use less than
+    """Wait (at most limit seconds) until everything outside the benchmark uses less than
     QUIET_PCT of a core over half a second. Returns the seconds waited."""
     t0 = time.monotonic()
     while True:
-        a = cpu_snapshot()
+        a, b0, c0 = cpu_snapshot(), stat_busy(), self_cpu()
         time.sleep(0.5)
         used = sum(foreign_cpu(a, cpu_snapshot(), {os.getpid()}).values())
+        m = machine_other(b0, stat_busy(), self_cpu() - c0)
+        if m is not None:
+            used = max(used, m)
         waited = time.monotonic() - t0
         if 100.0 * used / 0.5 < QUIET_PCT:
             return max(0.0, waited - 0.5)  # the one sample is not waiting
@@ -289,7 +397,9 @@ def run_one(srv, sc, rep):
     tag = f"{srv['key']}-{sc['key']}-{rep}"
     logpath = os.path.join(LOGS, tag + ".log")
     argv = srv["zcmd"] if sc.get("deflate") else srv["cmd"]
-    cmd = ["taskset", "-c", SERVER_CPU] + [a.replace("{port}", str(port)) for a in argv]
+    fill = {"{port}": str(port), "{cert}": TLS_CERT.get("cert", ""), "{key}": TLS_CERT.get("key", "")}
+    cmd = ["taskset", "-c", SERVER_CPU] + [fill.get(a, a) for a in argv]
+    scheme = "wss" if srv.get("tls") else "ws"
     with open(logpath, "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
@@ -299,11 +409,12 @@ def run_one(srv, sc, rep):
         duration = sc.get("duration", DURATION)
         connect_timeout = sc.get("connect_timeout", 10.0)
         gen_cpu = SERVER_CPU if sc.get("same_core") else GEN_CPU
-        gen = ["taskset", "-c", gen_cpu, LOADGEN, "--url", f"ws://127.0.0.1:{port}/ws",
+        gen = ["taskset", "-c", gen_cpu, LOADGEN, "--url", f"{scheme}://127.0.0.1:{port}/ws",
                "--pid", str(proc.pid), "--duration", str(duration), "--warmup", str(WARMUP),
                "--connect-timeout", str(connect_timeout), "--quiet"] + sc["args"]
         limit = connect_timeout + WARMUP + duration + 20
         before, t_before = cpu_snapshot(), time.monotonic()
+        b0, c0 = stat_busy(), self_cpu()
         try:
             genp = subprocess.Popen(gen, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out, err = genp.communicate(timeout=limit)
@@ -312,7 +423,12 @@ def run_one(srv, sc, rep):
             genp.communicate()
             return None, "generator timed out"
         elapsed = time.monotonic() - t_before
-        other = foreign_cpu(before, cpu_snapshot(), {os.getpid(), proc.pid, genp.pid})
+        after = cpu_snapshot()
+        b1, c1 = stat_busy(), self_cpu()
+        other = foreign_cpu(before, after, {os.getpid(), proc.pid, genp.pid})
+        srv_s = ((after.get(proc.pid, (0, 0))[1] - before.get(proc.pid, (0, 0))[1]) / CLK_TCK
+                 if proc.pid in before else 0.0)
+        machine = machine_other(b0, b1, srv_s + (c1 - c0))  # c1 - c0: us and the reaped generator
         r = subprocess.CompletedProcess(gen, genp.returncode, out, err)
         lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
         if r.returncode != 0 or not lines:
@@ -320,7 +436,14 @@ def run_one(srv, sc, rep):
         res = json.loads(lines[-1])
         res["human"] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
         res["server_alive"] = proc.poll() is None
+        if res.get("ops") and res.get("gen_cpu_s") is not None:
+            res["gen_us_per_msg"] = 1e6 * res["gen_cpu_s"] / res["ops"]
         res["other_cpu_pct"] = 100.0 * sum(other.values()) / elapsed if elapsed > 0 else None
+        if machine is not None and elapsed > 0:
+            # the larger of the two: the process list names them, the machine-wide
+            # count also sees the short-lived ones
+            res["other_cpu_pct"] = max(res["other_cpu_pct"], 100.0 * machine / elapsed)
+            res["steal_pct"] = 100.0 * (b1[1] - b0[1]) / elapsed
         res["other_top"] = sorted(((c, round(v, 2)) for (_, c), v in other.items()),
                                   key=lambda x: -x[1])[:3]
         return res, None
@@ -362,7 +485,8 @@ def aggregate(runs, head):
         return None
     keys = ["rate", "mb_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "server_cpu_s",
             "ops_per_cpu_s", "gen_cpu_s", "window_s", "open", "open_s", "rss_before_kb",
-            "rss_after_kb", "rss_per_conn_b", "other_cpu_pct", "wire_tx_per_msg", "wire_rx_per_msg"]
+            "rss_after_kb", "rss_per_conn_b", "other_cpu_pct", "wire_tx_per_msg", "wire_rx_per_msg",
+            "gen_us_per_msg", "steal_pct"]
     agg = {k: median([r.get(k) for r in ok]) for k in keys}
     agg["deflate"] = next((r.get("deflate") for r in ok if r.get("deflate")), "")
     agg["other_cpu_max"] = max((r.get("other_cpu_pct") or 0) for r in ok)
@@ -375,6 +499,8 @@ def aggregate(runs, head):
             if v:
                 err_kinds[k] = err_kinds.get(k, 0) + v
     agg["err_kinds"] = err_kinds
+    agg["tls"] = sorted({" ".join(str(r["tls"].get(k, "?")) for k in ("version", "cipher", "group", "server_key"))
+                         for r in ok if r.get("tls")})
     hv = [r[head] for r in ok if r.get(head) is not None and r[head] >= 0]
     agg["spread"] = (max(hv) - min(hv)) / agg[head] if len(hv) > 1 and agg[head] else None
     return agg
@@ -485,6 +611,9 @@ def z_targets(table):
 
 
 def write_report(servers, skipped, table, baseline, started, finished, notes):
+    wss_section = write_wss_section(servers, table, started, finished) if any(
+        s.get("tls") for s in servers) and any(sc["key"] in WSS_SCENARIOS for sc in SCENARIOS) else ""
+    servers = [s for s in servers if not s.get("tls")]
     base = next(s for s in servers if s["key"] == baseline)
     blabel = base["label"]
     md = []
@@ -655,7 +784,141 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         md.append("")
     md.append("![relative performance](latest.png)")
     md.append("")
+    if wss_section:
+        md.append(wss_section)
     return "\n".join(md)
+
+
+def _holds(v, want):
+    return "-" if v is None else ("yes" if v >= want else "no")
+
+
+def write_wss_section(servers, table, started, finished):
+    """The wss section: the TLS runs beside the plain runs of the same scenarios,
+    from the same interleaved run; between WSS_MARK_BEGIN and WSS_MARK_END."""
+    by_key = {s["key"]: s for s in servers}
+    tls_srv = [s for s in servers if s.get("tls")]
+    scen = [sc for sc in SCENARIOS if sc["key"] in WSS_SCENARIOS]
+    rows = []
+    for s in tls_srv:
+        rows += ([by_key[s["plain"]]] if s["plain"] in by_key else []) + [s]
+    get = lambda k, sc: table.get((k, sc["key"]))
+    us_msg = lambda a: None if not a or not a.get("ops_per_cpu_s") else 1e6 / a["ops_per_cpu_s"]
+    negotiated = sorted({t for s in tls_srv for sc in scen for t in ((get(s["key"], sc) or {}).get("tls") or [])})
+    md = [WSS_MARK_BEGIN, "## wss: the 100 x 16 B and 100 x 16 KiB echoes over TLS", ""]
+    md.append(f"Generated by bench/runner.py on {started:%Y-%m-%d %H:%M} "
+              f"(run took {(finished - started).total_seconds() / 60:.1f} min). The TLS runs "
+              f"(`loadgen --tls`, wss://) are interleaved with the plain ws runs of the same "
+              f"scenarios in the same run, servers rotating per repeat; {REPEATS} repeats, "
+              f"medians; server on core {SERVER_CPU}, loadgen on core {GEN_CPU}.")
+    md.append("")
+    key_name = {"ecdsa": "ECDSA P-256 (prime256v1)", "rsa": "RSA 2048"}.get(TLS_KEY, TLS_KEY)
+    md.append(f"- certificate: {key_name}, self-signed for localhost and 127.0.0.1, made with "
+              f"`openssl req -x509` into build/bench-tls/ (BENCH_TLS_KEY={TLS_KEY}); not verified "
+              f"by loadgen. Every connection makes one full handshake (no resumption), before "
+              f"the window.")
+    md.append("- negotiated (loadgen's report, OpenSSL's default TLS 1.3 suites on both ends): "
+              + ("; ".join(f"`{t}`" for t in negotiated) if negotiated else "-"))
+    md.append("- luaws wss: the same examples/echo.lua as the ws rows, with `--tls-cert FILE "
+              "--tls-key FILE` (`luaws.listen{ tls = { certificate = ..., key = ... } }`), callback "
+              "and `--coroutine`; node: bench/peers/node_echo.js --tls, ws on "
+              "`https.createServer({cert, key})`.")
+    if LOADAVG:
+        md.append("- /proc/loadavg (1, 5, 15 min) at the start and the end of the run: "
+                  + " -> ".join(f"`{x}`" for x in LOADAVG))
+    steal = [a.get("steal_pct") for a in table.values() if isinstance(a, dict) and a.get("steal_pct") is not None]
+    md.append("- other CPU: the larger of what the processes outside the benchmark used (from "
+              "/proc/PID/stat) and what the whole machine was busy (/proc/stat user+nice+system) "
+              "less the server, loadgen and the runner, over each run, as % of one core; "
+              "the median, and the worst run"
+              + (f"; hypervisor steal {fmt(median(steal))}% of a core (median of the rows)" if steal else "")
+              + ".")
+    md.append("- server CPU µs per message: the server's utime+stime over the window ÷ messages "
+              "echoed (softirq time that the kernel does not charge to the process is not in it); "
+              "gen µs per message: loadgen's own. A row with gen CPU near 100% is bound by the "
+              "generator, which pays for TLS as well.")
+    md.append("")
+
+    def r(num, den):
+        return ratio(num, den)
+
+    lw, lwt, nd, ndt = "luaws", "luaws-wss", "node", "node-wss"
+    tgt = [("| target (issue 13 item 7) | want | measured | holds |"), "|---|---|---|---|"]
+    for sc in scen:
+        a, b, c = get(lwt, sc), get(lw, sc), get(ndt, sc)
+        size = "16 B" if sc["key"] == "c100x16" else "16 KiB"
+        if a and b:
+            v = r(a["rate"], b["rate"])
+            tgt.append(f"| luaws wss ≥ 0.5x luaws ws, 100 x {size} | ≥ 0.5x | {fmt(a['rate'])} vs "
+                       f"{fmt(b['rate'])} msg/s: {fmt_ratio(v)} (server CPU per message "
+                       f"{fmt(us_msg(a), 2)} vs {fmt(us_msg(b), 2)} µs: ws÷wss "
+                       f"{fmt_ratio(r(us_msg(b), us_msg(a)))}) | {_holds(v, 0.5)} |")
+        if a and c:
+            v = r(a["rate"], c["rate"])
+            tgt.append(f"| luaws wss ≥ 2x node ws over TLS, 100 x {size} | ≥ 2x | {fmt(a['rate'])} vs "
+                       f"{fmt(c['rate'])} msg/s: {fmt_ratio(v)} (server CPU per message "
+                       f"{fmt(us_msg(a), 2)} vs {fmt(us_msg(c), 2)} µs: node÷luaws "
+                       f"{fmt_ratio(r(us_msg(c), us_msg(a)))}) | {_holds(v, 2.0)} |")
+    md += tgt
+    md.append("")
+    md.append("| scenario | server | msg/s | MB/s | p50 µs | p99 µs | server CPU | server CPU µs/msg | "
+              "gen CPU | gen CPU µs/msg | other CPU | errors | msg/s spread | wss ÷ ws (msg/s) | "
+              "luaws ÷ node, same transport (msg/s) | luaws ÷ node (CPU per msg) |")
+    md.append("|" + "---|" * 16)
+    for sc in scen:
+        for s in rows:
+            a = get(s["key"], sc)
+            if s.get("skip"):
+                md.append(f"| {sc['key']} | {s['label']} | skipped: {s['skip']} |" + " |" * 13)
+                continue
+            if not a:
+                why = table.get(("why", s["key"], sc["key"]), "no successful run")
+                md.append(f"| {sc['key']} | {s['label']} | failed: {why} |" + " |" * 13)
+                continue
+            w = a["window_s"]
+            plain = get(s["plain"], sc) if s.get("tls") else None
+            wss_ws = fmt_ratio(r(a["rate"], plain["rate"])) if plain else "-"
+            base = s["plain"] if s.get("tls") else s["key"]
+            if base in ("luaws", "luaws-co"):
+                peer = get(ndt if s.get("tls") else nd, sc)
+                ln = fmt_ratio(r(a["rate"], peer["rate"]) if peer else None)
+                lc = fmt_ratio(r(us_msg(peer), us_msg(a)) if peer else None)
+            else:
+                ln = lc = "-"
+            errs = str(a["errors"])
+            if a["err_kinds"]:
+                errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
+            if a["crashed"]:
+                errs += f"; server died in {a['crashed']} run(s)"
+            if a["n"] < REPEATS:
+                errs += f"; {a['n']}/{REPEATS} runs"
+            oc = fmt(a["other_cpu_pct"]) + "%"
+            if a["other_cpu_max"] >= 20:
+                oc += f" (max {a['other_cpu_max']:.0f}%)"
+            sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
+            md.append("| " + " | ".join([
+                sc["key"], s["label"], fmt(a["rate"]), fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
+                fmt(a["lat_p99_us"], 1), fmt(pct(a["server_cpu_s"], w)) + "%", fmt(us_msg(a), 2),
+                fmt(pct(a["gen_cpu_s"], w)) + "%", fmt(a.get("gen_us_per_msg"), 2), oc, errs, sp,
+                wss_ws, ln, lc]) + " |")
+    md.append("")
+    md.append("Ratios: wss ÷ ws is the same server's msg/s over TLS ÷ over plain TCP; luaws ÷ node "
+              "compares luaws with node ws on the same transport (the wss row against node on "
+              "https); the CPU column is node's server CPU per message ÷ luaws's (higher: luaws "
+              "is cheaper). See bench/NOTES.md (\"wss\") for what bounds these figures.")
+    md.append(WSS_MARK_END)
+    return "\n".join(md) + "\n"
+
+
+LOADAVG = []  # /proc/loadavg's first three fields at the start and the end of the run
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def kept_fanout_section():
@@ -676,7 +939,7 @@ def write_chart(servers, table, baseline):
     """Grouped bars: each scenario's headline relative to the baseline, higher is better."""
     if not shutil.which("gnuplot"):
         return "gnuplot not installed: no chart"
-    ran = [s for s in servers if not s.get("skip")]
+    ran = [s for s in servers if not s.get("skip") and not s.get("tls")]
     datpath = os.path.join(LOGS, "chart.dat")
     with open(datpath, "w") as f:
         f.write("scenario " + " ".join(f'"{s["label"]}"' for s in ran) + "\n")
@@ -726,9 +989,16 @@ def main():
         return 0
     only_srv = [x for x in os.environ.get("BENCH_SERVERS", "").split(",") if x]
     only_sc = [x for x in os.environ.get("BENCH_SCENARIOS", "").split(",") if x]
+    if WSS not in ("", "none", "only"):
+        sys.exit("runner: BENCH_WSS must be none or only (or unset)")
+    if WSS == "only":
+        SCENARIOS = [sc for sc in SCENARIOS if sc["key"] in WSS_SCENARIOS]
+        wss_keys = [k for s in SERVERS if s.get("tls") for k in (s["plain"], s["key"])]
+        only_srv = [k for k in wss_keys if not only_srv or k in only_srv]
     if only_sc:
         SCENARIOS = [sc for sc in SCENARIOS if sc["key"] in only_sc]
-    servers = [dict(s) for s in SERVERS if not only_srv or s["key"] in only_srv]
+    servers = [dict(s) for s in SERVERS if (not only_srv or s["key"] in only_srv)
+               and not (WSS == "none" and s.get("tls"))]
     if not os.access(LOADGEN, os.X_OK):
         sys.exit("runner: build/bench/loadgen missing; run bench/run.sh")
     if os.cpu_count() < 2:
@@ -757,22 +1027,27 @@ def main():
     active = [s for s in servers if not s.get("skip")]
     if not active:
         sys.exit("runner: no server to benchmark")
-    keys = [s["key"] for s in active]
-    baseline = "luaws" if "luaws" in keys else ("node" if "node" in keys else keys[0])
+    keys = [s["key"] for s in active if not s.get("tls")]
+    baseline = "luaws" if "luaws" in keys else ("node" if "node" in keys else (keys or [None])[0])
+    wss_only = WSS == "only" or baseline is None  # no plain server: only the wss section
 
     started = datetime.datetime.now()
     t0 = time.monotonic()
-    snap0 = cpu_snapshot()
+    LOADAVG.append(loadavg())
+    snap0, busy0, self0 = cpu_snapshot(), stat_busy(), self_cpu()
     runs = {}
     notes = []
     budget_hit = 0
     waited_total = 0.0
-    rawpath = os.path.join(RESULTS, "latest.raw")
+    rawpath = os.path.join(RESULTS, "wss.raw" if wss_only else "latest.raw")
     with open(rawpath, "w") as raw:
         for rep in range(REPEATS):
             for sc in SCENARIOS:
-                here = [s for s in active if not z_skip(s, sc)]
-                order = here[rep % len(here):] + here[:rep % len(here)] if here else []
+                here = [s for s in active if not z_skip(s, sc)
+                        and (not s.get("tls") or sc["key"] in WSS_SCENARIOS)]
+                if not here:
+                    continue
+                order = here[rep % len(here):] + here[:rep % len(here)]
                 for s in order:
                     if time.monotonic() - t0 > BUDGET:
                         budget_hit += 1
@@ -805,6 +1080,10 @@ def main():
     for (_, comm), v in other.items():
         by_name[comm] = by_name.get(comm, 0) + v
     total = sum(by_name.values())
+    machine = machine_other(busy0, stat_busy(), self_cpu() - self0)
+    if machine is not None and machine > total:
+        by_name["short-lived (machine-wide /proc/stat less the named ones)"] = machine - total
+        total = machine
     top = ", ".join(f"{c} {v:.0f} s" for c, v in sorted(by_name.items(), key=lambda x: -x[1])[:5])
     if wall > 0 and total / wall > 0.10:
         notes.append(f"**Warning: the machine was not quiet. Processes outside the benchmark used "
@@ -813,8 +1092,8 @@ def main():
                      f"before drawing conclusions.**")
     notes.append(f"other processes used {total:.0f} CPU-s during the {wall:.0f} s run "
                  f"({100 * total / wall:.0f}% of one core; top: {top or 'none'}). "
-                 "Processes that started and ended between snapshots are not counted, "
-                 "so read the per-run \"other CPU\" column too.")
+                 "The machine-wide count (/proc/stat) includes processes that started and "
+                 "ended between snapshots; the per-run \"other CPU\" column says when.")
     if budget_hit:
         notes.append(f"the {BUDGET:.0f} s budget ran out: {budget_hit} runs were not started.")
 
@@ -828,6 +1107,21 @@ def main():
             if agg:
                 table[k] = agg
     finished = datetime.datetime.now()
+    LOADAVG.append(loadavg())
+    if wss_only:
+        # A partial run: its own file (not committed); latest.md keeps the last full run.
+        section = write_wss_section(servers, table, started, finished)
+        for n in notes:
+            section = section.replace(WSS_MARK_END, f"- {n}\n{WSS_MARK_END}")
+        section = section.replace(WSS_MARK_BEGIN + "\n", "").replace(WSS_MARK_END + "\n", "")
+        with open(os.path.join(RESULTS, "wss.md"), "w") as f:
+            f.write("# luaws benchmark: wss only (BENCH_WSS=only)\n\n" + "\n".join(env_lines())
+                    + "\n\n" + section)
+        print()
+        print(section)
+        log(f"wrote {os.path.relpath(RESULTS, ROOT)}/wss.md and wss.raw in "
+            f"{(time.monotonic() - t0) / 60:.1f} min")
+        return 0
     chart_note = write_chart(servers, table, baseline)
     if chart_note:
         notes.append(chart_note)

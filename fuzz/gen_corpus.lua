@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
 --
--- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8,chunked,pmd}/
+-- fuzz/gen_corpus.lua -- writes the seed corpora fuzz/corpus/{frame,http,utf8,chunked,pmd,proxy,forwarded}/
 -- (plain Lua 5.4, no luaws needed), so every seed is reviewable here and the
 -- files can be made again:   lua5.4 fuzz/gen_corpus.lua
 --
@@ -8,7 +8,8 @@
 -- fuzz/*_fuzz.c): frame seeds start with the mode/limit/split bytes, utf8
 -- seeds with the split bytes, http seeds are the head alone, chunked seeds
 -- start with the split/limit byte, pmd seeds with the mode and parameter
--- bytes. libFuzzer never
+-- bytes, proxy seeds are a connection's first bytes, forwarded seeds a
+-- peer byte and header lines. libFuzzer never
 -- writes here: `make fuzz` runs on a copy in build/fuzz/corpus/.
 
 local char, rep, pack = string.char, string.rep, string.pack
@@ -449,5 +450,76 @@ write("pmd", "roundtrip-json-nct-fragments", "\2" .. char(0x80 | 8 | 3) .. "\3" 
 write("pmd", "roundtrip-bits8-level9", "\2" .. char(0xc0) .. "\2" .. char(0x80 | 100, 0x80 | 7) .. json)
 write("pmd", "roundtrip-stored", "\2" .. char(0x00 | 7) .. "\1" .. char(0x80 | 33) .. json)
 write("pmd", "roundtrip-empty-messages", "\2" .. char(0x47) .. "\2" .. char(0x80, 0x80 | 1) .. "ab")
+
+---------------------------------------------------------------------------
+-- proxy: the first bytes of a connection (a PROXY header, then whatever)
+---------------------------------------------------------------------------
+
+local V2 = "\r\n\r\n\0\r\nQUIT\n"
+local function v2(ver_cmd, fam, block) return V2 .. char(ver_cmd, fam) .. pack(">I2", #block) .. block end
+local tcp4 = char(192, 0, 2, 1, 198, 51, 100, 2) .. pack(">I2I2", 56324, 443)
+local tcp6 = rep("\0", 15) .. "\1" .. "\32\1\13\184" .. rep("\0", 11) .. "\2" .. pack(">I2I2", 12345, 80)
+local unix_block = ("/tmp/client.sock" .. rep("\0", 92)) .. ("/run/app.sock" .. rep("\0", 95))
+for _, c in ipairs {
+  { "v1-tcp4", "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n" },
+  { "v1-tcp6", "PROXY TCP6 2001:db8::1 ::1 1 65535\r\n" },
+  { "v1-unknown", "PROXY UNKNOWN\r\n" },
+  { "v1-unknown-rest", "PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n" },
+  { "v1-107", "PROXY UNKNOWN " .. rep("x", 91) .. "\r\n" },
+  { "v1-108", "PROXY UNKNOWN " .. rep("x", 92) .. "\r\n" },
+  { "v1-bare-lf", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n" },
+  { "v1-two-spaces", "PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n" },
+  { "v1-family-mismatch", "PROXY TCP4 ::1 ::1 1 2\r\n" },
+  { "v1-port-big", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n" },
+  { "v1-partial", "PROXY TCP4 1.2.3" },
+  { "http-instead", "GET / HTTP/1.1\r\nHost: h\r\n\r\n" },
+  { "v2-tcp4", v2(0x21, 0x11, tcp4) .. "GET / HTTP/1.1\r\n" },
+  { "v2-tcp6", v2(0x21, 0x21, tcp6) },
+  { "v2-unix", v2(0x21, 0x31, unix_block) },
+  { "v2-local", v2(0x20, 0x00, "") },
+  { "v2-local-block", v2(0x20, 0x11, tcp4) },
+  { "v2-unspec", v2(0x21, 0x00, "") },
+  { "v2-ssl-tlv", v2(0x21, 0x11, tcp4 .. "\x20\0\5\1\0\0\0\0" .. "\xea\0\7\1vpce-1") },
+  { "v2-noop-tlv", v2(0x21, 0x11, tcp4 .. "\4\0\3pad") },
+  { "v2-tlv-overrun", v2(0x21, 0x11, tcp4 .. "\x20\0\9\1\0") },
+  { "v2-udp", v2(0x21, 0x12, tcp4) },
+  { "v2-version1", v2(0x11, 0x11, tcp4) },
+  { "v2-short-block", v2(0x21, 0x21, tcp4) },
+  { "v2-huge-length", V2 .. "\x21\x11\xff\xff" .. tcp4 },
+  { "v2-partial", V2:sub(1, 9) },
+  -- the text codecs read the same bytes
+  { "ip4", "192.0.2.1" }, { "ip6", "2001:db8::1" }, { "ip6-mapped", "::ffff:10.1.2.3" },
+  { "cidr4", "10.0.0.0/8" }, { "cidr6", "2001:db8::ff/120" }, { "addr-port", "[2001:db8::7]:4711" },
+} do
+  write("proxy", c[1], c[2])
+end
+
+---------------------------------------------------------------------------
+-- forwarded: [peer byte][header lines] (peer: 0 127.0.0.1, 1 unix, 2 an
+-- untrusted 192.0.2.1, 3 ::1)
+---------------------------------------------------------------------------
+
+for _, c in ipairs {
+  { "xff", 0, "X-Forwarded-For: 203.0.113.7\r\n" },
+  { "xff-spoof-left", 0, "X-Forwarded-For: 1.1.1.1, 203.0.113.7\r\n" },
+  { "xff-chain", 1, "X-Forwarded-For: 203.0.113.7, 10.0.0.5\r\nX-Forwarded-Proto: https\r\n" },
+  { "xff-all-trusted", 3, "X-Forwarded-For: 10.0.0.6,10.0.0.5\r\n" },
+  { "xff-unknown", 0, "X-Forwarded-For: 203.0.113.7, unknown\r\n" },
+  { "xff-two-lines", 0, "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 203.0.113.7\r\n" },
+  { "xff-v6-port", 1, "X-Forwarded-For: [2001:db8::7]:4711, ::ffff:10.1.1.1\r\n" },
+  { "xff-untrusted-peer", 2, "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n" },
+  { "xff-empty", 0, "X-Forwarded-For: , ,\r\n" },
+  { "forwarded", 0, "Forwarded: for=192.0.2.60;proto=https;by=203.0.113.43\r\n" },
+  { "forwarded-v6", 0, "Forwarded: for=\"[2001:db8:cafe::17]:4711\"\r\n" },
+  { "forwarded-list", 1, "Forwarded: for=198.51.100.1, for=192.0.2.43;proto=http\r\n" },
+  { "forwarded-ows", 0, "Forwarded: For=192.0.2.43; Proto=HTTPS, for=10.0.0.1\r\n" },
+  { "forwarded-obfuscated", 0, "Forwarded: for=_hidden, for=10.0.0.1\r\n" },
+  { "forwarded-escape", 0, "Forwarded: for=\"\\[::1]\"\r\n" },
+  { "forwarded-unclosed", 0, "Forwarded: for=\"192.0.2.1\r\n" },
+  { "both", 0, "Forwarded: for=192.0.2.1\r\nX-Forwarded-For: 203.0.113.7\r\n" },
+  { "many-hops", 0, "X-Forwarded-For: 203.0.113.1" .. rep(", 10.0.0.9", 40) .. "\r\n" },
+} do
+  write("forwarded", c[1], char(c[2]) .. c[3])
+end
 
 print(("gen_corpus: wrote %d seeds under %s/corpus/"):format(written, root))

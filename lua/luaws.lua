@@ -25,6 +25,28 @@ local M = {
   defaults = server.defaults,
 }
 
+-- SIGHUP in a single process: every listening server with tls reads its
+-- certificate files again (server:reload_tls), one log line each; one that
+-- fails keeps its old certificates. nil when no server has tls, so that
+-- SIGHUP keeps its default meaning for a plain server.
+local function tls_reloader()
+  local any = false
+  for s in pairs(server.listened) do
+    if s.options.tls and not s._closed then any = true end
+  end
+  if not any then return nil end
+  return function()
+    for s in pairs(server.listened) do
+      if s.options.tls and not s._closed then
+        local ok, message = s:reload_tls()
+        local where = ("%s:%d"):format(s.host, s.port)
+        core.log(ok and ("SIGHUP: tls certificates reloaded for %s"):format(where)
+          or ("SIGHUP: %s (%s keeps its certificates)"):format(message, where))
+      end
+    end
+  end
+end
+
 --[[ luaws.run([opts]) -> true
   Run the loop until luaws.stop(), or until a shutdown (SIGINT/SIGTERM,
   luaws.shutdown) has closed every connection with 1001 after what was
@@ -37,7 +59,13 @@ local M = {
   listened so far (csrc/io/workers.c); it returns once SIGTERM/SIGINT has
   stopped them all. opts.reload_grace: seconds an old worker serves after a
   SIGHUP reload (default 30). In a worker, run() serves (and relays
-  publishes to the other workers) whatever opts says. ]]
+  publishes to the other workers) whatever opts says. Without workers,
+  SIGHUP reloads the TLS certificates of every server with tls
+  (server:reload_tls), and keeps its default action when none has tls.
+  With workers, SIGHUP to the master is the reload above: the new workers
+  run the script again, whose luaws.listen reads the certificate files, and
+  the old ones serve their open connections for reload_grace seconds; a
+  SIGHUP sent to one worker reloads that worker's certificates in place. ]]
 function M.run(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
@@ -58,7 +86,7 @@ function M.run(opts)
     end
     local ok, message, token = core.worker_start(grace, reload_grace, skip)
     if not ok then return nil, message, token end
-    core.watch_signals(true, grace)
+    core.watch_signals(true, grace, tls_reloader())   -- SIGHUP to one worker: its certificates only
     return core.run()
   end
   if workers then
@@ -67,7 +95,7 @@ function M.run(opts)
     end
     return core.workers_master(workers == "auto" and core.online_cpus() or math.floor(workers), grace, reload_grace)
   end
-  if opts.signals ~= false then core.watch_signals(true, grace) end
+  if opts.signals ~= false then core.watch_signals(true, grace, tls_reloader()) end
   return core.run()
 end
 

@@ -24,9 +24,10 @@ build = {
     -- keep in step with csrc/*/*.c: `make check-rockspec` compares them
     ["luaws.core"] = {
       sources = {
-        "csrc/proto/buffer.c", "csrc/proto/deflate.c", "csrc/proto/errors.c", "csrc/proto/frame.c",
-        "csrc/proto/handshake.c", "csrc/proto/http.c", "csrc/proto/pmd.c", "csrc/proto/utf8.c", "csrc/io/backplane.c", "csrc/io/client.c",
-        "csrc/io/conn.c", "csrc/io/conn_http.c", "csrc/io/loop.c", "csrc/io/pubsub.c", "csrc/io/server.c",
+        "csrc/proto/addr.c", "csrc/proto/buffer.c", "csrc/proto/deflate.c", "csrc/proto/errors.c", "csrc/proto/frame.c",
+        "csrc/proto/handshake.c", "csrc/proto/forwarded.c", "csrc/proto/http.c", "csrc/proto/pmd.c", "csrc/proto/proxy.c",
+        "csrc/proto/utf8.c", "csrc/io/backplane.c", "csrc/io/client.c",
+        "csrc/io/conn.c", "csrc/io/conn_http.c", "csrc/io/loop.c", "csrc/io/metrics.c", "csrc/io/pubsub.c", "csrc/io/server.c",
         "csrc/io/tls.c", "csrc/io/transport.c", "csrc/io/workers.c", "csrc/lua/client.c", "csrc/lua/codec.c",
         "csrc/lua/conn.c", "csrc/lua/core.c", "csrc/lua/loop.c", "csrc/lua/server.c",
         "csrc/lua/timer.c", "csrc/lua/util.c", "csrc/lua/workers.c",
@@ -43,6 +44,7 @@ build = {
     ["luaws.util"] = "lua/luaws/util.lua",
     ["luaws.options"] = "lua/luaws/options.lua",
     ["luaws.routes"] = "lua/luaws/routes.lua",
+    ["luaws.metrics"] = "lua/luaws/metrics.lua",
   },
   copy_directories = { "examples" },
 }

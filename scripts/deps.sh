@@ -7,7 +7,7 @@ set -e
 [ "${LUAWS_DEPS:-}" = none ] && exit 0
 cd "$(dirname "$0")/.."
 
-PKGS="gcc make lua5.4 liblua5.4-dev libev-dev libssl-dev zlib1g-dev libhiredis-dev lua-busted luarocks lua-cjson lua-cqueues lua-luv python3-websockets python3-prometheus-client redis-server nginx openssl valgrind"
+PKGS="gcc make lua5.4 liblua5.4-dev libev-dev libssl-dev zlib1g-dev libhiredis-dev lua-busted luarocks lua-cjson lua-cqueues lua-luv python3-websockets python3-prometheus-client python3-yaml redis-server nginx openssl valgrind"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,7 +5,7 @@
 # A crash, leak, timeout or invariant failure leaves the input in
 # build/fuzz/artifacts/<t>/ and counts as a failed target. Prints per target
 # the executions and the coverage reached, then "N passed, N failed" (one per
-# target). Usage: scripts/fuzz.sh [TARGET...]   (default: frame http utf8 chunked pmd)
+# target). Usage: scripts/fuzz.sh [TARGET...]   (default: frame http utf8 chunked pmd proxy forwarded)
 # `make fuzz` installs clang and libclang-rt-14-dev first when missing
 # (scripts/tool-deps.sh), then builds, then runs this.
 set -uo pipefail
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame http utf8 chunked pmd)
+[ ${#targets[@]} -gt 0 ] || targets=(frame http utf8 chunked pmd proxy forwarded)
 out=build/fuzz
 pass=0 fail=0
 summary=()
@@ -35,6 +35,8 @@ for t in "${targets[@]}"; do
     http) opts+=(-dict=fuzz/http.dict -max_len=10240) ;;
     chunked) opts+=(-max_len=20000) ;;
     pmd) opts+=(-dict=fuzz/pmd.dict -max_len=8192) ;;
+    proxy) opts+=(-max_len=4200) ;;
+    forwarded) opts+=(-max_len=9000) ;;
   esac
   echo "=== fuzz $t: $SECONDS_EACH s, seeds $(ls fuzz/corpus/"$t" | wc -l)"
   "$bin" "${opts[@]}" "$corpus" >"$log" 2>&1

@@ -276,7 +276,7 @@ ssize_t conn_write_direct(struct conn *c, struct iovec *iov, int cnt)
 
 void conn_use_tls(struct conn *c, struct ssl_st *ssl)
 {
-    transport_tls(&c->tp, ssl);
+    transport_tls(&c->tp, ssl, !(c->flags & CF_CLIENT));
 }
 
 /* Group upkeep: the newest first, so a walk meets the oldest last. */
@@ -448,7 +448,7 @@ static int conn_teardown(struct conn *c)
             *pp = c->turn_next;
         c->flags &= ~(uint32_t)CF_TURN_CORK;
     }
-    c->tp.ops->release(&c->tp);
+    c->tp.ops->finish(&c->tp);   /* the session itself stays until the owner's release */
     if (c->tp.fd >= 0) {
         close(c->tp.fd);
         c->tp.fd = -1;
@@ -514,12 +514,19 @@ static void conn_note_unsent(struct conn *c)
 
 static void conn_finish_now(struct conn *c)
 {
+    struct transport tp;
+    double closing;
     int opened;
     if (c->state == CONN_CLOSED)
         return;
+    closing = c->state == CONN_CLOSING ? ev_now(loop_get()) - c->since : -1;
     conn_note_unsent(c);
     opened = conn_teardown(c);
     conn_set_reason(c, 1006, NULL, 0);
+    if (c->group && opened)
+        metrics_closed(&c->group->stats.m, c->close_code, closing);
+    else if (c->group && !c->http_seen && c->close_err == WS_ETLS)
+        c->group->stats.m.tls_failed++;   /* a TLS handshake that never came through (or plain HTTP) */
     if ((opened || (c->flags & CF_CLIENT)) && c->hooks->on_close)
         c->hooks->on_close(c, c->close_code, c->close_reason ? c->close_reason : "",
                            c->close_reason_len, c->close_err);
@@ -530,13 +537,20 @@ static void conn_finish_now(struct conn *c)
     c->key = NULL;
     free(c->pmd);
     c->pmd = NULL;
+    /* The TLS session outlives the socket until the owner is done (what
+     * it negotiated stays readable in on_close and release); the owner may
+     * free c, so its transport is taken first. */
+    tp = c->tp;
     c->hooks->release(c);   /* last: the owner may free c */
+    tp.ops->release(&tp);
 }
 
 void conn_destroy(struct conn *c)
 {
-    if (c->state != CONN_CLOSED)
+    if (c->state != CONN_CLOSED) {
         conn_teardown(c);
+        c->tp.ops->release(&c->tp);
+    }
     free(c->close_reason);
     c->close_reason = NULL;
     free(c->key);
@@ -1670,6 +1684,48 @@ static void conn_on_eof(struct conn *c)
 }
 
 /*
+** A TLS server's peer spoke something else (transport.h). Plain HTTP gets a
+** plain-text 400 that says what happened, as nginx answers, then a
+** lingering close: the write side is shut once it is out and what arrives
+** is read and dropped until the peer's EOF or close_timeout, so that no
+** reset destroys the answer. Anything else is dropped at once. Neither
+** ever opened: no on_close; on_refused hears of the 400.
+*/
+static void conn_not_tls(struct conn *c)
+{
+    static const char body[] = "400 Bad Request: The plain HTTP request was sent to HTTPS port\n";
+    char head[160];
+    int n;
+    if (c->tp.not_tls != TRANSPORT_PLAIN_HTTP || c->state != CONN_HANDSHAKE) {
+        transport_discard_input(&c->tp, TRANSPORT_DISCARD_MAX);   /* a FIN, not a reset */
+        conn_abort(c, WS_ETLS, "tls: the peer does not speak TLS");
+        return;
+    }
+    n = snprintf(head, sizeof head, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n", sizeof body - 1);
+    if (ws_buf_append(&c->out, head, (size_t)n, 0) != WS_OK ||
+        ws_buf_append(&c->out, body, sizeof body - 1, 0) != WS_OK) {
+        conn_abort(c, WS_ENOMEM, "out of memory");
+        return;
+    }
+    c->out_http += (size_t)n + sizeof body - 1;
+    {
+        static const char why[] = "tls: plain HTTP sent to the TLS port";
+        conn_set_reason(c, 1006, why, sizeof why - 1);
+    }
+    c->close_err = WS_ETLS;
+    if (c->group) {
+        c->group->stats.rejected++;
+        metrics_refused(&c->group->stats.m, 400);
+    }
+    c->flags |= CF_HTTP_ONLY;
+    conn_enter(c, CONN_CLOSING);
+    conn_update_events(c);
+    if (c->hooks->on_refused)
+        c->hooks->on_refused(c, NULL, 400);
+}
+
+/*
 ** Read while the socket has data (bounded, for fairness), with sends batched:
 ** everything the handlers queue while this read is processed goes out in one
 ** write afterwards.
@@ -1733,6 +1789,10 @@ static void conn_on_readable(struct conn *c)
         }
         if (errno == EINTR)
             continue;
+        if (errno == EPROTONOSUPPORT && c->tp.not_tls) {
+            conn_not_tls(c);
+            break;
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             c->flags |= CF_SOCK_ERR;
             conn_abort(c, c->tp.ssl && errno == EPROTO ? WS_ETLS : WS_EIO,

@@ -42,7 +42,9 @@
 #include <ev.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include "io/metrics.h"
 #include "io/transport.h"
+#include "proto/addr.h"
 #include "proto/buffer.h"
 #include "proto/frame.h"
 #include "proto/http.h"
@@ -135,6 +137,8 @@ struct conn_options {
     size_t max_body_size;         /* server: a plain request's body; 413 above it */
     uint8_t trust_send_utf8;      /* 1: text sends are not checked for UTF-8 (check_send_utf8 = false) */
     struct conn_compression compression;   /* the server's (a route may have its own: conn_accept) or the client's */
+    uint8_t proxy_protocol;       /* server: a PROXY protocol v1/v2 header comes first (proto/proxy.h) */
+    const struct ws_trust *trust; /* server: trusted_proxies, whose Forwarded / X-Forwarded-For count, or NULL */
 };
 
 /* Counts a group keeps of its connections (a server's stats). */
@@ -150,6 +154,7 @@ struct conn_stats {
     uint64_t decompressions;  /* compressed messages received and inflated */
     uint64_t wire_bytes_in;   /* data frames' payload bytes as received (compressed or not) */
     uint64_t wire_bytes_out;  /* as sent: a frame a fan-out shares counts once per connection */
+    struct metrics m;         /* by status, by code, durations (io/metrics.h) */
 };
 
 /* The connections of one owner (a server): a list, counts and stats that
@@ -213,11 +218,30 @@ struct conn {
     struct conn_pmd *pmd;         /* permessage-deflate, when agreed (malloc'd at the 101; conn.c) */
     char *key;                    /* client: the Sec-WebSocket-Key sent (malloc'd until the 101) */
     union {                       /* the peer's address, kept for ws.remote after the close */
-        struct sockaddr sa;
+        struct sockaddr sa;       /* sa_family AF_UNIX (nothing else kept) on a unix socket */
         struct sockaddr_in v4;
         struct sockaddr_in6 v6;
     } peer;
+    /* Server, behind a proxy: the client a PROXY header named (family
+     * WS_AF_NONE: none came, or it was LOCAL), and the client of the latest
+     * request as the trusted proxies say (conn_http.c: none when the peer
+     * is not trusted or said nothing). secure: -1 nothing said, 0 http, 1
+     * https (X-Forwarded-Proto, Forwarded proto=, the PROXY v2 SSL TLV). */
+    struct ws_addr proxied;
+    struct ws_addr client;
+    int8_t secure;
+    uint8_t http_seen;            /* server: some HTTP input arrived (a TLS handshake came through) */
+    ev_tstamp born;               /* server: when it was accepted (the handshake histogram) */
+    ev_tstamp opened_at;          /* server: when the 101 went out */
 };
+
+/* The address of c's client: the trusted proxies' word, else the PROXY
+ * header's, else the socket's peer (family WS_AF_UNIX on a unix socket). */
+void conn_client_addr(const struct conn *c, struct ws_addr *a);
+
+/* 1 when the client reached us over TLS: our own, or as a trusted proxy
+ * or the PROXY header says. */
+int conn_secure(const struct conn *c);
 
 /* Set up c around a connected, non-blocking socket fd (plain TCP; see
  * conn_use_tls) and start reading. group: the owner's group or NULL;

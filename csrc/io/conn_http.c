@@ -39,7 +39,9 @@
 #include "io/conn.h"
 #include "io/conn_int.h"
 #include "io/loop.h"
+#include "proto/forwarded.h"
 #include "proto/handshake.h"
+#include "proto/proxy.h"
 
 /* Answers queued for a peer past which its next requests wait (reading
  * stops), and the level below which they go on and a streamed body is
@@ -165,8 +167,10 @@ static int http_answer(struct conn *c, int status, const char *extra, size_t ext
     else
         n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s", status,
                      ws_http_reason(status), body_len, http_connection(c->http, keep));
-    if (c->group && status >= 400)
+    if (c->group && status >= 400) {
         c->group->stats.rejected++;
+        metrics_refused(&c->group->stats.m, status);
+    }
     {
         struct iovec iov[4] = { { head, (size_t)n }, { (void *)extra, extra_len }, { "\r\n", 2 },
                                 { (void *)body, head_only || bodyless ? 0 : body_len } };
@@ -226,8 +230,10 @@ int conn_respond_start(struct conn *c, int status, const char *extra, size_t ext
     keep = hs->keep_alive && (chunked || head_only);
     n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s", status, ws_http_reason(status),
                  chunked ? "Transfer-Encoding: chunked\r\n" : "", http_connection(hs, keep));
-    if (c->group && status >= 400)
+    if (c->group && status >= 400) {
         c->group->stats.rejected++;
+        metrics_refused(&c->group->stats.m, status);
+    }
     {
         struct iovec iov[3] = { { head, (size_t)n }, { (void *)extra, extra_len }, { "\r\n", 2 } };
         int rc = conn_put(c, iov, 3);
@@ -344,6 +350,9 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
     if (c->group) {
         c->group->stats.upgraded++;
         c->group->nopen++;
+        c->opened_at = ev_now(loop_get());
+        if (c->born > 0)
+            metrics_observe(&c->group->stats.m.handshake, metrics_handshake_le, c->opened_at - c->born);
     }
     c->ping_at = ev_now(loop_get());
     conn_enter(c, CONN_OPEN);
@@ -503,6 +512,72 @@ static void http_next(struct conn *c)
         http_list(hs);   /* the hook restarts the deadline while the peer reads */
 }
 
+/* The socket peer of c as an address (WS_AF_UNIX on a unix socket). */
+static void conn_socket_addr(const struct conn *c, struct ws_addr *a)
+{
+    memset(a, 0, sizeof *a);
+    if (c->peer.sa.sa_family == AF_INET) {
+        a->family = WS_AF_INET;
+        memcpy(a->bytes, &c->peer.v4.sin_addr, 4);
+        a->port = ntohs(c->peer.v4.sin_port);
+    } else if (c->peer.sa.sa_family == AF_INET6) {
+        a->family = WS_AF_INET6;
+        memcpy(a->bytes, &c->peer.v6.sin6_addr, 16);
+        a->port = ntohs(c->peer.v6.sin6_port);
+        ws_addr_unmap(a);   /* a dual-stack socket's IPv4 peer is IPv4 */
+    } else if (c->peer.sa.sa_family == AF_UNIX) {
+        a->family = WS_AF_UNIX;
+    }
+}
+
+/* The peer as far as trust goes: the PROXY header's client, else the socket's. */
+static void conn_hop_addr(const struct conn *c, struct ws_addr *a)
+{
+    if (c->proxied.family != WS_AF_NONE)
+        *a = c->proxied;
+    else
+        conn_socket_addr(c, a);
+}
+
+void conn_client_addr(const struct conn *c, struct ws_addr *a)
+{
+    if (c->client.family != WS_AF_NONE)
+        *a = c->client;
+    else
+        conn_hop_addr(c, a);
+}
+
+int conn_secure(const struct conn *c)
+{
+    return c->tp.ssl != NULL || c->secure >= 1;
+}
+
+/*
+** Before a request goes to the owner: who its client is, when the peer is
+** a trusted proxy (proto/forwarded.h: the rightmost untrusted hop of
+** X-Forwarded-For or Forwarded, and their proto). Per request, since a
+** proxy's keep-alive connection carries many clients' requests. The PROXY
+** header's word on secure stands unless a header says otherwise.
+*/
+static void http_client(struct conn *c, const struct ws_http_head *h)
+{
+    struct ws_forwarded f;
+    struct ws_addr hop;
+    if (!c->opt->trust || !ws_trust_any(c->opt->trust))
+        return;
+    conn_hop_addr(c, &hop);
+    ws_forwarded_resolve(h, c->opt->trust, &hop, &f);
+    if (f.from == WS_FWD_NONE) {
+        c->client.family = WS_AF_NONE;
+        if (c->secure != 2)
+            c->secure = -1;
+        return;
+    }
+    c->client = f.client;
+    if (f.secure >= 0)
+        c->secure = (int8_t)f.secure;
+}
+
 /* An upgrade request: the owner accepts (101) or refuses; then the frames
  * that came behind the head. Returns -1: no more requests on c. */
 static long http_upgrade(struct conn *c, const struct ws_http_head *head, uint8_t *p, size_t m,
@@ -512,6 +587,7 @@ static long http_upgrade(struct conn *c, const struct ws_http_head *head, uint8_
         c->http->phase = H_ANSWER;
         c->http->keep_alive = 0;
     }
+    http_client(c, head);
     if (c->hooks->on_request)
         c->hooks->on_request(c, head, 1, (const char *)p, r);
     if (c->state == CONN_HANDSHAKE && !(c->flags & (CF_PENDING | CF_HTTP_ONLY)))
@@ -662,6 +738,7 @@ static long http_request(struct conn *c, uint8_t *p, size_t m, int kept)
     hs->body = hs->body_len ? p + hs->head_len : NULL;
     hs->body_size = hs->body_len;
     hs->phase = H_ANSWER;
+    http_client(c, &head);
     if (c->hooks->on_request)
         c->hooks->on_request(c, &head, 0, (const char *)p, hs->head_len);
     hs->body = NULL;
@@ -741,6 +818,11 @@ static void http_run(struct conn *c, uint8_t *buf, size_t n, int kept)
 static int conn_server_head(struct conn *c, uint8_t *data, size_t len)
 {
     struct conn_http *hs = c->http;
+    if (!c->http_seen) {
+        c->http_seen = 1;
+        if (c->tp.ssl && c->group)
+            c->group->stats.m.tls_handshakes++;   /* the handshake came through to HTTP */
+    }
     if (hs && hs->in.len > 0) {
         if (ws_buf_append(&hs->in, data, len, 0) != WS_OK) {
             conn_abort(c, WS_ENOMEM, "out of memory");
@@ -898,7 +980,39 @@ static int conn_client_head(struct conn *c, uint8_t *data, size_t len)
     return r;
 }
 
+/*
+** The PROXY protocol stage (proxy_protocol = true): the header a balancer
+** sends before anything else, bounded like a head (the parser never asks
+** for more than LUAWS_MAX_PROXY_V2 bytes; handshake_timeout bounds the
+** wait). A bad one drops the connection, counted; a LOCAL one (a health
+** check) keeps the socket's addresses. What follows goes to the HTTP stage.
+*/
+static int conn_proxy_head(struct conn *c, uint8_t *data, size_t len)
+{
+    struct ws_proxy px;
+    int r = ws_proxy_parse(data, len, &px);
+    if (r == WS_PARTIAL)
+        return WS_PARTIAL;
+    if (r < 0) {
+        if (c->group)
+            c->group->stats.m.proxy_errors++;
+        conn_abort(c, WS_EPROTO, "proxy protocol: not a valid PROXY header");
+        return (int)len;
+    }
+    if (!px.local) {
+        c->proxied = px.src;
+        ws_addr_unmap(&c->proxied);
+    }
+    if (px.ssl)
+        c->secure = 2;   /* the PROXY header's word: counts as 1, survives requests */
+    c->head = conn_server_head;
+    if ((size_t)r < len)
+        conn_server_head(c, data + r, len - (size_t)r);
+    return (int)len;
+}
+
 void conn_http_serve(struct conn *c)
 {
-    c->head = conn_server_head;
+    c->secure = -1;
+    c->head = c->opt->proxy_protocol ? conn_proxy_head : conn_server_head;
 }

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "io/loop.h"
@@ -74,6 +76,7 @@ static void server_refuse(struct server *s, int fd)
     shutdown(fd, SHUT_WR);
     close(fd);
     s->group.stats.rejected++;
+    metrics_refused(&s->group.stats.m, 503);
 }
 
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -104,15 +107,19 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             server_refuse(s, fd);
             continue;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (peer.ss_family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c = s->alloc(s);
         if (!c) {
             close(fd);
             continue;
         }
         conn_init(c, fd, &s->group, s->hooks, &s->opt, 0, 0);
+        c->born = ev_now(loop);
         conn_http_serve(c);
-        if (plen <= sizeof c->peer)
+        if (peer.ss_family == AF_UNIX)
+            c->peer.sa.sa_family = AF_UNIX;   /* a unix peer: no address worth keeping */
+        else if (plen <= sizeof c->peer)
             memcpy(&c->peer, &peer, plen);
         if (s->tls) {
             struct ssl_st *ssl = tls_new(s->tls, fd, 1, NULL);
@@ -141,7 +148,7 @@ static int server_bound_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family == AF_UNIX)
         return 0;
     return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -227,6 +234,88 @@ fail:
     return WS_EIO;
 }
 
+/* Is something accepting on the unix socket at sa? (A stale file refuses.) */
+static int server_unix_live(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), live;
+    if (fd < 0)
+        return 1;   /* cannot tell: do not remove it */
+    live = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0 || errno != ECONNREFUSED;
+    close(fd);
+    return live;
+}
+
+int server_listen_unix(struct server *s, const char *path, int mode, int backlog,
+                       char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (!path[0] || strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "unix:%s: the path must be 1 to %zu bytes", path, sizeof sa.sun_path - 1);
+        return WS_EIO;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "unix:%s: a file that is not a socket is in the way", path);
+            return WS_EIO;
+        }
+        if (server_unix_live(&sa)) {
+            snprintf(err, errlen, "unix:%s: address already in use", path);
+            return WS_EIO;
+        }
+        unlink(path);   /* stale: its server is gone */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        goto fail;
+    if ((mode > 0 && chmod(path, (mode_t)mode) < 0) || listen(fd, backlog) < 0 || stat(path, &st) < 0) {
+        int e = errno;
+        unlink(path);
+        errno = e;
+        goto fail;
+    }
+    snprintf(s->unix_path, sizeof s->unix_path, "%s", path);
+    s->unix_dev = (unsigned long)st.st_dev;
+    s->unix_ino = (unsigned long)st.st_ino;
+    s->port = 0;
+    s->nlisten = 1;
+    ev_io_init(&s->listen[0], server_accept_cb, fd, EV_READ);
+    s->listen[0].data = s;
+    s->closed = 0;
+    server_listeners(s, 1);
+    server_enlist(s);
+    return WS_OK;
+fail:
+    snprintf(err, errlen, "unix:%s: %s", path, strerror(errno));
+    if (err[0]) {   /* "Address already in use" -> "address already in use" */
+        char *w = strstr(err, ": ");
+        if (w && w[2] >= 'A' && w[2] <= 'Z' && !(w[3] >= 'A' && w[3] <= 'Z'))
+            w[2] = (char)(w[2] + ('a' - 'A'));
+    }
+    if (fd >= 0)
+        close(fd);
+    return WS_EIO;
+}
+
+/* Remove the socket file s bound, if the file there is still that one (a
+ * newer server may have replaced it). */
+static void server_unlink_unix(struct server *s)
+{
+    struct stat st;
+    if (!s->unix_path[0])
+        return;
+    if (stat(s->unix_path, &st) == 0 && (unsigned long)st.st_dev == s->unix_dev &&
+        (unsigned long)st.st_ino == s->unix_ino)
+        unlink(s->unix_path);
+    s->unix_path[0] = '\0';
+}
+
 int server_adopt(struct server *s, const int *fds, int n, char *err, size_t errlen)
 {
     int i;
@@ -286,6 +375,7 @@ void server_close(struct server *s, unsigned code, const char *reason)
         while (s->nlisten > 0)
             close(s->listen[--s->nlisten].fd);
         ev_timer_stop(loop_get(), &s->retry);
+        server_unlink_unix(s);
     }
     if (!code)
         return;
@@ -446,8 +536,10 @@ void server_reset(void)
         ev_timer_stop(loop, &shutdown_timer);
     }
     loop_hook_remove(&shutdown_hook);
-    while (servers)
+    while (servers) {
+        server_unlink_unix(servers);   /* at exit: the socket files go with us */
         server_forget(servers);
+    }
     next_index = 0;
     shutting_down = 0;
     shutdown_cut = 0;

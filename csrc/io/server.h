@@ -38,6 +38,10 @@ struct server {
     int listed;                       /* on that list */
     int closed;                       /* no longer accepting */
     int paused;                       /* server_pause_accept: its sockets are not watched */
+    /* listen{unix = path}: the socket file this process bound (removed at
+     * close, when it is still ours: same device and inode), else "" */
+    char unix_path[108];
+    unsigned long unix_dev, unix_ino;
 };
 
 /* Bind and listen on host:port (port 0 = any) with the given backlog; start
@@ -46,6 +50,15 @@ struct server {
  * message in err. */
 int server_listen(struct server *s, const char *host, int port, int backlog,
                   char *err, size_t errlen);
+
+/* Bind and listen on a unix-domain socket at path, with permissions mode
+ * (chmod; 0: leave the umask's). A file already at path: if something
+ * accepts connections on it, WS_EIO "address already in use"; if nothing
+ * does (a stale socket left by a crash), it is removed and bound anew;
+ * any other kind of file is left alone (WS_EIO). The file is removed by
+ * server_close. Returns WS_OK, or WS_EIO with a message in err. */
+int server_listen_unix(struct server *s, const char *path, int mode, int backlog,
+                       char *err, size_t errlen);
 
 /* Serve on listening sockets this process inherited (a worker: its
  * master's, see io/workers.h) instead of binding: n descriptors (0: a

@@ -65,7 +65,8 @@ static void plain_release(struct transport *t)
 }
 
 static const struct transport_ops plain_ops = {
-    plain_read, plain_write, plain_writev, plain_shutdown, plain_pending, plain_error, plain_release
+    plain_read, plain_write, plain_writev, plain_shutdown, plain_pending, plain_error,
+    plain_release, plain_release
 };
 
 void transport_plain(struct transport *t, int fd)
@@ -74,14 +75,57 @@ void transport_plain(struct transport *t, int fd)
     t->ssl = NULL;
     t->fd = fd;
     t->want_write = 0;
+    t->sniff = 0;
+    t->not_tls = TRANSPORT_TLS;
+}
+
+void transport_discard_input(struct transport *t, size_t max)
+{
+    char buf[4096];
+    ssize_t n;
+    while (max > 0) {
+        n = recv(t->fd, buf, max < sizeof buf ? max : sizeof buf, MSG_DONTWAIT);
+        if (n > 0)
+            max -= (size_t)n;
+        else if (!(n < 0 && errno == EINTR))
+            break;
+    }
 }
 
 /* ------------------------------------------------------------------ TLS */
 
+/* A server's first byte: a TLS handshake record (0x16), or not TLS at all.
+ * 1 for TLS; 0 with errno set (EAGAIN: nothing yet; EPROTONOSUPPORT: not
+ * TLS, the transport is plain now) or at EOF (*eof). */
+static int tls_t_sniff(struct transport *t, int *eof)
+{
+    unsigned char b;
+    ssize_t n;
+    do
+        n = recv(t->fd, &b, 1, MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    *eof = n == 0;
+    if (n <= 0)
+        return 0;
+    t->sniff = 0;
+    if (b == 0x16)
+        return 1;
+    /* HTTP methods are upper-case tokens (RFC 9110 §9.1) */
+    t->not_tls = b >= 'A' && b <= 'Z' ? TRANSPORT_PLAIN_HTTP : TRANSPORT_GARBAGE;
+    tls_free(t->ssl);
+    t->ssl = NULL;
+    t->ops = &plain_ops;
+    errno = EPROTONOSUPPORT;
+    return 0;
+}
+
 static ssize_t tls_t_read(struct transport *t, void *buf, size_t n)
 {
-    int want;
-    ssize_t r = tls_read(t->ssl, buf, n, &want);
+    int want, eof;
+    ssize_t r;
+    if (t->sniff && !tls_t_sniff(t, &eof))
+        return eof ? 0 : -1;
+    r = tls_read(t->ssl, buf, n, &want);
     t->want_write = 0;
     if (r > 0)
         return r;
@@ -130,6 +174,16 @@ static const char *tls_t_error(const struct transport *t, int err)
     return err == EPROTO ? tls_last_error() : strerror(err);
 }
 
+static void tls_t_finish(struct transport *t)
+{
+    /* A handshake that failed: OpenSSL's alert is queued; bytes of the
+     * peer's still unread would make the close a reset, which may destroy
+     * the alert before the peer reads it (RFC 9293 §3.6.1). */
+    if (t->ssl && !tls_handshake_done(t->ssl))
+        transport_discard_input(t, TRANSPORT_DISCARD_MAX);
+    tls_close_notify(t->ssl);
+}
+
 static void tls_t_release(struct transport *t)
 {
     tls_free(t->ssl);
@@ -138,12 +192,15 @@ static void tls_t_release(struct transport *t)
 }
 
 static const struct transport_ops tls_ops = {
-    tls_t_read, tls_t_write, NULL, tls_t_shutdown, tls_t_pending, tls_t_error, tls_t_release
+    tls_t_read, tls_t_write, NULL, tls_t_shutdown, tls_t_pending, tls_t_error, tls_t_finish,
+    tls_t_release
 };
 
-void transport_tls(struct transport *t, struct ssl_st *ssl)
+void transport_tls(struct transport *t, struct ssl_st *ssl, int server)
 {
     t->ops = &tls_ops;
     t->ssl = ssl;
     t->want_write = 0;
+    t->sniff = server != 0;
+    t->not_tls = TRANSPORT_TLS;
 }

@@ -20,8 +20,8 @@ struct lclient {
     struct conn_options opt;
 };
 
-/* The server's valid 101 arrived: note its protocol, status and headers in
- * the connection's fields, just before open. */
+/* The server's valid 101 arrived: note its protocol, status, headers and
+ * TLS session in the connection's fields, just before open. */
 static void lclient_on_response(struct conn *c, const struct ws_http_head *h, int upgrade,
                                 const char *head, size_t head_len)
 {
@@ -41,6 +41,10 @@ static void lclient_on_response(struct conn *c, const struct ws_http_head *h, in
     if ((p = ws_http_header(h, "sec-websocket-protocol", &plen)) != NULL) {
         lua_pushlstring(L, p, plen);
         lua_setfield(L, -2, "protocol");
+    }
+    if (c->tp.ssl) {   /* ws.tls: the server's certificate, what was negotiated */
+        lws_push_tls(L, c);
+        lua_setfield(L, -2, "tls");
     }
     lua_settop(L, top);
 }
@@ -92,12 +96,14 @@ static int lclient_connect(lua_State *L)
         return luaL_error(L, "invalid header %s", bad);
     }
     if (!lua_isnoneornil(L, 5) && lua_getfield(L, 5, "tls") == LUA_TTABLE) {
-        /* tls = {verify = true, ca = "ca.pem"} for wss:// */
+        /* tls = {verify = true, ca = "ca.pem", certificate =, key =} for wss:// */
         lua_getfield(L, -1, "verify");
         lua_getfield(L, -2, "ca");
-        tls_ctx = tls_client_ctx(lua_isnil(L, -2) || lua_toboolean(L, -2),
-                                 lua_tostring(L, -1), err, sizeof err);
-        lua_pop(L, 3);
+        lua_getfield(L, -3, "certificate");
+        lua_getfield(L, -4, "key");
+        tls_ctx = tls_client_ctx(lua_isnil(L, -4) || lua_toboolean(L, -4), lua_tostring(L, -3),
+                                 lua_tostring(L, -2), lua_tostring(L, -1), err, sizeof err);
+        lua_pop(L, 5);
         if (!tls_ctx) {
             free(cl);
             return lws_fail(L, WS_ETLS, "tls: %s", err);

@@ -19,6 +19,7 @@
 
 #include "lua/util.h"
 #include "lua/open.h"
+#include "proto/addr.h"
 #include "proto/frame.h"
 #include "proto/utf8.h"
 #include "proto/http.h"
@@ -525,7 +526,25 @@ static int lcodec_strerror(lua_State *L)
     return 1;
 }
 
+/* core.cidr(s) -> "10.0.0.0/8" | nil: an address or CIDR range in its
+ * one written form (proto/addr.h), as trusted_proxies reads it (options.lua
+ * checks the option with it). [-0, +1, v] */
+static int lcodec_cidr(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    struct ws_cidr c;
+    char out[WS_ADDR_TEXT_MAX + 8];
+    if (!ws_cidr_parse(s, len, &c)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, out, ws_cidr_format(&c, out, sizeof out));
+    return 1;
+}
+
 static const luaL_Reg codec_funcs[] = {
+    { "cidr", lcodec_cidr },
     { "frame_encode", lcodec_frame_encode },
     { "frame_header", lcodec_frame_header },
     { "mask", lcodec_mask },

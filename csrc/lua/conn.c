@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/tls.h"
 #include "lua/open.h"
 #include "proto/frame.h"
 #include "proto/http.h"
@@ -134,21 +135,19 @@ static void lconn_end(lua_State *L, struct conn *c, int msgh, const char *what, 
     lua_settop(L, msgh - 1);
 }
 
-/* "ip" and port of the connection's peer (kept from accept/connect, so it
- * still answers after the close), pushed as two values. */
+/* "ip" and port of the connection's client (kept from accept/connect, so
+ * it still answers after the close), pushed as two values: the socket's
+ * peer ("unix", 0 on a unix socket), or behind a trusted proxy or a PROXY
+ * header the client they name (port 0 when they name none). */
 static void lconn_push_peer(lua_State *L, const struct conn *c)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (c->peer.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &c->peer.v4.sin_addr, host, sizeof host);
-        port = ntohs(c->peer.v4.sin_port);
-    } else if (c->peer.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &c->peer.v6.sin6_addr, host, sizeof host);
-        port = ntohs(c->peer.v6.sin6_port);
-    }
+    char host[WS_ADDR_TEXT_MAX] = "?";
+    struct ws_addr a;
+    conn_client_addr(c, &a);
+    if (a.family != WS_AF_NONE)
+        ws_addr_format(&a, host, sizeof host);
     lua_pushstring(L, host);
-    lua_pushinteger(L, port);
+    lua_pushinteger(L, a.port);
 }
 
 /* Push a table of a head's headers: lower-case names; repeated headers
@@ -211,8 +210,58 @@ const char *lws_header_lines(lua_State *L, int i)
     return bad;
 }
 
+void lws_push_tls(lua_State *L, const struct conn *c)
+{
+    struct tls_info ti;
+    char buf[1024];
+    int i, n;
+    if (!c->tp.ssl) {
+        lua_pushnil(L);
+        return;
+    }
+    tls_get_info(c->tp.ssl, &ti);
+    lua_createtable(L, 0, 10);
+    if (ti.version) {
+        lua_pushstring(L, ti.version);
+        lua_setfield(L, -2, "protocol");
+    }
+    if (ti.cipher) {
+        lua_pushstring(L, ti.cipher);
+        lua_setfield(L, -2, "cipher");
+    }
+    if (ti.alpn && ti.alpn_len) {
+        lua_pushlstring(L, (const char *)ti.alpn, ti.alpn_len);
+        lua_setfield(L, -2, "alpn");
+    }
+    if (ti.server_name) {
+        lua_pushstring(L, ti.server_name);
+        lua_setfield(L, -2, "server_name");
+    }
+    if (!ti.peer)
+        return;
+    lua_pushboolean(L, ti.verified);
+    lua_setfield(L, -2, "verified");
+    {
+        static const struct { int field; const char *name; } f[] = {
+            { TLS_SUBJECT, "subject" }, { TLS_ISSUER, "issuer" }, { TLS_SERIAL, "serial" },
+            { TLS_FINGERPRINT, "fingerprint" },
+        };
+        for (i = 0; i < (int)(sizeof f / sizeof f[0]); i++)
+            if ((n = tls_peer_field(c->tp.ssl, f[i].field, 0, buf, sizeof buf)) >= 0) {
+                lua_pushlstring(L, buf, (size_t)n);
+                lua_setfield(L, -2, f[i].name);
+            }
+    }
+    lua_newtable(L);
+    for (i = 0; i < 256 && (n = tls_peer_field(c->tp.ssl, TLS_SAN, i, buf, sizeof buf)) >= 0; i++) {
+        lua_pushlstring(L, buf, (size_t)n);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "san");
+}
+
 /* Push the request table of a parsed head: method, target, path, query,
- * headers, origin, upgrade, remote, port. */
+ * headers, origin, upgrade, remote, port, and tls on a TLS connection. */
 void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade)
 {
     int req;
@@ -245,6 +294,12 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
     lconn_push_peer(L, c);
     lua_setfield(L, req, "port");
     lua_setfield(L, req, "remote");
+    lua_pushboolean(L, conn_secure(c));
+    lua_setfield(L, req, "secure");
+    if (c->tp.ssl) {
+        lws_push_tls(L, c);
+        lua_setfield(L, req, "tls");
+    }
 }
 
 /* The protocol part of a kept head: after the NUL, or NULL if none. */
@@ -286,6 +341,8 @@ void lws_conn_fields(lua_State *L, int ud)
             lconn_push_peer(L, &l->c);
             lua_setfield(L, -3, "port");
             lua_setfield(L, -2, "remote");
+            lua_pushboolean(L, conn_secure(&l->c));
+            lua_setfield(L, -2, "secure");
         }
     }
     lua_newtable(L);
@@ -689,7 +746,8 @@ static int lconn_resume(lua_State *L)
 
 /* ws:stats() -> {messages_in, messages_out, bytes_in, bytes_out,
  * wire_bytes_in, wire_bytes_out, compressions, decompressions,
- * compression_bytes} | nil, message, "closed" once the connection was
+ * compression_bytes [, handshake_seconds: accept to 101, on a server
+ * connection]} | nil, message, "closed" once the connection was
  * released. bytes_* are message bytes (inflated), wire_bytes_* the data
  * frames' payload bytes as they crossed the wire (compressed where they
  * were); compression_bytes what its compression holds of its own between
@@ -702,7 +760,7 @@ static int lconn_stats(lua_State *L)
     if (!l)
         return lws_fail(L, WS_ECLOSED, "stats: the connection is closed");
     conn_zstats(&l->c, &zs);
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     FIELD("messages_in", l->c.msgs_in);
     FIELD("messages_out", l->c.msgs_out);
@@ -714,6 +772,10 @@ static int lconn_stats(lua_State *L)
     FIELD("decompressions", zs.decompressions);
     FIELD("compression_bytes", conn_compression_held(&l->c));
 #undef FIELD
+    if (l->c.born > 0 && l->c.opened_at > 0) {   /* a server connection that upgraded */
+        lua_pushnumber(L, l->c.opened_at - l->c.born);
+        lua_setfield(L, -2, "handshake_seconds");
+    }
     return 1;
 }
 
@@ -772,6 +834,10 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
             lua_pop(L, 1);
         return 1;
     }
+    if (strcmp(k, "secure") == 0) {
+        lua_pushboolean(L, conn_secure(&l->c));
+        return 1;
+    }
     if (strcmp(k, "protocol") == 0) {
         if ((p = lconn_head_protocol(l, &plen)) != NULL)
             lua_pushlstring(L, p, plen);
@@ -780,7 +846,8 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
         return 1;
     }
     if (strcmp(k, "headers") == 0 || strcmp(k, "origin") == 0 || strcmp(k, "data") == 0 ||
-        strcmp(k, "args") == 0 || strcmp(k, "cookies") == 0 || strcmp(k, "params") == 0)
+        strcmp(k, "args") == 0 || strcmp(k, "cookies") == 0 || strcmp(k, "params") == 0 ||
+        strcmp(k, "tls") == 0)
         return 0;   /* tables, or worth caching: make the fields table */
     if (!s) {
         lua_pushnil(L);

@@ -66,8 +66,15 @@ void lws_read_conn_options(lua_State *L, int i, struct conn_options *o);
 void lws_read_compression(lua_State *L, int i, struct conn_compression *z);
 
 /* Push the request table of a parsed head: method, target, path, query,
- * headers, origin, upgrade, remote, port. */
+ * headers, origin, upgrade, remote, port, and tls (lws_push_tls) on a TLS
+ * connection. */
 void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade);
+
+/* Push what the TLS session of c negotiated (ws.tls): {protocol, cipher,
+ * alpn, server_name} and, when the peer presented a certificate, subject,
+ * issuer, serial, fingerprint, san (a list), verified; nil for a plain
+ * connection. */
+void lws_push_tls(lua_State *L, const struct conn *c);
 
 /* Push a table of a head's headers (lower-case names, repeats joined). */
 void lws_push_headers(lua_State *L, const struct ws_http_head *h);

@@ -24,6 +24,7 @@ static int lcore_unload(lua_State *L)
     workers_reset();
     server_reset();
     conn_zpool_free();
+    lws_loop_close();
     loop_free();
     lws_main = NULL;
     return 0;

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
  * loop.c -- the loop as Lua sees it: core.run, step, stop, now, shutdown,
- * watch_signals, live, and for a host loop pollfd and timeout. Thin: each
- * is one call into io/.
+ * watch_signals (SIGINT/SIGTERM: shutdown; SIGHUP: a function of the
+ * script's), live, and for a host loop pollfd and timeout. Thin: each is
+ * one call into io/.
  */
 #include "lua/util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -154,11 +156,57 @@ static int lloop_shutdown(lua_State *L)
     return 0;
 }
 
-/* core.watch_signals(on [, grace]): SIGINT/SIGTERM start core.shutdown(grace).
- * [-0, +0, -] */
+/* SIGHUP, when a script asked for it (luaws.run: reload the servers' TLS
+ * certificates): its watcher and the registry ref of the function. */
+static ev_signal hup_watcher;
+static int hup_ref = LUA_NOREF;
+
+static void lloop_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (!lws_main || hup_ref == LUA_NOREF)
+        return;
+    lws_pushref(lws_main, hup_ref);
+    lws_call(lws_main, 0, 0, "SIGHUP handler");
+}
+
+/* Stop watching SIGHUP (idempotent). */
+static void lloop_hup_stop(lua_State *L)
+{
+    if (ev_is_active(&hup_watcher)) {
+        ev_ref(loop_get());
+        loop_signal_stop(&hup_watcher);
+    }
+    if (hup_ref != LUA_NOREF && L)
+        luaL_unref(L, LUA_REGISTRYINDEX, hup_ref);
+    hup_ref = LUA_NOREF;
+}
+
+void lws_loop_close(void)
+{
+    lloop_hup_stop(NULL);   /* the registry goes with the state */
+}
+
+/* core.watch_signals(on [, grace [, on_hup]]): SIGINT/SIGTERM start
+ * core.shutdown(grace); given a function, SIGHUP calls it (luaws.run
+ * reloads TLS certificates with it). on = false stops both. A signal alone
+ * keeps no loop running. [-0, +0, v] */
 static int lloop_watch_signals(lua_State *L)
 {
-    server_watch_signals(lua_toboolean(L, 1), luaL_optnumber(L, 2, 5));
+    int on = lua_toboolean(L, 1);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    server_watch_signals(on, luaL_optnumber(L, 2, 5));
+    lloop_hup_stop(L);
+    if (on && lua_isfunction(L, 3)) {
+        lua_pushvalue(L, 3);
+        hup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        ev_signal_init(&hup_watcher, lloop_hup_cb, SIGHUP);
+        loop_signal_start(&hup_watcher);   /* not ev_signal_start: see io/loop.h */
+        ev_unref(loop_get());
+    }
     return 0;
 }
 

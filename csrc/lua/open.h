@@ -19,4 +19,8 @@ void lws_server_open(lua_State *L);  /* server.c: "luaws.server", listen */
 void lws_timer_open(lua_State *L);   /* timer.c: "luaws.timer" */
 void lws_workers_open(lua_State *L); /* workers.c: worker_id, worker_start, workers_master, ... */
 
+/* loop.c: stop the watchers it started for the script (SIGHUP), at
+ * lua_close, before the loop goes. */
+void lws_loop_close(void);
+
 #endif

@@ -27,6 +27,7 @@
 
 struct lserver {
     struct server s;
+    struct ws_trust trust;   /* trusted_proxies (s.opt.trust points here), nets malloc'd */
     int anchor;         /* registry ref while listening or with connections */
     struct backplane *bp;   /* its Redis backplane, or NULL */
     int bp_ref;         /* registry ref of the backplane's event function (or LUA_NOREF) */
@@ -158,6 +159,10 @@ static void lserver_on_refused(struct conn *c, const struct ws_http_head *h, int
         lua_setfield(L, -2, "target");
         lua_pushnil(L);
         lua_setfield(L, -2, "path");
+        if (c->tp.not_tls == TRANSPORT_PLAIN_HTTP) {   /* http:// to the TLS port */
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "not_tls");
+        }
     }
     lserver_refused(L, lserver_of(c), -1, status);
     lua_settop(L, top);
@@ -369,6 +374,176 @@ static const struct conn_hooks lserver_hooks = {
     lserver_on_refused
 };
 
+/* A string field k of the table at i, or NULL; raises if it is there and
+ * not a string (the table keeps the string alive). */
+static const char *lserver_tls_string(lua_State *L, int i, const char *k)
+{
+    const char *v = NULL;
+    int t = lua_getfield(L, i, k);
+    if (t == LUA_TSTRING)
+        v = lua_tostring(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "tls: '%s' must be a string, got %s", k, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The names of one certificate table at i (server_name: a string or a list
+ * of strings) into names[0..max); returns how many. */
+static int lserver_tls_names(lua_State *L, int i, const char **names, int max)
+{
+    int n = 0, t = lua_getfield(L, i, "server_name");
+    if (t == LUA_TSTRING) {
+        names[n++] = lua_tostring(L, -1);
+    } else if (t == LUA_TTABLE) {
+        lua_Integer k, len = luaL_len(L, -1);
+        for (k = 1; k <= len && n < max; k++, lua_pop(L, 1)) {
+            if (lua_geti(L, -1, k) != LUA_TSTRING)
+                luaL_error(L, "tls: server_name must be a string or a list of strings");
+            names[n++] = lua_tostring(L, -1);
+        }
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "tls: server_name must be a string or a list of strings");
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Most certificates, and names per certificate, one server takes. */
+#define LSERVER_TLS_CERTS 256
+#define LSERVER_TLS_NAMES 64
+
+/*
+** A server's TLS context set from the tls table at index i: one
+** {certificate=, key= [, server_name=]} table, or a list of them (the first
+** without server_name is the default), with ca= and verify_client= (true,
+** "optional" or false) beside the list or in the one table. Reads the
+** files now. NULL with err when one cannot be read or a key does not match;
+** raises on a table of the wrong shape. The scratch memory is a userdata
+** left on the stack (the caller's settop or return drops it).
+*/
+static struct ssl_ctx_st *lserver_tls(lua_State *L, int i, char *err, size_t errlen)
+{
+    struct tls_server_spec spec;
+    struct tls_cert_spec *certs;
+    const char **names;
+    lua_Integer k, n;
+    int one, vt, used = 0;
+    i = lua_absindex(L, i);
+    memset(&spec, 0, sizeof spec);
+    one = lua_getfield(L, i, "certificate") != LUA_TNIL;
+    lua_pop(L, 1);
+    n = one ? 1 : luaL_len(L, i);
+    if (n < 1)
+        luaL_error(L, "tls: a table with certificate and key, or a list of them, expected");
+    if (n > LSERVER_TLS_CERTS)
+        luaL_error(L, "tls: at most %d certificates", LSERVER_TLS_CERTS);
+    certs = lua_newuserdatauv(L, (size_t)n * sizeof *certs + (size_t)n * LSERVER_TLS_NAMES * sizeof *names, 0);
+    names = (const char **)(certs + n);
+    for (k = 0; k < n; k++) {
+        int e = one ? i : lua_gettop(L) + 1;
+        if (!one && lua_geti(L, i, k + 1) != LUA_TTABLE)
+            luaL_error(L, "tls: entry %d is not a table", (int)(k + 1));
+        certs[k].certificate = lserver_tls_string(L, e, "certificate");
+        certs[k].key = lserver_tls_string(L, e, "key");
+        if (!certs[k].certificate || !certs[k].key)
+            luaL_error(L, "tls needs certificate and key (PEM file names)");
+        certs[k].names = names + used;
+        certs[k].nnames = lserver_tls_names(L, e, names + used, LSERVER_TLS_NAMES);
+        used += certs[k].nnames;
+        if (!one)
+            lua_pop(L, 1);   /* the entry: the list keeps it */
+    }
+    spec.certs = certs;
+    spec.ncerts = (int)n;
+    spec.ca = lserver_tls_string(L, i, "ca");
+    vt = lua_getfield(L, i, "verify_client");
+    if (vt == LUA_TSTRING && strcmp(lua_tostring(L, -1), "optional") == 0)
+        spec.verify_client = TLS_CLIENT_OPTIONAL;
+    else if (vt == LUA_TBOOLEAN)
+        spec.verify_client = lua_toboolean(L, -1) ? TLS_CLIENT_REQUIRED : TLS_CLIENT_NONE;
+    else if (vt != LUA_TNIL)
+        luaL_error(L, "tls: verify_client must be true, false or \"optional\"");
+    lua_pop(L, 1);
+    {
+        struct ssl_ctx_st *ctx = tls_server_ctx(&spec, err, errlen);
+        lua_pop(L, 1);   /* the scratch userdata */
+        return ctx;
+    }
+}
+
+/*
+** server:reload_tls(tls) -> true | nil, message, token
+** [-0, +1|3, e]  Read the certificates anew (tls as the listen option) and
+** use them for every handshake from now on; open connections keep their
+** sessions. When a file cannot be read or a key does not match, the old
+** certificates stay: nil, message, "tls". Raises for a server without tls.
+** Usage: assert(s:reload_tls(opts.tls))
+*/
+static int lserver_reload_tls(lua_State *L)
+{
+    struct lserver *ls = lserver_check(L, 1);
+    struct ssl_ctx_st *ctx, *old;
+    char err[512];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!ls->s.tls)
+        return luaL_error(L, "reload_tls: the server does not speak TLS (no tls option)");
+    ctx = lserver_tls(L, 2, err, sizeof err);
+    if (!ctx)
+        return lws_fail(L, WS_ETLS, "reload_tls: %s", err);
+    old = ls->s.tls;
+    ls->s.tls = ctx;
+    tls_ctx_free(old);   /* sessions made with it hold their own references */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.tls_name_match(pattern, host) -> boolean: RFC 6125 §6.4 matching of
+ * a certificate name, as SNI uses it (for specs). [-0, +1, v] */
+static int lserver_tls_name_match(lua_State *L)
+{
+    lua_pushboolean(L, tls_name_match(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
+    return 1;
+}
+
+/*
+** The listen options behind a proxy from the table at i: trusted_proxies
+** (a list of addresses, CIDR ranges and "unix", checked by options.lua; an
+** entry that does not parse raises) and proxy_protocol.
+*/
+static void lserver_read_trust(lua_State *L, int i, struct lserver *ls)
+{
+    lua_Integer k, n;
+    ls->s.opt.proxy_protocol = lua_getfield(L, i, "proxy_protocol") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, i, "trusted_proxies") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    n = luaL_len(L, -1);
+    if (n > 0 && n < 65536) {
+        struct ws_cidr *nets = calloc((size_t)n, sizeof *nets);
+        if (!nets)
+            luaL_error(L, "listen: out of memory");
+        ls->trust.nets = nets;
+        for (k = 1; k <= n; k++, lua_pop(L, 1)) {
+            size_t len;
+            const char *e;
+            lua_geti(L, -1, k);
+            e = lua_tolstring(L, -1, &len);
+            if (e && strcmp(e, "unix") == 0)
+                ls->trust.unix_peers = 1;
+            else if (e && ws_cidr_parse(e, len, &nets[ls->trust.n]))
+                ls->trust.n++;
+            else
+                luaL_error(L, "listen: option 'trusted_proxies': %s is not an address, a CIDR range or \"unix\"",
+                           e ? e : luaL_typename(L, -1));
+        }
+    }
+    lua_pop(L, 1);
+    ls->s.opt.trust = &ls->trust;
+}
+
 /*
 ** core.listen(host, port, opts, on_request) -> server | nil, message, token
 ** [-0, +1|3, e]  host "*" or nil: every address. opts: the conn options
@@ -385,7 +560,7 @@ static int lserver_listen(lua_State *L)
     lua_Integer port = luaL_checkinteger(L, 2);
     struct lserver *ls;
     lua_Integer backlog, maxc = 0;
-    char err[256];
+    char err[512];
     int rc;
     luaL_checktype(L, 3, LUA_TTABLE);
     luaL_checktype(L, 4, LUA_TFUNCTION);
@@ -418,18 +593,12 @@ static int lserver_listen(lua_State *L)
     lua_getfield(L, 3, "backlog");   /* options.lua always gives it */
     backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
+    lserver_read_trust(L, 3, ls);
     ls->s.max_connections = maxc > 0 ? (size_t)maxc : 0;
     if (lua_getfield(L, 3, "tls") == LUA_TTABLE) {
-        const char *cert, *key;
-        lua_getfield(L, -1, "certificate");
-        lua_getfield(L, -2, "key");
-        cert = lua_tostring(L, -2);
-        key = lua_tostring(L, -1);
-        luaL_argcheck(L, cert && key, 3, "tls needs certificate and key (PEM file names)");
-        ls->s.tls = tls_server_ctx(cert, key, err, sizeof err);
+        ls->s.tls = lserver_tls(L, lua_gettop(L), err, sizeof err);
         if (!ls->s.tls)
             return lws_fail(L, WS_ETLS, "tls: %s", err);
-        lua_pop(L, 2);
     }
     lua_pop(L, 1);
     ls->s.hooks = &lserver_hooks;
@@ -454,8 +623,15 @@ static int lserver_listen(lua_State *L)
         }
         lua_pop(L, 1);
         rc = server_adopt(&ls->s, fds, n, err, sizeof err);
+    } else if (lua_getfield(L, 3, "unix") == LUA_TSTRING) {
+        const char *path = lua_tostring(L, -1);
+        lua_Integer mode = 0;
+        if (lua_getfield(L, 3, "unix_mode") != LUA_TNIL)
+            mode = luaL_checkinteger(L, -1);
+        rc = server_listen_unix(&ls->s, path, (int)mode, (int)backlog, err, sizeof err);
+        lua_pop(L, 3);
     } else {
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         rc = server_listen(&ls->s, host, (int)port, (int)backlog, err, sizeof err);
     }
     if (rc != WS_OK)
@@ -697,6 +873,81 @@ static int lserver_stats(lua_State *L)
     return 1;
 }
 
+/* A histogram's buckets as {le = {...}, counts = {...} (cumulative), count, sum}. */
+static void lserver_push_hist(lua_State *L, const struct metrics_hist *h, const double *le)
+{
+    uint64_t run = 0;
+    int i;
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, METRICS_BUCKETS, 0);
+    for (i = 0; i < METRICS_BUCKETS; i++) {
+        lua_pushnumber(L, le[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "le");
+    lua_createtable(L, METRICS_BUCKETS, 0);
+    for (i = 0; i < METRICS_BUCKETS; i++) {
+        run += h->bucket[i];
+        lua_pushinteger(L, (lua_Integer)run);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "counts");
+    lua_pushinteger(L, (lua_Integer)h->count);
+    lua_setfield(L, -2, "count");
+    lua_pushnumber(L, h->sum);
+    lua_setfield(L, -2, "sum");
+}
+
+/* {[key] = n} of a counted table (keys[i], 0 the last: "other"); only
+ * what is not 0, but "other" always. */
+static void lserver_push_counts(lua_State *L, const uint64_t *n, const int *keys, int len)
+{
+    int i;
+    lua_createtable(L, 0, 4);
+    for (i = 0; i < len; i++) {
+        if (keys[i] == 0) {
+            lua_pushinteger(L, (lua_Integer)n[i]);
+            lua_setfield(L, -2, "other");
+        } else if (n[i]) {
+            lua_pushinteger(L, (lua_Integer)n[i]);
+            lua_rawseti(L, -2, keys[i]);
+        }
+    }
+}
+
+/*
+** server:metrics() -> {refused = {[status] = n, other = n}, closes =
+** {[code] = n, other = n}, handshake = hist, close = hist, proxy_errors,
+** tls_handshakes, tls_failed, send_queue_bytes}
+** [-0, +1, -]  What io/metrics.h counts, for lua/luaws/metrics.lua to
+** format; send_queue_bytes is summed over the open connections now.
+*/
+static int lserver_metrics(lua_State *L)
+{
+    struct lserver *ls = lserver_check(L, 1);
+    const struct metrics *m = &ls->s.group.stats.m;
+    const struct conn *c;
+    uint64_t queued = 0;
+    for (c = ls->s.group.conns; c; c = c->next)
+        queued += conn_buffered(c);
+    lua_createtable(L, 0, 8);
+    lserver_push_counts(L, m->refused, metrics_status, METRICS_STATUSES);
+    lua_setfield(L, -2, "refused");
+    lserver_push_counts(L, m->closes, metrics_code, METRICS_CODES);
+    lua_setfield(L, -2, "closes");
+    lserver_push_hist(L, &m->handshake, metrics_handshake_le);
+    lua_setfield(L, -2, "handshake");
+    lserver_push_hist(L, &m->close, metrics_close_le);
+    lua_setfield(L, -2, "close");
+#define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+    FIELD("proxy_errors", m->proxy_errors);
+    FIELD("tls_handshakes", m->tls_handshakes);
+    FIELD("tls_failed", m->tls_failed);
+    FIELD("send_queue_bytes", queued);
+#undef FIELD
+    return 1;
+}
+
 /* The backplane went up or down: tell the script's function. */
 static void lserver_bp_event(struct backplane *bp, int up, const char *detail, void *arg)
 {
@@ -798,6 +1049,9 @@ static int lserver_gc(lua_State *L)
         ls->bp_ref = LUA_NOREF;
     }
     pubsub_free(&ls->s.ps);
+    free((void *)ls->trust.nets);
+    ls->trust.nets = NULL;
+    ls->trust.n = 0;
     if (lua_getiuservalue(L, 1, LSERVER_UV_REFS) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
@@ -831,7 +1085,9 @@ static const luaL_Reg lserver_methods[] = {
     { "publish", lserver_publish },
     { "backplane", lserver_backplane },
     { "stats", lserver_stats },
+    { "metrics", lserver_metrics },
     { "connections", lserver_connections },
+    { "reload_tls", lserver_reload_tls },
     { NULL, NULL }
 };
 
@@ -863,4 +1119,6 @@ void lws_server_open(lua_State *L)
     lua_setfield(L, -2, "listen");
     lua_pushcfunction(L, lserver_request_metatable);
     lua_setfield(L, -2, "request_metatable");
+    lua_pushcfunction(L, lserver_tls_name_match);
+    lua_setfield(L, -2, "tls_name_match");
 }

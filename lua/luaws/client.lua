@@ -24,7 +24,9 @@ local failure_token = {
 --[[ luaws.connect(url [, opts]) -> ws | nil, message, token
   url: ws://host[:port]/path or wss://…. opts: headers (table), protocols
   (list), origin, timeout (the handshake's, default handshake_timeout, 10 s),
-  tls ({verify = true, ca = "ca.pem"}) for wss://, and the connection
+  tls ({verify = true, ca = "ca.pem", certificate = "me.pem", key =
+  "me-key.pem"}: the CA the server's certificate must chain to, and the
+  client certificate to present when asked) for wss://, and the connection
   options of luaws.listen (luaws.defaults). The message says what failed,
   whole ("connect ws://127.0.0.1:8080/ws: handshake: 404 Not Found"); the
   token is one of "refused", "resolve", "handshake", "timeout", "tls", "io".

@@ -54,13 +54,19 @@ local listen = {
   max_topics = { 100000, "number" },         -- topics with subscribers, per server
   max_topics_per_connection = { 64, "number" },
   backlog = { 511, "number" },
-  tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss://
+  tls = { nil, "table" },                    -- { certificate = "cert.pem", key = "key.pem" }: wss:// (see check_tls)
   backplane = { nil, "string" },             -- "redis://[user:password@]host[:port][/db]" or "unix:///path?db=N"
   backplane_prefix = { "luaws", "string" },  -- Redis channels are prefix:topic
   on_backplane = { nil, "function" },        -- function(state, detail): "up" / "down"
   max_body_size = { 1 * MiB, "number" },     -- a plain HTTP request's body; 413 above it
   reject = { nil, "function" },              -- function(req, status, reason): each refusal, in place of the log line
   log_refusals = { true, "boolean" },        -- one log line per refusal (4xx/5xx luaws chose); false: none
+  unix = { nil, "string" },                  -- a unix-domain socket path to listen on, in place of host/port
+  unix_mode = { nil, { number = true, string = true } }, -- its permissions: "0660" (octal text) or 432
+  trusted_proxies = { nil, "table" },        -- {"127.0.0.1", "10.0.0.0/8", "::1", "unix"}: whose X-Forwarded-For / Forwarded count
+  proxy_protocol = { false, "boolean" },     -- a PROXY protocol v1/v2 header comes first (HAProxy, AWS NLB)
+  access_log = { false, { boolean = true, string = true } }, -- true or "logfmt" / "json": a line per upgrade and per close
+  metrics = { nil, "string" },               -- a path ("/metrics") serving Prometheus text (server:route_metrics)
 }
 
 local connect = {
@@ -68,7 +74,7 @@ local connect = {
   protocols = { nil, "table" },              -- subprotocols to offer
   origin = { nil, "string" },
   timeout = { nil, "number" },               -- the handshake's timeout (default handshake_timeout)
-  tls = { nil, "table" },                    -- { verify = true, ca = "ca.pem" } for wss://
+  tls = { nil, "table" },                    -- { verify = true, ca = "ca.pem", certificate =, key = } for wss://
 }
 
 for k, v in pairs(conn) do listen[k], connect[k] = v, v end
@@ -128,6 +134,127 @@ function M.check_compression(v, fname, level, what)
   }
 end
 
+-- The fields of one certificate in a server's tls option.
+local tls_cert_fields = { certificate = true, key = true, server_name = true }
+
+--[[ check_tls(t, fname, level)
+  A server's tls option: one certificate, { certificate = "cert.pem", key =
+  "key.pem" [, server_name = NAME | {NAMES}] }, or a list of such tables
+  (chosen by the name the client asks for, SNI; the first without
+  server_name is the default, and one without server_name answers for the
+  names in its certificate), with ca = "ca.pem" and verify_client = true |
+  "optional" beside the certificate fields or the list. A name is a host
+  name or "*.example.com" (a wildcard is the whole leftmost label). Raises
+  (at level) naming fname; the files are read by the C core. ]]
+function M.check_tls(t, fname, level)
+  level = (level or 2) + 1
+  local function bad(msg) error(("%s: option 'tls' %s"):format(fname, msg), level + 1) end
+  if type(t) ~= "table" then bad("must be a table, got " .. type(t)) end
+  local list = t.certificate == nil and t.key == nil and t[1] ~= nil
+  for k in pairs(t) do
+    if not (k == "ca" or k == "verify_client" or (list and math.type(k) == "integer") or (not list and tls_cert_fields[k])) then
+      bad(("has an unknown field '%s'"):format(tostring(k)))
+    end
+  end
+  local entries = list and t or { t }
+  for i, e in ipairs(entries) do
+    local what = list and ("entry %d "):format(i) or ""
+    if type(e) ~= "table" then bad(("%smust be a table, got %s"):format(what, type(e))) end
+    if list then
+      for k in pairs(e) do
+        if not tls_cert_fields[k] then
+          bad(("%shas an unknown field '%s'%s"):format(what, tostring(k),
+            (k == "ca" or k == "verify_client") and " (it goes beside the list)" or ""))
+        end
+      end
+    end
+    if type(e.certificate) ~= "string" or type(e.key) ~= "string" then
+      bad(what .. "needs certificate and key (PEM file names)")
+    end
+    local names = e.server_name
+    if type(names) == "string" then names = { names } end
+    if names ~= nil and (type(names) ~= "table" or #names == 0) then
+      bad(what .. "server_name must be a host name or a list of them")
+    end
+    for _, n in ipairs(names or {}) do
+      if type(n) ~= "string" or not n:match("^[%w%-%.%*_]+$") or n:find("*", 2, true)
+        or (n:sub(1, 1) == "*" and not n:match("^%*%.[^.]+%.[^.]")) then
+        bad(("%sserver_name %s: a host name, or *.name.tld (a wildcard is the whole leftmost label)")
+          :format(what, type(n) == "string" and ("%q"):format(n) or tostring(n)))
+      end
+    end
+  end
+  local v = t.verify_client
+  if v ~= nil and v ~= true and v ~= false and v ~= "optional" then
+    bad("verify_client must be true, false or \"optional\"")
+  end
+  if t.ca ~= nil and type(t.ca) ~= "string" then bad("ca must be a PEM file name") end
+  if v and not t.ca then bad("verify_client needs ca (a PEM file of the CAs client certificates must chain to)") end
+  if t.ca and not v then bad("ca is for verify_client (true or \"optional\"), which is not set") end
+end
+
+-- The fields of a client's tls option.
+local tls_client_fields = { verify = "boolean", ca = "string", certificate = "string", key = "string" }
+
+--[[ check_client_tls(t, fname, level)
+  A client's tls option: verify (default true: the server's certificate
+  must chain to ca, or to the system store without ca), certificate and key
+  (PEM files, both or neither: what it presents to a server that asks for a
+  client certificate). Raises (at level) naming fname. ]]
+function M.check_client_tls(t, fname, level)
+  level = (level or 2) + 1
+  local function bad(msg) error(("%s: option 'tls' %s"):format(fname, msg), level + 1) end
+  for k, v in pairs(t) do
+    local want = tls_client_fields[k]
+    if not want then bad(("has an unknown field '%s'"):format(tostring(k))) end
+    if type(v) ~= want then bad(("field '%s' must be a %s, got %s"):format(k, want, type(v))) end
+  end
+  if (t.certificate == nil) ~= (t.key == nil) then bad("needs certificate and key together") end
+end
+
+--[[ check_deploy(o, fname, level)
+  The listen options for running behind a proxy (unix, unix_mode,
+  trusted_proxies, proxy_protocol) and for being watched (access_log,
+  metrics). Normalises unix_mode to a number and trusted_proxies to their
+  one written form ("10.1.2.3/8" is "10.0.0.0/8"). Raises (at level). ]]
+function M.check_deploy(o, fname, level)
+  level = level + 1
+  local function bad(msg) error(("%s: option %s"):format(fname, msg), level) end
+  if o.unix_mode ~= nil then
+    local m = o.unix_mode
+    if type(m) == "string" then m = m:match("^0?[0-7][0-7][0-7]$") and tonumber(m, 8) end
+    if math.type(m) ~= "integer" or m < 0 or m > 511 then
+      bad("'unix_mode' must be permissions 0-0777: octal text such as \"0660\", or the number")
+    end
+    if not o.unix then bad("'unix_mode' is for a unix socket: set 'unix' too") end
+    o.unix_mode = m
+  end
+  if o.unix == "" then bad("'unix' must be a path") end
+  if o.trusted_proxies then
+    local list = {}
+    for i, e in ipairs(o.trusted_proxies) do
+      local c = e == "unix" and "unix" or type(e) == "string" and require("luaws.core").cidr(e)
+      if not c then
+        bad(("'trusted_proxies' entry %d (%s) is not an address, a CIDR range or \"unix\""):format(i,
+          type(e) == "string" and ("%q"):format(e) or tostring(e)))
+      end
+      list[i] = c
+    end
+    for k in pairs(o.trusted_proxies) do
+      if math.type(k) ~= "integer" or k < 1 or k > #list then bad("'trusted_proxies' must be a list") end
+    end
+    o.trusted_proxies = list
+  end
+  if o.proxy_protocol and o.tls then
+    bad("'proxy_protocol' does not go with 'tls' yet: end TLS at the balancer, or use one without PROXY")
+  end
+  local al = o.access_log
+  if al ~= false and al ~= true and al ~= "logfmt" and al ~= "json" then
+    bad("'access_log' must be true, false, \"logfmt\" or \"json\"")
+  end
+  if o.metrics ~= nil and o.metrics:sub(1, 1) ~= "/" then bad("'metrics' must be a path beginning with /") end
+end
+
 --[[ check(opts, which, fname, level) -> o
   which: "listen" or "connect". Returns a new table with every option of
   that function, defaults filled in. Raises (at level) on a name it does not
@@ -164,10 +291,11 @@ function M.check(opts, which, fname, level)
     if o.port ~= floor(o.port) or o.port > 65535 then
       error(fname .. ": option 'port' must be an integer 0-65535", level)
     end
-    if o.tls and (type(o.tls.certificate) ~= "string" or type(o.tls.key) ~= "string") then
-      error(fname .. ": option 'tls' needs certificate and key (PEM file names)", level)
-    end
+    if o.tls then M.check_tls(o.tls, fname, level) end
     if o.static then o.static = o.static:gsub("/+$", "") end
+    M.check_deploy(o, fname, level)
+  elseif o.tls then
+    M.check_client_tls(o.tls, fname, level)
   end
   return o
 end

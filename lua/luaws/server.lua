@@ -20,6 +20,7 @@
 
 local core = require "luaws.core"
 local conn = require "luaws.conn"
+local metrics = require "luaws.metrics"
 local options = require "luaws.options"
 local routes = require "luaws.routes"
 local util = require "luaws.util"
@@ -87,7 +88,8 @@ local function refused(self, req, status)
     if not ok then core.log("error in reject: " .. tostring(err)) end
   elseif o.log_refusals then
     core.log(("refused %s from %s: %d %s"):format(
-      req.method and (req.method .. " " .. tostring(req.path)) or "a request that did not parse",
+      req.method and (req.method .. " " .. tostring(req.path))
+        or (req.not_tls and "plain HTTP sent to the TLS port" or "a request that did not parse"),
       tostring(req.remote), status, reason))
   end
 end
@@ -192,9 +194,73 @@ function methods:route(path, handlers, ropts)
   if ropts and ropts.compression ~= nil then
     self._zroute[handlers] = options.check_compression(ropts.compression, "route", 2)
   end
+  if self.options.access_log then   -- a new table: the route's compression follows it
+    local z = self._zroute[handlers]
+    handlers = self:_logged(handlers)
+    self._zroute[handlers] = z
+  end
   self._ws:add(path, handlers, "route", 2)
   return self
 end
+
+-- One access-log line: fields in order, as logfmt (key=value, values with
+-- spaces or quotes quoted) or as a JSON object.
+local function log_value(v)
+  if type(v) == "number" then
+    return math.type(v) == "integer" and tostring(v) or ("%.6f"):format(v)
+  end
+  return tostring(v)
+end
+
+local function access_line(style, ...)
+  local out, fields = {}, table.pack(...)
+  for i = 1, fields.n, 2 do
+    local k, v = fields[i], fields[i + 1]
+    if v ~= nil then
+      local s = log_value(v)
+      if style == "json" then
+        out[#out + 1] = ("%q:%s"):format(k, (type(v) == "number" or type(v) == "boolean") and s
+          or '"' .. s:gsub('[%c"\\]', function(ch) return ("\\u%04x"):format(ch:byte()) end) .. '"')
+      else
+        if s == "" or s:find('[%s"=]') then s = '"' .. s:gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"' end
+        out[#out + 1] = k .. "=" .. s
+      end
+    end
+  end
+  return style == "json" and "{" .. table.concat(out, ",") .. "}" or table.concat(out, " ")
+end
+
+--[[ server:_logged(handlers) -> handlers
+  The route's handlers with the access log (the access_log option) around
+  open and close: one line per upgrade (remote, path, status 101, the
+  handshake's duration) and one per close (remote, path, close code, the
+  connection's duration, messages and bytes each way), through core.log.
+  Made once per route, so connections share one table. ]]
+function methods:_logged(handlers)
+  local style = self.options.access_log == "json" and "json" or "logfmt"
+  local born = setmetatable({}, { __mode = "k" })
+  local open, close = handlers.open, handlers.close
+  local wrapped = {}
+  for k, v in pairs(handlers) do wrapped[k] = v end
+  wrapped.open = function(ws)
+    local st = ws:stats()
+    born[ws] = core.now()
+    core.log(access_line(style, "event", "upgrade", "remote", ws.remote, "path", ws.path,
+      "status", 101, "duration", st and st.handshake_seconds, "secure", ws.secure))
+    if open then return open(ws) end
+  end
+  wrapped.close = function(ws, code, reason, token)
+    local st = ws:stats() or {}
+    local t0 = born[ws]
+    core.log(access_line(style, "event", "close", "remote", ws.remote, "path", ws.path, "code", code,
+      "reason", reason ~= "" and reason or nil, "error", token,
+      "duration", t0 and core.now() - t0, "messages_in", st.messages_in, "messages_out", st.messages_out,
+      "bytes_in", st.bytes_in, "bytes_out", st.bytes_out))
+    if close then return close(ws, code, reason, token) end
+  end
+  return wrapped
+end
+
 
 -- Add fn as the handler of method on path (see server:http), naming fname.
 local function add_http(self, method, path, fn, fname)
@@ -233,6 +299,22 @@ end
 
 function methods:post(path, fn)
   add_http(self, "POST", path, fn, "post")
+  return self
+end
+
+--[[ server:route_metrics([path]) -> server
+  Serve the server's counters at path (default "/metrics") in the
+  Prometheus text format 0.0.4 (luaws.metrics): a GET route like any
+  other, so an upgrade hook, origin or TLS settings do not apply to it.
+  Usage: server:route_metrics("/metrics") ]]
+function methods:route_metrics(path)
+  path = path or "/metrics"
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+    error("bad argument #1 to 'route_metrics' (a path beginning with / expected)", 2)
+  end
+  add_http(self, "GET", path, function()
+    return 200, metrics.render(self), { ["Content-Type"] = metrics.CONTENT_TYPE }
+  end, "route_metrics")
   return self
 end
 
@@ -307,6 +389,8 @@ function M.listen(opts)
   }, mt)
   local copts = options.core_options(o)
   copts.tls = o.tls
+  copts.unix, copts.unix_mode = o.unix, o.unix_mode
+  copts.trusted_proxies, copts.proxy_protocol = o.trusted_proxies, o.proxy_protocol
   copts.on_refused = function(req, status) refused(self, req, status) end
   -- a worker (luaws.run{workers}): the k-th listen adopts the sockets the
   -- master bound in its k-th listen, instead of binding
@@ -317,7 +401,9 @@ function M.listen(opts)
   if not c then return nil, message, token end
   self._c = c
   self.port = c:port()
+  self.unix = o.unix
   M.listened[self] = true
+  if o.metrics then self:route_metrics(o.metrics) end
   if o.backplane then
     local params, err = util.parse_redis_url(o.backplane)
     if not params then
@@ -344,6 +430,25 @@ function methods:close(code, reason)
     error("bad argument #2 to 'close' (string expected, got " .. type(reason) .. ")", 2)
   end
   self._c:close(code, reason)
+  self._closed = true
+  return true
+end
+
+--[[ server:reload_tls([tls]) -> true | nil, message, "tls"
+  Read the certificate files again: those of the tls option, or those of
+  tls (a table of the same form, which then becomes server.options.tls).
+  New handshakes get the new certificates; open connections keep their
+  sessions. When a file cannot be read or a key does not match its
+  certificate, nothing changes and the message says what failed. Raises for
+  a server without tls, or a tls table of the wrong shape. luaws.run() calls
+  it for every server on SIGHUP.
+  Usage: assert(server:reload_tls()) ]]
+function methods:reload_tls(tls)
+  if not self.options.tls then error("reload_tls: the server does not speak TLS (no tls option)", 2) end
+  if tls ~= nil then options.check_tls(tls, "reload_tls", 2) end
+  local ok, message, token = self._c:reload_tls(tls or self.options.tls)
+  if not ok then return nil, message, token end
+  if tls ~= nil then self.options.tls = tls end
   return true
 end
 
@@ -382,6 +487,9 @@ function methods:connections() return self._c:connections() end
 
 -- server:url([path]) -> "ws://host:port/path" (wss:// with tls) for this server
 function methods:url(path)
+  if self.unix then   -- no URL scheme names a unix socket; this is the common spelling
+    return ("%s+unix://%s:%s"):format(self.options.tls and "wss" or "ws", self.unix, path or "/")
+  end
   local host = self.host
   if host == "*" or host == "0.0.0.0" or host == "::" then host = "127.0.0.1" end
   if host:find(":", 1, true) then host = "[" .. host .. "]" end

@@ -50,7 +50,8 @@ function serverCommand(example) {
 }
 
 // Starts `argv` plus `--port 0 --host 127.0.0.1` and any `extra` arguments in
-// the repo root, and resolves once it prints "... listening on http://H:P/".
+// the repo root, and resolves once it prints "... listening on http://H:P/"
+// (or https://, for a server given a certificate).
 // Resolves to { url, port, pid, stop(), output() }. Rejects, after stopping the
 // process, if it exits first or doesn't print the line within WAIT_MS.
 function startServer(argv, extra = []) {
@@ -99,7 +100,7 @@ function startServer(argv, extra = []) {
     child.stdout.on('data', (chunk) => {
       out += chunk;
       buffered += chunk;
-      const m = /listening on (http:\/\/(?:\[[^\]]+\]|[^\s:/]+):(\d+))\/?\s*$/m.exec(buffered);
+      const m = /listening on (https?:\/\/(?:\[[^\]]+\]|[^\s:/]+):(\d+))\/?\s*$/m.exec(buffered);
       if (!m || settled) return;
       settled = true;
       clearTimeout(timer);
@@ -128,9 +129,10 @@ function startStatic(dir) {
 }
 
 // Launches headless chromium with a fresh profile directory. `extraArgs` are
-// added to the fixed flag list. Resolves to { context, close() }; close()
-// ends the browser and removes the profile.
-async function launchBrowser(extraArgs = []) {
+// added to the fixed flag list; `options` to playwright's launch options
+// ({ ignoreHTTPSErrors: true } for a self-signed certificate). Resolves to
+// { context, close() }; close() ends the browser and removes the profile.
+async function launchBrowser(extraArgs = [], options = {}) {
   const executablePath = process.env.LUAWS_BROWSER_CHROMIUM || '/usr/bin/chromium';
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'luaws-chromium-'));
   let context;
@@ -145,6 +147,7 @@ async function launchBrowser(extraArgs = []) {
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
         ...extraArgs,
       ],
+      ...options,
     });
   } catch (err) {
     fs.rmSync(profile, { recursive: true, force: true });

@@ -327,4 +327,85 @@ describe("README tutorial files, run", function()
       assert.is_nil(ex:output():find("upgrade from https://evil", 1, true), "the hook never saw the refused origin")
     end)
   end)
+
+  -- Certificates for 07_tls.lua, made with the openssl command: a CA that
+  -- signs a.example, *.b.example, the default (127.0.0.1) and a client's.
+  local function tls_certs()
+    local dir = os.tmpname()
+    os.remove(dir)
+    proc.check { "mkdir", "-p", dir }
+    local EC = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    local function sh(cmd) proc.check({ "sh", "-c", cmd }, { timeout = 60, cwd = dir }) end
+    sh("openssl req -x509 " .. EC .. " -days 2 -subj '/CN=tutorial CA' -addext basicConstraints=critical,CA:TRUE"
+      .. " -keyout clients-ca-key.pem -out clients-ca.pem 2>/dev/null")
+    local serial = 10
+    local function leaf(name, cn, san)
+      serial = serial + 1
+      sh(("openssl req %s -subj '/CN=%s' -keyout %s-key.pem -out %s.csr 2>/dev/null && printf 'subjectAltName=%s\n' > %s.ext"
+        .. " && openssl x509 -req -in %s.csr -CA clients-ca.pem -CAkey clients-ca-key.pem -set_serial %d -days 2"
+        .. " -extfile %s.ext -out %s.pem 2>/dev/null"):format(EC, cn, name, name, san, name, name, serial, name, name))
+    end
+    leaf("a", "a.example", "DNS:a.example")
+    leaf("wild", "b.example", "DNS:*.b.example")
+    leaf("default", "127.0.0.1", "IP:127.0.0.1")
+    leaf("next", "127.0.0.1", "IP:127.0.0.1")
+    leaf("alice", "alice", "email:alice@example.test")
+    return dir
+  end
+
+  ;(select(2, proc.run({ "openssl", "version" }, { timeout = 20 })) == 0 and describe or pending)("07_tls.lua", function()
+    local script, dir = "examples/tutorial/07_tls.lua", nil
+    setup(function() dir = tls_certs() end)
+    teardown(function() if dir then proc.run { "rm", "-rf", dir } end end)
+
+    local function start()
+      local ex = common.spawn(script, { "--port", "0", "--host", "127.0.0.1", "--certs", dir })
+      ex.port = tonumber(ex:wait_output("^luaws tls listening on https://127%.0%.0%.1:(%d+)/$", "the listening line", 20))
+      return ex
+    end
+    local function peer(ex, name)   -- the subject of the certificate sent for SNI name
+      local out = proc.run({ "openssl", "s_client", "-connect", "127.0.0.1:" .. ex.port, "-servername", name, "-brief" },
+        { timeout = 30, unset = { "LD_PRELOAD" } })
+      return out:match("Peer certificate: ([^\n]*)")
+    end
+
+    it("greets a client by its certificate's subject, and one without as a stranger", function()
+      local ex = start()
+      local url = ("wss://127.0.0.1:%d/ws"):format(ex.port)
+      local ws = assert(connect(url, { tls = { ca = dir .. "/clients-ca.pem",
+        certificate = dir .. "/alice.pem", key = dir .. "/alice-key.pem" } }))
+      assert.truthy((ws:receive(10)):match("^hello CN=alice over TLSv1%.[23]$"))
+      echoes(ws)
+      ws = assert(connect(url, { tls = { ca = dir .. "/clients-ca.pem" } }))
+      assert.truthy((ws:receive(10)):match("^hello stranger over TLSv1%.[23]$"))
+    end)
+
+    it("sends the certificate of the name asked for, the default for others", function()
+      local ex = start()
+      assert.equal("CN = a.example", peer(ex, "a.example"))
+      assert.equal("CN = b.example", peer(ex, "x.b.example"))
+      assert.equal("CN = 127.0.0.1", peer(ex, "other.example"))
+    end)
+
+    it("reads the files again on SIGHUP; open connections keep theirs", function()
+      proc.check { "cp", dir .. "/default.pem", dir .. "/default-was.pem" }
+      proc.check { "cp", dir .. "/default-key.pem", dir .. "/default-was-key.pem" }
+      local ex = start()
+      local url = ("wss://127.0.0.1:%d/ws"):format(ex.port)
+      local old = assert(connect(url, { tls = { ca = dir .. "/clients-ca.pem" } }))
+      assert(old:receive(10))
+      assert.equal("0D", old.tls.serial)
+      proc.check { "cp", dir .. "/next.pem", dir .. "/default.pem" }
+      proc.check { "cp", dir .. "/next-key.pem", dir .. "/default-key.pem" }
+      assert(ex:signal("HUP"))
+      ex:wait_output("SIGHUP: tls certificates reloaded for 127%.0%.0%.1:%d+", "the reload's log line", 20)
+      local new = assert(connect(url, { tls = { ca = dir .. "/clients-ca.pem" } }))
+      assert(new:receive(10))
+      assert.equal("0E", new.tls.serial)
+      echoes(old)
+      assert.equal("0D", old.tls.serial)
+      proc.check { "cp", dir .. "/default-was.pem", dir .. "/default.pem" }
+      proc.check { "cp", dir .. "/default-was-key.pem", dir .. "/default-key.pem" }
+    end)
+  end)
 end)
