@@ -342,16 +342,19 @@ int ws_deflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
 }
 
 /*
-** The peer's stream ended (BFINAL) inside a message: the rest of it is
-** ignored (§7.2.3.4), and the next message starts a fresh stream over the
-** same window.
+** Start the peer's stream afresh over the same window (none without
+** context takeover): between messages the window is all the state there
+** is, so the next message begins on a block boundary whether this stream
+** stays warm or another one takes the window over. Used when the stream
+** ended (BFINAL: the rest of the message is ignored, §7.2.3.4) and when
+** the tail put back after a message that was already on a boundary leaves
+** a stored block half-read (see ws_inflate).
 */
 static int inflate_restart(struct ws_zctx *x)
 {
     static uint8_t dict[1u << 15];   /* a scratch, as in zs_disown */
     z_stream *z = &x->zs->z;
     uInt len = 0;
-    x->ended = 1;
     if (x->no_context)
         return inflateReset2(z, -(int)x->bits) == Z_OK ? WS_OK : WS_ENOMEM;
     if (inflateGetDictionary(z, dict, &len) != Z_OK || inflateReset2(z, -(int)x->bits) != Z_OK)
@@ -399,6 +402,7 @@ static int inflate_some(struct ws_zctx *x, const uint8_t *in, size_t n, struct w
         case Z_OK:
             break;
         case Z_STREAM_END:
+            x->ended = 1;
             return inflate_restart(x);
         case Z_BUF_ERROR:     /* no progress: the input is used up */
             if (z->avail_in == 0 && n == 0)
@@ -415,13 +419,22 @@ static int inflate_some(struct ws_zctx *x, const uint8_t *in, size_t n, struct w
 }
 
 /*
-** After the tail: is the inflater between two blocks, with no bit of the
-** next one read? zlib's data_type says so (128: "just completed a block",
-** the low bits: unused bits held). A message made as §7.2.1 says ends with
-** the empty stored block the tail completes, so this always holds for it;
-** data that ends inside a block would leave state that no saved window can
-** carry to the next message, and whether it inflated would depend on
-** whether the stream stayed warm. It is refused instead (1002).
+** Is the inflater between two blocks, with no bit of the next one read?
+** zlib's data_type says so (128: "just completed a block", the low bits:
+** unused bits held).
+**
+** A message made as §7.2.1 says ends inside the empty stored block of its
+** sync flush, whose 00 00 ff ff was removed: the tail put back completes
+** it, and the stream is on a boundary after the tail. Peers also send a
+** message that was already on a boundary before the tail: an empty
+** payload (nothing fed), or a payload that kept its own 00 00 ff ff. The
+** tail then starts a new stored block and stops inside its header; that
+** is accepted (as Python websockets and node ws do), and the stream is
+** restarted on the boundary it had, keeping the window. Any other data
+** that is not on a boundary after the tail (it ends inside a block, or
+** after one but not at the end of a byte) would leave bit and Huffman state that no saved window can carry to the
+** next message, so whether that one inflated would depend on whether the
+** stream stayed warm: it is refused instead (1002).
 */
 static int at_block_boundary(const z_stream *z)
 {
@@ -439,12 +452,18 @@ int ws_inflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
             return WS_ENOMEM;
         x->open = 1;
         x->ended = 0;
+        x->fed = 0;
     }
     rc = inflate_some(x, data, len, out, total, max);
-    if (rc == WS_OK && fin)
+    if (len)
+        x->fed = 1;
+    if (rc == WS_OK && fin) {
+        /* on a boundary before the tail (see at_block_boundary)? */
+        int clean = x->ended || !x->fed || at_block_boundary(&x->zs->z);
         rc = inflate_some(x, tail, sizeof tail, out, total, max);
-    if (rc == WS_OK && fin && !x->ended && !at_block_boundary(&x->zs->z))
-        rc = WS_EPROTO;
+        if (rc == WS_OK && !x->ended && !at_block_boundary(&x->zs->z))
+            rc = clean ? inflate_restart(x) : WS_EPROTO;
+    }
     if (rc != WS_OK) {
         zs_return(p, x, 0);
         x->lost = 1;
