@@ -25,7 +25,8 @@
 
 struct ws_zstream {
     z_stream z;
-    struct ws_zstream *next;   /* in the pool's idle list */
+    struct ws_zstream *next, *prev;   /* in the pool's idle list (doubly linked: a warm
+                                       * stream leaves it in O(1) at every message) */
     struct ws_zctx *owner;     /* whose context it holds (warm or lent), or NULL */
     uint8_t kind;              /* enum ws_zkind */
     uint8_t zbits;             /* the windowBits zlib runs with (deflate: 9 for an agreed 8) */
@@ -175,6 +176,35 @@ static struct ws_zstream *zs_new(struct ws_zpool *p, const struct ws_zctx *x)
     return zs;
 }
 
+/* The idle list: push at the front (most recent), unlink from anywhere. */
+static void idle_push(struct ws_zpool *p, struct ws_zstream *zs)
+{
+    zs->prev = NULL;
+    zs->next = p->idle;
+    if (p->idle)
+        p->idle->prev = zs;
+    else
+        p->idle_tail = zs;
+    p->idle = zs;
+    p->nidle++;
+    p->idle_bytes += zs->bytes;
+}
+
+static void idle_unlink(struct ws_zpool *p, struct ws_zstream *zs)
+{
+    if (zs->prev)
+        zs->prev->next = zs->next;
+    else
+        p->idle = zs->next;
+    if (zs->next)
+        zs->next->prev = zs->prev;
+    else
+        p->idle_tail = zs->prev;
+    zs->next = zs->prev = NULL;
+    p->nidle--;
+    p->idle_bytes -= zs->bytes;
+}
+
 /*
 ** Lend x a stream for its next message. Its own warm stream if it has
 ** one (the context is intact: nothing to do); else a free stream that
@@ -185,28 +215,22 @@ static struct ws_zstream *zs_new(struct ws_zpool *p, const struct ws_zctx *x)
 */
 static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
 {
-    struct ws_zstream **pp, **take = NULL, **lru = NULL, *zs;
+    struct ws_zstream *s, *take = NULL, *lru = NULL, *zs;
     int rc = Z_OK;
     p->lends++;
-    if (x->zs) {
-        for (pp = &p->idle; *pp && *pp != x->zs; pp = &(*pp)->next)
-            ;
-        if (*pp) {
-            *pp = x->zs->next;
-            p->nidle--;
-            p->idle_bytes -= x->zs->bytes;
-        }
-        x->zs->next = NULL;
+    if (x->zs) {   /* its own, warm: idle (between messages) or already lent to it */
+        if (x->zs->prev || p->idle == x->zs)
+            idle_unlink(p, x->zs);
         return x->zs;
     }
-    for (pp = &p->idle; *pp; pp = &(*pp)->next) {
-        if (!zs_fits(*pp, x))
+    for (s = p->idle; s; s = s->next) {
+        if (!zs_fits(s, x))
             continue;
-        if (!(*pp)->owner) {
-            take = pp;
+        if (!s->owner) {
+            take = s;
             break;
         }
-        lru = pp;
+        lru = s;
     }
     /* no free stream: a new one while the idle ones are within the pool's
      * bounds (the warm stay warm), else the least recently used warm one */
@@ -214,15 +238,12 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
                          p->idle_bytes + zs_bytes(x->kind, zlib_bits(x), x->mem_level) > p->keep_bytes))
         take = lru;
     if (take) {
-        zs = *take;
-        *take = zs->next;
-        p->nidle--;
-        p->idle_bytes -= zs->bytes;
+        zs = take;
+        idle_unlink(p, zs);
         zs_disown(zs);
     } else if (!(zs = zs_new(p, x))) {
         return NULL;
     }
-    zs->next = NULL;
     p->resets++;
     if (zs->kind == WS_Z_DEFLATE) {
         rc = deflateReset(&zs->z);
@@ -247,13 +268,8 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
 void ws_zpool_trim(struct ws_zpool *p, size_t keep, size_t keep_bytes)
 {
     while (p->nidle > keep || (p->nidle > 0 && p->idle_bytes > keep_bytes)) {
-        struct ws_zstream **pp = &p->idle, *zs;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        zs = *pp;
-        *pp = NULL;
-        p->nidle--;
-        p->idle_bytes -= zs->bytes;
+        struct ws_zstream *zs = p->idle_tail;
+        idle_unlink(p, zs);
         zs_disown(zs);
         zs_end(zs);
         p->live--;
@@ -277,10 +293,7 @@ static void zs_return(struct ws_zpool *p, struct ws_zctx *x, int ok)
         if (!ok)
             x->lost = !x->no_context;
     }
-    zs->next = p->idle;
-    p->idle = zs;
-    p->nidle++;
-    p->idle_bytes += zs->bytes;
+    idle_push(p, zs);
     ws_zpool_trim(p, p->keep, p->keep_bytes);
 }
 

@@ -69,6 +69,7 @@ struct ws_zstream;
 /* Streams lent to contexts, shared by all the connections of one loop. */
 struct ws_zpool {
     struct ws_zstream *idle;   /* not inside a message: most recently used first */
+    struct ws_zstream *idle_tail;   /* the least recently used idle one */
     size_t nidle;              /* how many */
     size_t keep;               /* idle streams kept at most; beyond, the least recent is freed */
     size_t keep_bytes;         /* and at most this much zlib memory in idle streams (about) */
@@ -78,7 +79,7 @@ struct ws_zpool {
     uint64_t lends;            /* streams lent (a message started), warm or not */
 };
 
-#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, 0, (keep), (keep_bytes), 0, 0, 0, 0 }
+#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, NULL, 0, (keep), (keep_bytes), 0, 0, 0, 0 }
 
 enum ws_zkind {
     WS_Z_DEFLATE = 0,          /* compresses what we send */
