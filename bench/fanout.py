@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """bench/fanout.py -- the fan-out scenarios of `make bench` (bench/fanout.sh runs this).
 
-Three scenarios, each run with a fresh set of server processes pinned to core 0
+Four scenarios, each run with a fresh set of server processes pinned to core 0
 and build/bench/fanout (or loadgen) pinned to core 1, the servers interleaved
 and their order rotated per repeat, medians over the repeats:
 
@@ -42,7 +42,7 @@ and the servers' logs in bench/results/logs/fanout-*.log.
 Environment: FANOUT_SCENARIOS (inproc,redis,mem,inprocz), FANOUT_SERVERS (luaws,node,floor,corked,sio),
 FANOUT_SUBS (10000), FANOUT_SIZES (16,1024), FANOUT_ZSIZES (1024: inprocz), FANOUT_WINDOW (8), FANOUT_DURATION
 (3 s), FANOUT_WARMUP (1 s), FANOUT_REPEATS (BENCH_REPEATS or 3), FANOUT_BUDGET
-(540 s: no run starts after that), FANOUT_QUIET_TOTAL (90 s of waiting in all
+(720 s: no run starts after that), FANOUT_QUIET_TOTAL (90 s of waiting in all
 for other processes to leave the CPU; BENCH_QUIET_WAIT per run, as in runner.py).
 """
 import datetime
@@ -69,7 +69,7 @@ WINDOW = int(os.environ.get("FANOUT_WINDOW", "8"))
 DURATION = float(os.environ.get("FANOUT_DURATION", "3"))
 WARMUP = float(os.environ.get("FANOUT_WARMUP", "1"))
 REPEATS = int(os.environ.get("FANOUT_REPEATS", os.environ.get("BENCH_REPEATS", "3")))
-BUDGET = float(os.environ.get("FANOUT_BUDGET", "540"))
+BUDGET = float(os.environ.get("FANOUT_BUDGET", "720"))
 QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "20"))
 QUIET_TOTAL = float(os.environ.get("FANOUT_QUIET_TOTAL", "90"))
 SERVER_CPU, GEN_CPU = "0", "1"

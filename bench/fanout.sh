@@ -17,7 +17,7 @@
 # FANOUT_SERVERS (luaws,node,floor,corked,sio), FANOUT_ZSIZES (1024),
 # FANOUT_SUBS (10000), FANOUT_SIZES (16,1024), FANOUT_WINDOW (8),
 # FANOUT_DURATION (3), FANOUT_WARMUP (1), FANOUT_REPEATS (3), FANOUT_BUDGET
-# (540 s), FANOUT_QUIET_TOTAL (90 s); see bench/fanout.py. A full run takes
+# (720 s), FANOUT_QUIET_TOTAL (90 s); see bench/fanout.py. A full run takes
 # about 5 minutes on a quiet machine.
 set -eu
 cd "$(dirname "$0")/.."

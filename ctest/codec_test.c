@@ -786,6 +786,69 @@ static void test_deflate(void)
         ws_zctx_free(&pool, &rx);
         ws_buf_free(&out);
     }
+    /* a message already on a block boundary before its tail is put back
+     * (peers send them): an empty payload, whole or in two empty frames,
+     * and a payload that kept its own 00 00 ff ff. Each inflates (to
+     * nothing, or its text), first on a context and after others, and the
+     * messages after it still inflate over the same window: with and
+     * without context takeover, the stream kept warm or not */
+    for (int cold = 0; cold <= 1; cold++)
+        for (int nc = 0; nc <= 1; nc++)
+            for (int kind = 0; kind < 3; kind++) {
+                struct ws_zpool warm = WS_ZPOOL_INIT(4, 1u << 30), none = WS_ZPOOL_INIT(0, 0);
+                struct ws_zpool *zp = cold ? &none : &warm;
+                struct ws_buf z = WS_BUF_INIT, out = WS_BUF_INIT;
+                int ok = 1;
+                ws_zctx_init(&tx, WS_Z_DEFLATE, 15, nc, 6, 8);
+                ws_zctx_init(&rx, WS_Z_INFLATE, 15, nc, 0, 1);
+                for (int round = 0; round < 3; round++) {
+                    const uint8_t *m = text + 5000 + (size_t)round * 300;
+                    uint64_t total = 0;
+                    out.len = 0;
+                    if (kind == 0) {
+                        ok &= ws_inflate(zp, &rx, NULL, 0, 1, &out, &total, 0) == WS_OK && out.len == 0;
+                    } else if (kind == 1) {
+                        ok &= ws_inflate(zp, &rx, NULL, 0, 0, &out, &total, 0) == WS_OK;
+                        ok &= ws_inflate(zp, &rx, NULL, 0, 1, &out, &total, 0) == WS_OK && out.len == 0;
+                    } else {
+                        /* the sender's sync flush whole: ws_deflate's output, tail put back */
+                        z.len = z.off = 0;
+                        ok &= ws_deflate(zp, &tx, m, 300, 1, &z) == WS_OK &&
+                              ws_buf_append(&z, "\0\0\xff\xff", 4, 0) == WS_OK;
+                        for (size_t i = 0; i < z.len; i += 7) {
+                            size_t take = z.len - i < 7 ? z.len - i : 7;
+                            ok &= ws_inflate(zp, &rx, guard_put(ws_buf_head(&z) + i, take), take, i + take >= z.len,
+                                             &out, &total, 0) == WS_OK;
+                        }
+                        ok &= out.len == 300 && memcmp(ws_buf_head(&out), m, 300) == 0;
+                    }
+                    if (cold)
+                        ok &= rx.zs == NULL && none.live == 0;
+                    /* the next messages refer back to the earlier ones */
+                    ok &= zround(zp, &tx, &rx, text + (size_t)round * 400, 2000, 1, 1 << 20, &wire);
+                    ok &= zround(zp, &tx, &rx, text + (size_t)round * 400 + 100, 2000, 2, 77, &wire);
+                }
+                CHECK(ok);
+                ws_zctx_free(zp, &tx);
+                ws_zctx_free(zp, &rx);
+                ws_zpool_trim(zp, 0, 0);
+                CHECK(zp->live == 0);
+                ws_buf_free(&z);
+                ws_buf_free(&out);
+            }
+    /* data that stops inside a real block is refused, even on a fresh
+     * stream (the first three bytes of §7.2.3.1's "Hello") */
+    {
+        static const uint8_t cut[] = { 0xf2, 0x48, 0xcd };
+        struct ws_buf out = WS_BUF_INIT;
+        uint64_t total = 0;
+        for (int nc = 0; nc <= 1; nc++) {
+            ws_zctx_init(&rx, WS_Z_INFLATE, 15, nc, 0, 1);
+            CHECK(ws_inflate(&pool, &rx, guard_put(cut, sizeof cut), sizeof cut, 1, &out, &total, 0) == WS_EPROTO);
+            ws_zctx_free(&pool, &rx);
+        }
+        ws_buf_free(&out);
+    }
     /* context takeover pays: the same message again costs far less */
     ws_zctx_init(&tx, WS_Z_DEFLATE, 15, 0, 6, 8);
     ws_zctx_init(&rx, WS_Z_INFLATE, 15, 0, 0, 1);

@@ -441,6 +441,12 @@ write("pmd", "inflate-limit-1", inflate_seed(params(8, false, 1), {}, hello))
 write("pmd", "inflate-empty", inflate_seed(params(15, false, 0), {}, "\0"))
 write("pmd", "inflate-reserved-block", inflate_seed(params(15, false, 0), {}, "\x07\xff"))
 write("pmd", "inflate-stored-bad-nlen", inflate_seed(params(15, false, 0), {}, "\0\5\0\5\0Hello"))
+-- messages already on a block boundary before the tail: empty ones between
+-- others, and one that kept its own 00 00 ff ff tail
+write("pmd", "inflate-empty-payload", inflate_seed(params(15, false, 0), { 0x80, 0x80 | #hello }, hello .. hello_again))
+write("pmd", "inflate-empty-payload-nct", inflate_seed(params(10, true, 0), { 0x80, 0x80 | #hello }, hello .. hello))
+write("pmd", "inflate-kept-tail", inflate_seed(params(15, false, 0), { 0x80 | (#hello + 4) },
+  hello .. "\0\0\xff\xff" .. hello_again))
 write("pmd", "inflate-every-window", inflate_seed(params(12, true, 3), { 0x80 | 10 }, stored("0123") .. stored("abcdef")))
 
 -- Round trips: text to compress, cut into messages.

@@ -34,8 +34,9 @@
  * from a guard-page copy, on a pool that keeps no stream idle (so a
  * context's window is saved and given back between every two messages).
  * A reference, one plain z_stream per message stream, inflates each whole
- * message (tail appended) at once, and, as ours, refuses one that does
- * not end between two blocks. Checks: ws_inflate gives WS_OK,
+ * message at once, then its tail, and, as ours, refuses one that does not
+ * end between two blocks unless it already did before the tail (or is
+ * empty: then the stream restarts there, same window). Checks: ws_inflate gives WS_OK,
  * WS_EPROTO or WS_ETOOBIG only; the inflated bytes are counted exactly and
  * never pass the limit + 1; a message ours inflates is the reference's
  * byte for byte; the reference's good message within the limit is ours
@@ -199,55 +200,79 @@ static void ref_init(struct ref *r, int bits, int no_context)
     CHECK(r->ok);
 }
 
-/* Inflate one whole message (tail appended) into *out (malloc'd, *olen):
- * 1 on success, 0 on a data error. A BFINAL block ends the message's data
- * (RFC 7692 §7.2.3.4); the next message goes on with the same window. */
-static int ref_message(struct ref *r, const uint8_t *msg, size_t n, uint8_t **out, size_t *olen)
+/* Restart the reference's stream over its window (none without context). */
+static void ref_restart(struct ref *r)
 {
-    uint8_t *in = malloc(n + 4), *buf = NULL;
-    size_t cap = 0, len = 0;
-    int rc = Z_OK, good = 1;
-    if (!in)
-        abort();
-    memcpy(in, msg, n);
-    memcpy(in + n, "\0\0\xff\xff", 4);
-    if (r->no_context)
-        CHECK(inflateReset2(&r->z, -r->bits) == Z_OK);
-    r->z.next_in = in;
-    r->z.avail_in = (uInt)(n + 4);
+    static uint8_t dict[1u << 15];
+    uInt dlen = 0;
+    CHECK(inflateGetDictionary(&r->z, dict, &dlen) == Z_OK);
+    CHECK(inflateReset2(&r->z, -r->bits) == Z_OK);
+    if (dlen && !r->no_context)
+        CHECK(inflateSetDictionary(&r->z, dict, dlen) == Z_OK);
+}
+
+static int ref_boundary(const struct ref *r)
+{
+    return (r->z.data_type & 128) && !(r->z.data_type & 7);
+}
+
+/* Inflate in[0..n) at once onto *buf (*cap, *len): 1 fine, 0 a data
+ * error, 2 the stream ended (BFINAL: restarted, the rest ignored). */
+static int ref_feed(struct ref *r, const uint8_t *in, size_t n, uint8_t **buf, size_t *cap, size_t *len)
+{
+    r->z.next_in = (Bytef *)(uintptr_t)in;
+    r->z.avail_in = (uInt)n;
     for (;;) {
-        if (cap - len < 65536) {
-            cap = cap ? cap * 2 : 65536;
-            if (!(buf = realloc(buf, cap)))
+        int rc;
+        if (*cap - *len < 65536) {
+            *cap = *cap ? *cap * 2 : 65536;
+            if (!(*buf = realloc(*buf, *cap)))
                 abort();
         }
-        r->z.next_out = buf + len;
-        r->z.avail_out = (uInt)(cap - len);
+        r->z.next_out = *buf + *len;
+        r->z.avail_out = (uInt)(*cap - *len);
         rc = inflate(&r->z, Z_SYNC_FLUSH);
-        len = cap - r->z.avail_out;
+        *len = *cap - r->z.avail_out;
         if (rc == Z_STREAM_END) {
-            /* the rest of the message is ignored; a fresh stream, same window */
-            static uint8_t dict[1u << 15];
-            uInt dlen = 0;
-            CHECK(inflateGetDictionary(&r->z, dict, &dlen) == Z_OK);
-            CHECK(inflateReset2(&r->z, -r->bits) == Z_OK);
-            if (dlen && !r->no_context)
-                CHECK(inflateSetDictionary(&r->z, dict, dlen) == Z_OK);
-            break;
+            ref_restart(r);
+            return 2;
         }
         if (rc == Z_BUF_ERROR && r->z.avail_in == 0)
-            break;
-        if (rc != Z_OK && rc != Z_BUF_ERROR) {
-            good = 0;
-            break;
-        }
+            return 1;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return 0;
         if (r->z.avail_in == 0 && r->z.avail_out > 0)
-            break;
+            return 1;
     }
-    /* a message ends between two blocks (what the tail completes) */
-    if (good && rc != Z_STREAM_END && (!(r->z.data_type & 128) || (r->z.data_type & 7)))
-        good = 0;
-    free(in);
+}
+
+/* Inflate one whole message at once, then its tail, into *out (malloc'd,
+ * *olen): 1 on success, 0 on a data error. A BFINAL block ends the
+ * message's data (RFC 7692 §7.2.3.4); the next message goes on with the
+ * same window. After the tail the stream must be between two blocks,
+ * unless it already was before the tail (or the message was empty): then
+ * it restarts there, over the same window. */
+static int ref_message(struct ref *r, const uint8_t *msg, size_t n, uint8_t **out, size_t *olen)
+{
+    static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    int st, clean, good;
+    if (r->no_context)
+        CHECK(inflateReset2(&r->z, -r->bits) == Z_OK);
+    st = n ? ref_feed(r, msg, n, &buf, &cap, &len) : 1;
+    good = st != 0;
+    if (st == 1) {
+        clean = n == 0 || ref_boundary(r);
+        st = ref_feed(r, tail, sizeof tail, &buf, &cap, &len);
+        good = st != 0;
+        if (st == 1 && !ref_boundary(r)) {
+            if (clean)
+                ref_restart(r);
+            else
+                good = 0;
+        }
+    }
     *out = buf;
     *olen = len;
     return good;

@@ -25,7 +25,8 @@
 
 struct ws_zstream {
     z_stream z;
-    struct ws_zstream *next;   /* in the pool's idle list */
+    struct ws_zstream *next, *prev;   /* in the pool's idle list (doubly linked: a warm
+                                       * stream leaves it in O(1) at every message) */
     struct ws_zctx *owner;     /* whose context it holds (warm or lent), or NULL */
     uint8_t kind;              /* enum ws_zkind */
     uint8_t zbits;             /* the windowBits zlib runs with (deflate: 9 for an agreed 8) */
@@ -175,6 +176,35 @@ static struct ws_zstream *zs_new(struct ws_zpool *p, const struct ws_zctx *x)
     return zs;
 }
 
+/* The idle list: push at the front (most recent), unlink from anywhere. */
+static void idle_push(struct ws_zpool *p, struct ws_zstream *zs)
+{
+    zs->prev = NULL;
+    zs->next = p->idle;
+    if (p->idle)
+        p->idle->prev = zs;
+    else
+        p->idle_tail = zs;
+    p->idle = zs;
+    p->nidle++;
+    p->idle_bytes += zs->bytes;
+}
+
+static void idle_unlink(struct ws_zpool *p, struct ws_zstream *zs)
+{
+    if (zs->prev)
+        zs->prev->next = zs->next;
+    else
+        p->idle = zs->next;
+    if (zs->next)
+        zs->next->prev = zs->prev;
+    else
+        p->idle_tail = zs->prev;
+    zs->next = zs->prev = NULL;
+    p->nidle--;
+    p->idle_bytes -= zs->bytes;
+}
+
 /*
 ** Lend x a stream for its next message. Its own warm stream if it has
 ** one (the context is intact: nothing to do); else a free stream that
@@ -185,28 +215,22 @@ static struct ws_zstream *zs_new(struct ws_zpool *p, const struct ws_zctx *x)
 */
 static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
 {
-    struct ws_zstream **pp, **take = NULL, **lru = NULL, *zs;
+    struct ws_zstream *s, *take = NULL, *lru = NULL, *zs;
     int rc = Z_OK;
     p->lends++;
-    if (x->zs) {
-        for (pp = &p->idle; *pp && *pp != x->zs; pp = &(*pp)->next)
-            ;
-        if (*pp) {
-            *pp = x->zs->next;
-            p->nidle--;
-            p->idle_bytes -= x->zs->bytes;
-        }
-        x->zs->next = NULL;
+    if (x->zs) {   /* its own, warm: idle (between messages) or already lent to it */
+        if (x->zs->prev || p->idle == x->zs)
+            idle_unlink(p, x->zs);
         return x->zs;
     }
-    for (pp = &p->idle; *pp; pp = &(*pp)->next) {
-        if (!zs_fits(*pp, x))
+    for (s = p->idle; s; s = s->next) {
+        if (!zs_fits(s, x))
             continue;
-        if (!(*pp)->owner) {
-            take = pp;
+        if (!s->owner) {
+            take = s;
             break;
         }
-        lru = pp;
+        lru = s;
     }
     /* no free stream: a new one while the idle ones are within the pool's
      * bounds (the warm stay warm), else the least recently used warm one */
@@ -214,15 +238,12 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
                          p->idle_bytes + zs_bytes(x->kind, zlib_bits(x), x->mem_level) > p->keep_bytes))
         take = lru;
     if (take) {
-        zs = *take;
-        *take = zs->next;
-        p->nidle--;
-        p->idle_bytes -= zs->bytes;
+        zs = take;
+        idle_unlink(p, zs);
         zs_disown(zs);
     } else if (!(zs = zs_new(p, x))) {
         return NULL;
     }
-    zs->next = NULL;
     p->resets++;
     if (zs->kind == WS_Z_DEFLATE) {
         rc = deflateReset(&zs->z);
@@ -247,13 +268,8 @@ static struct ws_zstream *zs_lend(struct ws_zpool *p, struct ws_zctx *x)
 void ws_zpool_trim(struct ws_zpool *p, size_t keep, size_t keep_bytes)
 {
     while (p->nidle > keep || (p->nidle > 0 && p->idle_bytes > keep_bytes)) {
-        struct ws_zstream **pp = &p->idle, *zs;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        zs = *pp;
-        *pp = NULL;
-        p->nidle--;
-        p->idle_bytes -= zs->bytes;
+        struct ws_zstream *zs = p->idle_tail;
+        idle_unlink(p, zs);
         zs_disown(zs);
         zs_end(zs);
         p->live--;
@@ -277,10 +293,7 @@ static void zs_return(struct ws_zpool *p, struct ws_zctx *x, int ok)
         if (!ok)
             x->lost = !x->no_context;
     }
-    zs->next = p->idle;
-    p->idle = zs;
-    p->nidle++;
-    p->idle_bytes += zs->bytes;
+    idle_push(p, zs);
     ws_zpool_trim(p, p->keep, p->keep_bytes);
 }
 
@@ -342,16 +355,19 @@ int ws_deflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
 }
 
 /*
-** The peer's stream ended (BFINAL) inside a message: the rest of it is
-** ignored (§7.2.3.4), and the next message starts a fresh stream over the
-** same window.
+** Start the peer's stream afresh over the same window (none without
+** context takeover): between messages the window is all the state there
+** is, so the next message begins on a block boundary whether this stream
+** stays warm or another one takes the window over. Used when the stream
+** ended (BFINAL: the rest of the message is ignored, §7.2.3.4) and when
+** the tail put back after a message that was already on a boundary leaves
+** a stored block half-read (see ws_inflate).
 */
 static int inflate_restart(struct ws_zctx *x)
 {
     static uint8_t dict[1u << 15];   /* a scratch, as in zs_disown */
     z_stream *z = &x->zs->z;
     uInt len = 0;
-    x->ended = 1;
     if (x->no_context)
         return inflateReset2(z, -(int)x->bits) == Z_OK ? WS_OK : WS_ENOMEM;
     if (inflateGetDictionary(z, dict, &len) != Z_OK || inflateReset2(z, -(int)x->bits) != Z_OK)
@@ -399,6 +415,7 @@ static int inflate_some(struct ws_zctx *x, const uint8_t *in, size_t n, struct w
         case Z_OK:
             break;
         case Z_STREAM_END:
+            x->ended = 1;
             return inflate_restart(x);
         case Z_BUF_ERROR:     /* no progress: the input is used up */
             if (z->avail_in == 0 && n == 0)
@@ -415,13 +432,22 @@ static int inflate_some(struct ws_zctx *x, const uint8_t *in, size_t n, struct w
 }
 
 /*
-** After the tail: is the inflater between two blocks, with no bit of the
-** next one read? zlib's data_type says so (128: "just completed a block",
-** the low bits: unused bits held). A message made as §7.2.1 says ends with
-** the empty stored block the tail completes, so this always holds for it;
-** data that ends inside a block would leave state that no saved window can
-** carry to the next message, and whether it inflated would depend on
-** whether the stream stayed warm. It is refused instead (1002).
+** Is the inflater between two blocks, with no bit of the next one read?
+** zlib's data_type says so (128: "just completed a block", the low bits:
+** unused bits held).
+**
+** A message made as §7.2.1 says ends inside the empty stored block of its
+** sync flush, whose 00 00 ff ff was removed: the tail put back completes
+** it, and the stream is on a boundary after the tail. Peers also send a
+** message that was already on a boundary before the tail: an empty
+** payload (nothing fed), or a payload that kept its own 00 00 ff ff. The
+** tail then starts a new stored block and stops inside its header; that
+** is accepted (as Python websockets and node ws do), and the stream is
+** restarted on the boundary it had, keeping the window. Any other data
+** that is not on a boundary after the tail (it ends inside a block, or
+** after one but not at the end of a byte) would leave bit and Huffman state that no saved window can carry to the
+** next message, so whether that one inflated would depend on whether the
+** stream stayed warm: it is refused instead (1002).
 */
 static int at_block_boundary(const z_stream *z)
 {
@@ -439,12 +465,18 @@ int ws_inflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
             return WS_ENOMEM;
         x->open = 1;
         x->ended = 0;
+        x->fed = 0;
     }
     rc = inflate_some(x, data, len, out, total, max);
-    if (rc == WS_OK && fin)
+    if (len)
+        x->fed = 1;
+    if (rc == WS_OK && fin) {
+        /* on a boundary before the tail (see at_block_boundary)? */
+        int clean = x->ended || !x->fed || at_block_boundary(&x->zs->z);
         rc = inflate_some(x, tail, sizeof tail, out, total, max);
-    if (rc == WS_OK && fin && !x->ended && !at_block_boundary(&x->zs->z))
-        rc = WS_EPROTO;
+        if (rc == WS_OK && !x->ended && !at_block_boundary(&x->zs->z))
+            rc = clean ? inflate_restart(x) : WS_EPROTO;
+    }
     if (rc != WS_OK) {
         zs_return(p, x, 0);
         x->lost = 1;

@@ -44,6 +44,14 @@
  * A message may end in a DEFLATE block with BFINAL set (§7.2.3.4 allows
  * it): what follows in that message is ignored, and the next message
  * starts a fresh stream over the same window.
+ *
+ * A message must end on a block boundary once the tail is put back, or
+ * already before it: an empty payload, or one that kept its own 00 00 ff
+ * ff tail, is accepted (the tail then starts a stored block that is
+ * dropped: the stream restarts on its boundary, same window). Other data
+ * (ending inside a block, or after one but not at the end of a byte) is
+ * refused (WS_EPROTO), never left to depend on whether the stream stays
+ * warm for the next message.
  */
 #ifndef LUAWS_DEFLATE_H
 #define LUAWS_DEFLATE_H
@@ -61,6 +69,7 @@ struct ws_zstream;
 /* Streams lent to contexts, shared by all the connections of one loop. */
 struct ws_zpool {
     struct ws_zstream *idle;   /* not inside a message: most recently used first */
+    struct ws_zstream *idle_tail;   /* the least recently used idle one */
     size_t nidle;              /* how many */
     size_t keep;               /* idle streams kept at most; beyond, the least recent is freed */
     size_t keep_bytes;         /* and at most this much zlib memory in idle streams (about) */
@@ -70,7 +79,7 @@ struct ws_zpool {
     uint64_t lends;            /* streams lent (a message started), warm or not */
 };
 
-#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, 0, (keep), (keep_bytes), 0, 0, 0, 0 }
+#define WS_ZPOOL_INIT(keep, keep_bytes) { NULL, NULL, 0, (keep), (keep_bytes), 0, 0, 0, 0 }
 
 enum ws_zkind {
     WS_Z_DEFLATE = 0,          /* compresses what we send */
@@ -89,6 +98,7 @@ struct ws_zctx {
     uint8_t mem_level;         /* deflate: 1..9 */
     uint8_t open;              /* 1 inside a message: zs is lent to us until its end */
     uint8_t ended;             /* inflate: the peer's stream ended (BFINAL) in this message */
+    uint8_t fed;               /* inflate: this message gave zlib some bytes (not only its tail) */
     uint8_t lost;              /* our context could not be saved (out of memory): unusable */
 };
 
@@ -115,7 +125,8 @@ int ws_deflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t l
 ** step of zlib is given room for at most what is still allowed plus one
 ** byte, so nothing past that is inflated, and out never holds more than
 ** max + 1 bytes of the message. WS_OK; WS_EPROTO when the data is not
-** DEFLATE (or asks for a preset dictionary); WS_ENOMEM. After an error the
+** DEFLATE (or asks for a preset dictionary, or the message does not end
+** on a block boundary: see above); WS_ENOMEM. After an error the
 ** message is abandoned and the context unusable.
 */
 int ws_inflate(struct ws_zpool *p, struct ws_zctx *x, const void *data, size_t len, int fin,

@@ -34,7 +34,7 @@ local conn = {
 -- context_takeover false asks for that side's no_context_takeover.
 local compression = {
   threshold = { 128, 0, 2 ^ 31 - 1 },        -- bytes: whole messages shorter go out uncompressed
-  level = { 3, 0, 9 },                       -- zlib level: 1 fast .. 9 small (0 stores)
+  level = { 1, 0, 9 },                       -- zlib level: 1 fast .. 9 small (0 stores)
   mem_level = { 8, 1, 9 },                   -- zlib memLevel: the compressor's memory while it runs
   server_max_window_bits = { 15, 8, 15 },
   client_max_window_bits = { 15, 8, 15 },

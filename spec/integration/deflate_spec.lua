@@ -712,6 +712,31 @@ end
     assert.same({ "", "after" }, { r.frames[1].data, r.frames[2].data })
   end)
 
+  -- Messages already on a block boundary before the tail goes back: no
+  -- payload at all, or a payload that kept its sync flush's 00 00 ff ff
+  -- (Python websockets and node ws inflate both). Each is echoed, and the
+  -- message after it, compressed over the same window, still inflates.
+  for _, offer in ipairs { "permessage-deflate; client_max_window_bits",
+                           "permessage-deflate; client_no_context_takeover" } do
+    for _, c in ipairs { { "empty_payload", "no payload at all", "" },
+                         { "kept_tail", "a payload that kept its 00 00 ff ff tail", "hello" } } do
+      it(("inflates a compressed message with %s, and the next one (%s)"):format(c[2], offer), function()
+        local r = raw(c[1], server.port, "/ws", nil, offer)
+        assert.truthy(nn(r.answer), show(r))
+        assert.equal(offer:find("client_no_context_takeover", 1, true) ~= nil,
+          r.answer:find("client_no_context_takeover", 1, true) ~= nil, show(r))
+        assert.is_nil(nn(r.close), show(r))
+        assert.equal(3, #r.frames, show(r))
+        local first = ("the first message, over the same window, "):rep(8)
+        assert.same({ first, c[3], first }, { r.frames[1].data, r.frames[2].data, r.frames[3].data })
+        if not r.answer:find("client_no_context_takeover", 1, true) then
+          -- the third message was compressed against the first one's window
+          assert.is_true(r.again_len * 2 < r.first_len, show(r))
+        end
+      end)
+    end
+  end
+
   it("inflates a compressed message in three frames with a ping between them", function()
     local r = raw("fragmented", server.port)
     assert.equal(1, #r.frames, show(r))
