@@ -1643,12 +1643,10 @@ static bool is_loopback(struct in_addr a)
 /* ws[s]://HOST:PORT/PATH with HOST a dotted quad in 127/8 or "localhost". */
 static void parse_url(const char *url)
 {
-    const char *h;
-    if (strncmp(url, "ws://", 5) == 0)
-        h = url + 5;
-    else if (strncmp(url, "wss://", 6) == 0)
+    const char *h = url + 5;
+    if (strncmp(url, "wss://", 6) == 0)
         h = url + 6, opt.tls = 1;
-    else
+    else if (strncmp(url, "ws://", 5) != 0)
         die("only ws:// and wss:// URLs are supported: %s", url);
     const char *colon = strchr(h, ':');
     const char *slash = strchr(h, '/');

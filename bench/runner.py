@@ -434,6 +434,11 @@ def run_one(srv, sc, rep):
         if r.returncode != 0 or not lines:
             return None, f"generator failed: {r.stderr.strip()[-200:]}"
         res = json.loads(lines[-1])
+        if res.get("mode") == "echo" and res.get("ops") == 0 and res.get("open", 0) > 0 \
+                and res.get("errors") == 0:
+            return None, (f"stalled: {res['open']} connections open, no message echoed in the "
+                          f"{res['window_s']:.1f} s window, no error; server CPU "
+                          f"{res['server_cpu_s']:.2f} s, alive: {proc.poll() is None}")
         res["human"] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
         res["server_alive"] = proc.poll() is None
         if res.get("ops") and res.get("gen_cpu_s") is not None:
@@ -489,6 +494,12 @@ def aggregate(runs, head):
             "gen_us_per_msg", "steal_pct"]
     agg = {k: median([r.get(k) for r in ok]) for k in keys}
     agg["deflate"] = next((r.get("deflate") for r in ok if r.get("deflate")), "")
+    # quiet runs: other processes and hypervisor steal together under QUIET_PCT of a core
+    quiet = [r for r in ok if (r.get("other_cpu_pct") or 0) + (r.get("steal_pct") or 0) < QUIET_PCT]
+    agg["quiet_n"] = len(quiet)
+    agg["quiet_rate"] = median([r.get("rate") for r in quiet]) if quiet else None
+    agg["quiet_us_msg"] = median([1e6 * r["server_cpu_s"] / r["ops"] for r in quiet
+                                  if r.get("ops") and r.get("server_cpu_s", -1) >= 0]) if quiet else None
     agg["other_cpu_max"] = max((r.get("other_cpu_pct") or 0) for r in ok)
     agg["errors"] = sum(r["errors"] for r in ok)
     agg["n"] = len(ok)
@@ -789,6 +800,14 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
     return "\n".join(md)
 
 
+def _quiet(a, b):
+    """'; quiet runs: ...' for a target line, when both sides had quiet runs."""
+    if not (a.get("quiet_n") and b.get("quiet_n")):
+        return ""
+    return (f"; quiet runs only ({a['quiet_n']} and {b['quiet_n']}): {fmt(a['quiet_rate'])} vs "
+            f"{fmt(b['quiet_rate'])} msg/s, {fmt_ratio(ratio(a['quiet_rate'], b['quiet_rate']))}")
+
+
 def _holds(v, want):
     return "-" if v is None else ("yes" if v >= want else "no")
 
@@ -852,33 +871,35 @@ def write_wss_section(servers, table, started, finished):
             tgt.append(f"| luaws wss ≥ 0.5x luaws ws, 100 x {size} | ≥ 0.5x | {fmt(a['rate'])} vs "
                        f"{fmt(b['rate'])} msg/s: {fmt_ratio(v)} (server CPU per message "
                        f"{fmt(us_msg(a), 2)} vs {fmt(us_msg(b), 2)} µs: ws÷wss "
-                       f"{fmt_ratio(r(us_msg(b), us_msg(a)))}) | {_holds(v, 0.5)} |")
+                       f"{fmt_ratio(r(us_msg(b), us_msg(a)))}){_quiet(a, b)} | {_holds(v, 0.5)} |")
         if a and c:
             v = r(a["rate"], c["rate"])
             tgt.append(f"| luaws wss ≥ 2x node ws over TLS, 100 x {size} | ≥ 2x | {fmt(a['rate'])} vs "
                        f"{fmt(c['rate'])} msg/s: {fmt_ratio(v)} (server CPU per message "
                        f"{fmt(us_msg(a), 2)} vs {fmt(us_msg(c), 2)} µs: node÷luaws "
-                       f"{fmt_ratio(r(us_msg(c), us_msg(a)))}) | {_holds(v, 2.0)} |")
+                       f"{fmt_ratio(r(us_msg(c), us_msg(a)))}){_quiet(a, c)} | {_holds(v, 2.0)} |")
     md += tgt
     md.append("")
     md.append("| scenario | server | msg/s | MB/s | p50 µs | p99 µs | server CPU | server CPU µs/msg | "
               "gen CPU | gen CPU µs/msg | other CPU | errors | msg/s spread | wss ÷ ws (msg/s) | "
-              "luaws ÷ node, same transport (msg/s) | luaws ÷ node (CPU per msg) |")
-    md.append("|" + "---|" * 16)
+              "luaws ÷ node, same transport (msg/s) | luaws ÷ node (CPU per msg) | "
+              "quiet runs only: msg/s (n); server µs/msg; ratios |")
+    md.append("|" + "---|" * 17)
     for sc in scen:
         for s in rows:
             a = get(s["key"], sc)
             if s.get("skip"):
-                md.append(f"| {sc['key']} | {s['label']} | skipped: {s['skip']} |" + " |" * 13)
+                md.append(f"| {sc['key']} | {s['label']} | skipped: {s['skip']} |" + " |" * 14)
                 continue
             if not a:
                 why = table.get(("why", s["key"], sc["key"]), "no successful run")
-                md.append(f"| {sc['key']} | {s['label']} | failed: {why} |" + " |" * 13)
+                md.append(f"| {sc['key']} | {s['label']} | failed: {why} |" + " |" * 14)
                 continue
             w = a["window_s"]
             plain = get(s["plain"], sc) if s.get("tls") else None
             wss_ws = fmt_ratio(r(a["rate"], plain["rate"])) if plain else "-"
             base = s["plain"] if s.get("tls") else s["key"]
+            peer = None
             if base in ("luaws", "luaws-co"):
                 peer = get(ndt if s.get("tls") else nd, sc)
                 ln = fmt_ratio(r(a["rate"], peer["rate"]) if peer else None)
@@ -895,17 +916,28 @@ def write_wss_section(servers, table, started, finished):
             oc = fmt(a["other_cpu_pct"]) + "%"
             if a["other_cpu_max"] >= 20:
                 oc += f" (max {a['other_cpu_max']:.0f}%)"
+            if a.get("steal_pct") is not None:
+                oc += f"; steal {fmt(a['steal_pct'])}%"
             sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
+            qr = (f"{fmt(a['quiet_rate'])} ({a['quiet_n']}); {fmt(a['quiet_us_msg'], 2)} µs"
+                  if a.get("quiet_n") else "- (0)")
+            if a.get("quiet_n") and plain and plain.get("quiet_n"):
+                qr += f"; wss ÷ ws {fmt_ratio(r(a['quiet_rate'], plain['quiet_rate']))}"
+            if a.get("quiet_n") and base in ("luaws", "luaws-co") and peer and peer.get("quiet_n"):
+                qr += f"; ÷ node {fmt_ratio(r(a['quiet_rate'], peer['quiet_rate']))}"
             md.append("| " + " | ".join([
                 sc["key"], s["label"], fmt(a["rate"]), fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
                 fmt(a["lat_p99_us"], 1), fmt(pct(a["server_cpu_s"], w)) + "%", fmt(us_msg(a), 2),
                 fmt(pct(a["gen_cpu_s"], w)) + "%", fmt(a.get("gen_us_per_msg"), 2), oc, errs, sp,
-                wss_ws, ln, lc]) + " |")
+                wss_ws, ln, lc, qr]) + " |")
     md.append("")
     md.append("Ratios: wss ÷ ws is the same server's msg/s over TLS ÷ over plain TCP; luaws ÷ node "
               "compares luaws with node ws on the same transport (the wss row against node on "
               "https); the CPU column is node's server CPU per message ÷ luaws's (higher: luaws "
-              "is cheaper). See bench/NOTES.md (\"wss\") for what bounds these figures.")
+              "is cheaper). Quiet runs: those where other processes and hypervisor steal "
+              f"together took under {QUIET_PCT:.0f}% of a core (the same bound as the wait "
+              "before each run); their medians, and the ratios of those medians. "
+              "See bench/NOTES.md (\"wss\") for what bounds these figures.")
     md.append(WSS_MARK_END)
     return "\n".join(md) + "\n"
 
