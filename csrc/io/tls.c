@@ -95,6 +95,10 @@ static SSL_CTX *tls_ctx_common(const SSL_METHOD *method)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Read ahead: one read(2) takes what the kernel has (several records)
+     * instead of one record's header and then its body; tls_pending then
+     * counts bytes OpenSSL holds undecrypted too (SSL_has_pending). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     return ctx;
 }
 
@@ -593,7 +597,9 @@ ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t n, int *want)
 size_t tls_pending(const struct ssl_st *ssl)
 {
     int n = SSL_pending(ssl);
-    return n > 0 ? (size_t)n : 0;
+    if (n > 0)
+        return (size_t)n;
+    return SSL_has_pending(ssl) ? 1 : 0;   /* read ahead: records not yet decrypted */
 }
 
 void tls_shutdown(struct ssl_st *ssl)
