@@ -88,7 +88,8 @@ ssize_t tls_read(struct ssl_st *ssl, void *buf, size_t n, int *want);
 /* Write up to n bytes. Returns bytes written (> 0), or 0 with *want set. */
 ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t n, int *want);
 
-/* Bytes OpenSSL has decrypted that a read has not taken yet. */
+/* Bytes OpenSSL has decrypted that a read has not taken yet, or 1 when it
+ * holds only records not yet decrypted (read ahead); 0: nothing held. */
 size_t tls_pending(const struct ssl_st *ssl);
 
 /* Send close_notify (best effort; the socket is non-blocking). */
