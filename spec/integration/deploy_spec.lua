@@ -52,13 +52,6 @@ local function replace(s, from, to)
   return table.concat(out)
 end
 
-local function free_port()
-  local s = assert(luaws.listen { host = "127.0.0.1", port = 0 })
-  local port = s.port
-  s:close(0)
-  return port
-end
-
 local function tmpdir()
   local d = os.tmpname()
   os.remove(d)
@@ -102,17 +95,6 @@ local function start_nginx(name, subs, dir, url, copts)
   return ngx
 end
 
--- python3-websockets' answer to "hello" (spec/support/proxied_client.py).
-local function py(url, args)
-  local argv = { proc.PYTHON, "spec/support/proxied_client.py", url }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local p = proc.spawn(argv, { unset = { "LD_PRELOAD" } })
-  local reply = p:wait_line("^reply (.*)$", WAIT)
-  assert(reply, "no reply: " .. p:stdout() .. p:stderr())
-  p:wait(WAIT)
-  return reply
-end
-
 -- Our client's answer to msg at url.
 local function ask(url, msg, copts)
   local ws = assert(luaws.connect(url, copts))
@@ -149,18 +131,18 @@ describe("docs/deploy.md", function()
 
   it_ngx("nginx.conf: the echo works through nginx; ws.remote is the client when nginx is trusted, a spoofed X-Forwarded-For is ignored; Prometheus scrapes through it", function()
     local s = who_server { trusted_proxies = { "127.0.0.1" }, metrics = "/metrics" }
-    local front = free_port()
+    local front = proc.free_port()
     local via = ("ws://127.0.0.1:%d"):format(front)
     local ngx = start_nginx("nginx.conf", { { "listen 80;", "listen 127.0.0.1:" .. front .. ";" },
       { "server 127.0.0.1:5000;", "server 127.0.0.1:" .. s.port .. ";" } }, dir, via .. "/echo")
     -- a client on 127.0.0.2, through nginx on 127.0.0.1: luaws sees nginx's
     -- socket, and believes its X-Forwarded-For
-    assert.equal("127.0.0.2 0 false hello", py(via .. "/who", { "--from", "127.0.0.2" }))
+    assert.equal("127.0.0.2 0 false hello", proc.proxied_reply(via .. "/who", { "--from", "127.0.0.2" }))
     -- what the client writes itself stays left of what nginx appends
     assert.equal("127.0.0.2 0 false hello",
-      py(via .. "/who", { "--from", "127.0.0.2", "--header", "X-Forwarded-For: 6.6.6.6" }))
+      proc.proxied_reply(via .. "/who", { "--from", "127.0.0.2", "--header", "X-Forwarded-For: 6.6.6.6" }))
     -- straight to luaws from an untrusted peer: the header counts for nothing
-    local direct = py(("ws://127.0.0.1:%d/who"):format(s.port),
+    local direct = proc.proxied_reply(("ws://127.0.0.1:%d/who"):format(s.port),
       { "--from", "127.0.0.2", "--header", "X-Forwarded-For: 6.6.6.6", "--header", "X-Forwarded-Proto: https" })
     assert.truthy(direct:match("^127%.0%.0%.2 %d+ false hello$"), direct)
     -- a message bigger than nginx's buffers, both ways
@@ -190,11 +172,11 @@ describe("docs/deploy.md", function()
 
   it_ngx("nginx.conf: behind nginx that is not trusted, ws.remote is nginx", function()
     local s = who_server { trusted_proxies = { "10.0.0.0/8" } }
-    local front = free_port()
+    local front = proc.free_port()
     local via = ("ws://127.0.0.1:%d"):format(front)
     local ngx = start_nginx("nginx.conf", { { "listen 80;", "listen 127.0.0.1:" .. front .. ";" },
       { "server 127.0.0.1:5000;", "server 127.0.0.1:" .. s.port .. ";" } }, dir, via .. "/echo")
-    local got = py(via .. "/who", { "--from", "127.0.0.2", "--header", "X-Forwarded-Proto: https" })
+    local got = proc.proxied_reply(via .. "/who", { "--from", "127.0.0.2", "--header", "X-Forwarded-Proto: https" })
     assert.truthy(got:match("^127%.0%.0%.1 %d+ false hello$"), got)
     assert.is_true(ngx:stop(5))
   end)
@@ -202,13 +184,13 @@ describe("docs/deploy.md", function()
   it_ngx("nginx-unix.conf: the echo works through nginx on a unix socket of mode 0660; trusting \"unix\" makes ws.remote the client", function()
     local path = dir .. "/luaws.sock"
     local s = who_server { unix = path, unix_mode = "0660", trusted_proxies = { "unix" } }
-    local front = free_port()
+    local front = proc.free_port()
     local via = ("ws://127.0.0.1:%d"):format(front)
     local ngx = start_nginx("nginx-unix.conf", { { "listen 80;", "listen 127.0.0.1:" .. front .. ";" },
       { "unix:/run/luaws/luaws.sock;", "unix:" .. path .. ";" } }, dir, via .. "/echo")
-    assert.equal("127.0.0.2 0 false hello", py(via .. "/who", { "--from", "127.0.0.2" }))
+    assert.equal("127.0.0.2 0 false hello", proc.proxied_reply(via .. "/who", { "--from", "127.0.0.2" }))
     assert.equal("127.0.0.2 0 false hello",
-      py(via .. "/who", { "--from", "127.0.0.2", "--header", "X-Forwarded-For: 6.6.6.6" }))
+      proc.proxied_reply(via .. "/who", { "--from", "127.0.0.2", "--header", "X-Forwarded-For: 6.6.6.6" }))
     local big = string.rep("x", 200000)
     assert.equal(big, ask(via .. "/echo", big))
     assert.is_true(ngx:stop(5))
@@ -219,11 +201,11 @@ describe("docs/deploy.md", function()
   it_ngx("nginx-unix.conf: without \"unix\" in trusted_proxies, ws.remote is \"unix\"", function()
     local path = dir .. "/luaws.sock"
     who_server { unix = path, unix_mode = "0660" }
-    local front = free_port()
+    local front = proc.free_port()
     local via = ("ws://127.0.0.1:%d"):format(front)
     local ngx = start_nginx("nginx-unix.conf", { { "listen 80;", "listen 127.0.0.1:" .. front .. ";" },
       { "unix:/run/luaws/luaws.sock;", "unix:" .. path .. ";" } }, dir, via .. "/echo")
-    assert.equal("unix 0 false hello", py(via .. "/who", { "--from", "127.0.0.2" }))
+    assert.equal("unix 0 false hello", proc.proxied_reply(via .. "/who", { "--from", "127.0.0.2" }))
     assert.is_true(ngx:stop(5))
   end)
 
@@ -232,7 +214,7 @@ describe("docs/deploy.md", function()
     assert(proc.run({ "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
       "-keyout", key, "-out", cert }, { timeout = 60 }))
     local s = who_server { trusted_proxies = { "127.0.0.1" } }
-    local front = free_port()
+    local front = proc.free_port()
     local via = ("wss://127.0.0.1:%d"):format(front)
     local copts = { timeout = 2, tls = { verify = false } }
     local ngx = start_nginx("nginx-tls.conf", { { "listen 443 ssl;", "listen 127.0.0.1:" .. front .. " ssl;" },

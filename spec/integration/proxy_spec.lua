@@ -41,17 +41,6 @@ local function ask(s, headers)
   return msg
 end
 
--- python3-websockets' answer through a unix socket, or from a source address.
-local function py(url, args)
-  local argv = { proc.PYTHON, "spec/support/proxied_client.py", url }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local p = proc.spawn(argv, { unset = { "LD_PRELOAD" } })
-  local reply = p:wait_line("^reply (.*)$", WAIT)
-  assert(reply, "no reply: " .. p:stdout() .. p:stderr())
-  p:wait(WAIT)
-  return reply
-end
-
 local function mode_of(path)
   local out = assert(io.popen("stat -c %a '" .. path .. "' 2>/dev/null")):read("a")
   return out:match("%d+")
@@ -74,7 +63,7 @@ describe("listen{unix = path}", function()
     assert.equal(path, s.unix)
     assert.equal(0, s.port)
     assert.equal("660", mode_of(path))
-    assert.equal("unix 0 false hello", py("ws://localhost/who", { "--unix", path }))
+    assert.equal("unix 0 false hello", proc.proxied_reply("ws://localhost/who", { "--unix", path }))
     s:close()
     assert.is_false(exists(path))
   end)
@@ -126,7 +115,7 @@ luaws.run { workers = 2 }
       return n == 3
     end, WAIT)
     for _ = 1, 4 do
-      assert.equal("unix hello", py("ws://localhost/who", { "--unix", path }))
+      assert.equal("unix hello", proc.proxied_reply("ws://localhost/who", { "--unix", path }))
     end
     assert.equal("600", mode_of(path))
     assert.is_true(p:stop(20))

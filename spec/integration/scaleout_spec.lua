@@ -21,14 +21,6 @@ local function read(path)
   return s
 end
 
--- A free TCP port on 127.0.0.1 (bound and let go).
-local function free_port()
-  local s = assert(luaws.listen { host = "127.0.0.1", port = 0 })
-  local port = s.port
-  s:close(0)
-  return port
-end
-
 describe("docs/scale-out.md", function()
   local r, dir
   after_each(function()
@@ -71,7 +63,7 @@ describe("docs/scale-out.md", function()
       ports[i] = assert(p:wait_line("luaws chat listening on http://127%.0%.0%.1:(%d+)/", WAIT))
     end
     -- the very file, with this run's ports
-    local front = free_port()
+    local front = proc.free_port()
     dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p '" .. dir .. "'"))

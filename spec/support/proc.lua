@@ -13,6 +13,7 @@
 --   p:signal("TERM"); local status = p:wait(5)              -- exit status
 --   local out, code = proc.run({ proc.PYTHON, "-c", "print(1)" }, { timeout = 20 })
 --   proc.cleanup()                                          -- in after_each
+--   local port = proc.free_port()                           -- for nginx, redis-server
 --
 -- A program gets its arguments as they are: no shell reads them, so there
 -- is no quoting to get wrong. It runs under a small sh that writes its PID,
@@ -260,6 +261,28 @@ end
 
 -- Kill (SIGKILL, by PID) every process started here that still runs, wait
 -- for each (5 s at most), and remove the files of every one that exited.
+-- A TCP port on 127.0.0.1 that nothing listens on now (bound with luaws at
+-- port 0 and let go), for a server the spec starts (nginx, redis-server).
+function M.free_port()
+  local luaws = require "luaws"
+  local s = assert(luaws.listen { host = "127.0.0.1", port = 0 })
+  local port = s.port
+  s:close(0)
+  return port
+end
+
+-- python3-websockets' answer to "hello" at url (spec/support/proxied_client.py;
+-- args: its options, e.g. { "--unix", path } or { "--from", "127.0.0.2" }).
+function M.proxied_reply(url, args, wait)
+  local argv = { M.PYTHON, "spec/support/proxied_client.py", url }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local p = M.spawn(argv, { unset = { "LD_PRELOAD" } })
+  local reply = p:wait_line("^reply (.*)$", wait or 20)
+  assert(reply, "no reply: " .. p:stdout() .. p:stderr())
+  p:wait(wait or 20)
+  return reply
+end
+
 function M.cleanup()
   for p in pairs(live) do
     if not p:status() then
