@@ -35,15 +35,7 @@ local luaws = h.luaws
 local KiB, MiB = 1024, 1024 * 1024
 
 local has_python, python_why = proc.have_python("websockets")
-local function node_available()
-  local _, code = proc.run({ "node", "--version" }, { timeout = 20 })
-  if code ~= 0 then return false, "no node on PATH" end
-  local f = io.open("spec/peers/node_modules/ws/package.json")
-  if not f then return false, "spec/peers/node_modules/ws is missing (scripts/deps.sh installs it)" end
-  f:close()
-  return true
-end
-local has_node, node_why = node_available()
+local has_node, node_why = proc.have_node_ws()
 
 ---------------------------------------------------------------------------
 -- Contents, the same as the peers build them (spec/support/deflate_peer.*)

@@ -635,11 +635,6 @@ describe("topics", function()
     local function have_python_websockets()
       return proc.have_python() and sh(proc.PYTHON .. " -c 'import websockets' >/dev/null 2>&1")
     end
-    local function have_node_ws()
-      local f = io.open("spec/peers/node_modules/ws/package.json")
-      if f then f:close() end
-      return f ~= nil and sh("node --version >/dev/null 2>&1")
-    end
 
     -- A peer (argv, its name) and a luaws client subscribe to "peers";
     -- what the peer sends is relayed with ws:publish (not back to it).
@@ -696,7 +691,7 @@ describe("topics", function()
       peer_case(function(url, name) return { proc.PYTHON, "spec/support/pubsub_peer.py", url, name } end, "python")
     end)
 
-    local it_node = have_node_ws() and it or pending
+    local it_node = proc.have_node_ws() and it or pending
     it_node("a node ws subscriber gets every publish, byte for byte, and its own messages go to the others only", function()
       peer_case(function(url, name) return { "node", "spec/support/pubsub_peer.js", url, name } end, "node")
     end)

@@ -12,13 +12,7 @@ local json = require "support.json"
 local luaws, core = h.luaws, h.core
 
 local has_python = proc.have_python("websockets")
-local function has_node()
-  local _, code = proc.run({ "node", "--version" }, { timeout = 20 })
-  local f = io.open("spec/peers/node_modules/ws/package.json")
-  if f then f:close() end
-  return code == 0 and f ~= nil
-end
-local node_ok = has_node()
+local node_ok = proc.have_node_ws()
 
 -- Run a peer script (spec/peers/stream_peer.*) to its end; its JSON line.
 local function peer(argv)

@@ -314,6 +314,25 @@ function M.have_python(module)
   return false, ("%s cannot import %s"):format(M.PYTHON, module)
 end
 
+local node_ws   -- nil until asked: then true, or the reason it is missing
+
+--[[ have_node_ws() -> true | false, why
+  Whether node is on PATH and npm's ws is under spec/peers/node_modules
+  (scripts/deps.sh installs it); remembered. Paths are from the repository
+  root, where make test runs busted. ]]
+function M.have_node_ws()
+  if node_ws == nil then
+    local _, code = M.run({ "node", "--version" }, { timeout = 20 })
+    local f = code == 0 and io.open("spec/peers/node_modules/ws/package.json")
+    if f then f:close() end
+    node_ws = code ~= 0 and "no node on PATH"
+      or not f and "spec/peers/node_modules/ws is missing (scripts/deps.sh installs it)"
+      or true
+  end
+  if node_ws == true then return true end
+  return false, node_ws
+end
+
 --[[ raw(port, request [, opts]) -> {how, elapsed, response}
   A plain TCP peer (spec/support/rawtcp.py): connects to 127.0.0.1:port
   (opts.host), sends request (bytes; nil sends nothing), reads until the
