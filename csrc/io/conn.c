@@ -735,6 +735,15 @@ void conn_flush(struct conn *c)
     }
     if (c->segs && conn_flush_segs(c) != WS_OK)
         return;   /* waiting for EV_WRITE, or dropped */
+    if (c->tp.ops->unsent && c->tp.ops->unsent(&c->tp) > 0 && c->tp.ops->flush(&c->tp) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            conn_wait_writable(c);
+            return;
+        }
+        c->flags |= CF_SOCK_ERR;
+        conn_abort(c, WS_EIO, c->tp.ops->error(&c->tp, errno));
+        return;
+    }
     if (c->flags & CF_WANT_WRITE) {
         c->flags &= ~(uint32_t)CF_WANT_WRITE;
         conn_update_events(c);

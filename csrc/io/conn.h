@@ -430,8 +430,12 @@ void conn_want_drain(struct conn *c, int on);
  * any frame arrives (the owner's on_request). */
 void conn_want_fragments(struct conn *c, int on);
 
-/* Bytes waiting in the send queue. */
-static inline size_t conn_buffered(const struct conn *c) { return c->out.len + c->segs_len; }
+/* Bytes waiting in the send queue, and in the transport (TLS records the
+ * socket has not taken yet). */
+static inline size_t conn_buffered(const struct conn *c)
+{
+    return c->out.len + c->segs_len + (c->tp.ops->unsent ? c->tp.ops->unsent(&c->tp) : 0);
+}
 
 /* Is it the client side? Is it finishing (closed, or queued to be)? */
 int conn_is_client(const struct conn *c);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -100,6 +101,234 @@ static SSL_CTX *tls_ctx_common(const SSL_METHOD *method)
      * counts bytes OpenSSL holds undecrypted too (SSL_has_pending). */
     SSL_CTX_set_read_ahead(ctx, 1);
     return ctx;
+}
+
+/* ------------------------------------------------------------ the write side
+ *
+ * OpenSSL hands its BIO one record at a time. Through a socket BIO a 16 KiB
+ * frame (16,388 bytes: two records, the second of 4 bytes) costs two
+ * write(2)s, two TCP segments and two wake-ups of the peer, which reads
+ * the first record, finds the frame unfinished and waits for the rest.
+ * Our write BIO gathers what one call (SSL_read, SSL_write, a handshake
+ * step, SSL_shutdown) writes and gives it to the socket with one send(2)
+ * at the end of that call, or when OpenSSL flushes a handshake flight.
+ *
+ * The gathering happens in one scratch buffer for every session of the
+ * process (a process is one thread), so a session has no buffer of its
+ * own except while the socket has refused part of what it wrote: that
+ * part (held) goes out before anything new is encrypted (tls_write waits
+ * for it), so it is at most one call's records, TLS_WRITE_MAX and a few
+ * records' overhead, or a handshake flight.
+ */
+
+/* Plaintext bytes encrypted by one tls_write: four full records. */
+#define TLS_WRITE_MAX (4 * 16384)
+
+struct tls_out {
+    int fd;
+    unsigned char *held;     /* records the socket has not taken yet, or NULL */
+    size_t held_off, held_len, held_cap;
+};
+
+static struct {
+    unsigned char *p;
+    size_t len, cap;
+    struct tls_out *owner;   /* whose records p holds; NULL when empty */
+} gather;
+
+static BIO_METHOD *out_method;
+
+/* Room for len more bytes at *p (used bytes, capacity *cap). 0 if out of memory. */
+static int tls_grow(unsigned char **p, size_t used, size_t *cap, size_t len)
+{
+    size_t want = used + len, c = *cap ? *cap : 4096;
+    unsigned char *np;
+    if (want <= *cap)
+        return 1;
+    while (c < want)
+        c *= 2;
+    np = realloc(*p, c);
+    if (!np)
+        return 0;
+    *p = np;
+    *cap = c;
+    return 1;
+}
+
+static int tls_out_write(BIO *b, const char *data, int len)
+{
+    struct tls_out *o = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (o->held_len == 0 && (!gather.owner || gather.owner == o)) {
+        if (!tls_grow(&gather.p, gather.len, &gather.cap, (size_t)len))
+            return -1;
+        memcpy(gather.p + gather.len, data, (size_t)len);
+        gather.len += (size_t)len;
+        gather.owner = o;
+    } else {   /* after records the socket refused: behind them */
+        if (o->held_off) {
+            memmove(o->held, o->held + o->held_off, o->held_len);
+            o->held_off = 0;
+        }
+        if (!tls_grow(&o->held, o->held_len, &o->held_cap, (size_t)len))
+            return -1;
+        memcpy(o->held + o->held_len, data, (size_t)len);
+        o->held_len += (size_t)len;
+    }
+    return len;
+}
+
+/* Send p[0..n) while the socket takes it: bytes sent, *err = 0 when all
+ * went, else the errno that stopped it (EAGAIN: full). */
+static size_t tls_send(int fd, const unsigned char *p, size_t n, int *err)
+{
+    size_t done = 0;
+    *err = 0;
+    while (done < n) {
+        ssize_t r = send(fd, p + done, n - done, MSG_NOSIGNAL);
+        if (r > 0) {
+            done += (size_t)r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else {
+            *err = r < 0 ? (errno == EWOULDBLOCK ? EAGAIN : errno) : EAGAIN;
+            break;
+        }
+    }
+    return done;
+}
+
+/* Give the socket what the session gathered or holds. 0 when all is out,
+ * else -1 with errno (EAGAIN: the socket is full, the rest is held). */
+static int tls_out_flush(struct tls_out *o)
+{
+    int err = 0;
+    if (gather.owner == o) {   /* then nothing is held: the records go first */
+        size_t n = gather.len, sent = tls_send(o->fd, gather.p, n, &err);
+        gather.owner = NULL;
+        gather.len = 0;
+        if (sent < n) {
+            o->held = malloc(n - sent);
+            if (!o->held) {
+                errno = ENOMEM;
+                return -1;
+            }
+            memcpy(o->held, gather.p + sent, n - sent);
+            o->held_off = 0;
+            o->held_len = o->held_cap = n - sent;
+        }
+        /* the scratch stays for the next call unless a large one grew it */
+        if (gather.cap > 4 * TLS_WRITE_MAX) {
+            free(gather.p);
+            gather.p = NULL;
+            gather.cap = 0;
+        }
+    } else if (o->held_len) {
+        size_t sent = tls_send(o->fd, o->held + o->held_off, o->held_len, &err);
+        o->held_off += sent;
+        o->held_len -= sent;
+        if (o->held_len == 0) {
+            free(o->held);
+            o->held = NULL;
+            o->held_off = o->held_cap = 0;
+        }
+    }
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static long tls_out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct tls_out *o = BIO_get_data(b);
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:   /* the end of a handshake flight, an alert */
+        BIO_clear_retry_flags(b);
+        if (tls_out_flush(o) == 0)
+            return 1;
+        if (errno == EAGAIN)
+            BIO_set_retry_write(b);
+        return -1;
+    case BIO_CTRL_WPENDING:
+        return (long)(o->held_len + (gather.owner == o ? gather.len : 0));
+    case BIO_CTRL_DUP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int tls_out_destroy(BIO *b)
+{
+    struct tls_out *o = BIO_get_data(b);
+    if (o) {
+        if (gather.owner == o) {
+            gather.owner = NULL;
+            gather.len = 0;
+        }
+        free(o->held);
+        free(o);
+        BIO_set_data(b, NULL);
+    }
+    return 1;
+}
+
+/* The write BIO of a session on fd. NULL if out of memory. */
+static BIO *tls_out_new(int fd)
+{
+    struct tls_out *o;
+    BIO *b;
+    if (!out_method) {
+        out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "luaws gather");
+        if (!out_method || !BIO_meth_set_write(out_method, tls_out_write) ||
+            !BIO_meth_set_ctrl(out_method, tls_out_ctrl) ||
+            !BIO_meth_set_destroy(out_method, tls_out_destroy)) {
+            BIO_meth_free(out_method);
+            out_method = NULL;
+            return NULL;
+        }
+    }
+    o = calloc(1, sizeof *o);
+    b = o ? BIO_new(out_method) : NULL;
+    if (!b) {
+        free(o);
+        return NULL;
+    }
+    o->fd = fd;
+    BIO_set_data(b, o);
+    BIO_set_init(b, 1);
+    return b;
+}
+
+static struct tls_out *tls_out_of(const SSL *ssl)
+{
+    return BIO_get_data(SSL_get_wbio(ssl));
+}
+
+/* After a call: send what it wrote. A refusal other than a full socket is
+ * kept for the caller (-1, errno). */
+static int tls_after(SSL *ssl)
+{
+    struct tls_out *o = tls_out_of(ssl);
+    if (gather.owner != o && o->held_len == 0)
+        return 0;
+    return tls_out_flush(o) < 0 && errno != EAGAIN ? -1 : 0;
+}
+
+size_t tls_unsent(const struct ssl_st *ssl)
+{
+    return tls_out_of(ssl)->held_len;
+}
+
+int tls_flush(struct ssl_st *ssl)
+{
+    return tls_out_flush(tls_out_of(ssl));
 }
 
 /* ------------------------------------------------------------ names */
@@ -466,8 +695,16 @@ void tls_ctx_free(struct ssl_ctx_st *ctx)
 struct ssl_st *tls_new(struct ssl_ctx_st *ctx, int fd, int server, const char *host)
 {
     SSL *ssl = SSL_new(ctx);
-    if (!ssl || SSL_set_fd(ssl, fd) != 1)
+    BIO *rb, *wb;
+    if (!ssl)
         goto fail;
+    rb = BIO_new_socket(fd, BIO_NOCLOSE);
+    wb = rb ? tls_out_new(fd) : NULL;
+    if (!wb) {
+        BIO_free(rb);
+        goto fail;
+    }
+    SSL_set_bio(ssl, rb, wb);
     if (server) {
         SSL_set_accept_state(ssl);
     } else {
@@ -568,29 +805,59 @@ static int tls_want_of(SSL *ssl, int rc)
     }
 }
 
+/* The socket refused records with err: like a socket BIO's failure
+ * without an OpenSSL reason, the peer is gone (TLS_EOF, "tls: Broken pipe"). */
+static int tls_send_failed(int err)
+{
+    snprintf(last_error, sizeof last_error, "tls: %s", strerror(err));
+    return TLS_EOF;
+}
+
 ssize_t tls_read(struct ssl_st *ssl, void *buf, size_t n, int *want)
 {
     int rc;
     errno = 0;
     rc = SSL_read(ssl, buf, n > 0x7fffffff ? 0x7fffffff : (int)n);
     if (rc > 0) {
+        tls_after(ssl);   /* a refusal shows at the next write */
         *want = TLS_DONE;
         return rc;
     }
     *want = tls_want_of(ssl, rc);
+    tls_after(ssl);
     return 0;
 }
 
 ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t n, int *want)
 {
+    struct tls_out *o = tls_out_of(ssl);
+    size_t done = 0;
     int rc;
-    errno = 0;
-    rc = SSL_write(ssl, buf, n > 0x7fffffff ? 0x7fffffff : (int)n);
-    if (rc > 0) {
+    if (o->held_len && tls_out_flush(o) < 0) {   /* what the socket refused goes first */
+        *want = errno == EAGAIN ? TLS_WANT_WRITE : tls_send_failed(errno);
+        return 0;
+    }
+    if (n > TLS_WRITE_MAX)
+        n = TLS_WRITE_MAX;
+    /* Partial writes are on: SSL_write returns after each record, and our
+     * BIO takes every record, so go on until all n are encrypted, then send
+     * them together. A failure after some records shows at the next call. */
+    do {
+        errno = 0;
+        rc = SSL_write(ssl, (const char *)buf + done, (int)(n - done));
+        if (rc > 0)
+            done += (size_t)rc;
+    } while (rc > 0 && done < n);
+    if (done > 0) {
+        if (tls_after(ssl) < 0) {
+            *want = tls_send_failed(errno);
+            return 0;
+        }
         *want = TLS_DONE;
-        return rc;
+        return (ssize_t)done;
     }
     *want = tls_want_of(ssl, rc);
+    tls_after(ssl);
     return 0;
 }
 
@@ -605,6 +872,7 @@ size_t tls_pending(const struct ssl_st *ssl)
 void tls_shutdown(struct ssl_st *ssl)
 {
     SSL_shutdown(ssl);
+    tls_after(ssl);
     ERR_clear_error();
 }
 
@@ -612,6 +880,8 @@ void tls_close_notify(struct ssl_st *ssl)
 {
     if (ssl && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
         SSL_shutdown(ssl);   /* best effort: the fd is non-blocking */
+    if (ssl)
+        tls_after(ssl);
     ERR_clear_error();
 }
 

@@ -85,12 +85,21 @@ struct ssl_st *tls_new(struct ssl_ctx_st *ctx, int fd, int server, const char *h
 /* Read up to n bytes. Returns bytes read (> 0), or 0 with *want set. */
 ssize_t tls_read(struct ssl_st *ssl, void *buf, size_t n, int *want);
 
-/* Write up to n bytes. Returns bytes written (> 0), or 0 with *want set. */
+/* Write up to n bytes (at most four records' worth per call), sent with
+ * one send(2). Returns bytes taken (> 0), or 0 with *want set. */
 ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t n, int *want);
 
 /* Bytes OpenSSL has decrypted that a read has not taken yet, or 1 when it
  * holds only records not yet decrypted (read ahead); 0: nothing held. */
 size_t tls_pending(const struct ssl_st *ssl);
+
+/* Records encrypted that the socket has not taken yet (it was full): they
+ * go out first at the next tls_write, or with tls_flush. */
+size_t tls_unsent(const struct ssl_st *ssl);
+
+/* Give the socket the records it had refused: 0 when none is left, else -1
+ * with errno (EAGAIN: still full). */
+int tls_flush(struct ssl_st *ssl);
 
 /* Send close_notify (best effort; the socket is non-blocking). */
 void tls_shutdown(struct ssl_st *ssl);

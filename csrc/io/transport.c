@@ -65,8 +65,8 @@ static void plain_release(struct transport *t)
 }
 
 static const struct transport_ops plain_ops = {
-    plain_read, plain_write, plain_writev, plain_shutdown, plain_pending, plain_error,
-    plain_release, plain_release
+    plain_read, plain_write, plain_writev, plain_shutdown, plain_pending, NULL, NULL,
+    plain_error, plain_release, plain_release
 };
 
 void transport_plain(struct transport *t, int fd)
@@ -168,6 +168,16 @@ static size_t tls_t_pending(const struct transport *t)
     return tls_pending(t->ssl);
 }
 
+static size_t tls_t_unsent(const struct transport *t)
+{
+    return t->ssl ? tls_unsent(t->ssl) : 0;
+}
+
+static int tls_t_flush(struct transport *t)
+{
+    return tls_flush(t->ssl);
+}
+
 static const char *tls_t_error(const struct transport *t, int err)
 {
     (void)t;
@@ -192,8 +202,8 @@ static void tls_t_release(struct transport *t)
 }
 
 static const struct transport_ops tls_ops = {
-    tls_t_read, tls_t_write, NULL, tls_t_shutdown, tls_t_pending, tls_t_error, tls_t_finish,
-    tls_t_release
+    tls_t_read, tls_t_write, NULL, tls_t_shutdown, tls_t_pending, tls_t_unsent, tls_t_flush,
+    tls_t_error, tls_t_finish, tls_t_release
 };
 
 void transport_tls(struct transport *t, struct ssl_st *ssl, int server)

@@ -46,6 +46,11 @@ struct transport_ops {
     /* Bytes already read from the socket and decrypted that no read has
      * taken yet (the socket will not signal them again); 0 for plain TCP. */
     size_t (*pending)(const struct transport *t);
+    /* Bytes taken by a write that the socket has not taken yet (TLS records
+     * encrypted while it was full); NULL for plain TCP, which holds none. */
+    size_t (*unsent)(const struct transport *t);
+    /* Write those: 0 when none is left, else -1 with errno (EAGAIN). */
+    int (*flush)(struct transport *t);
     /* Words for a failed call's errno (OpenSSL's for EPROTO). */
     const char *(*error)(const struct transport *t, int err);
     /* The socket is about to close: TLS sends close_notify (best effort)

@@ -85,4 +85,61 @@ asyncio.run(main())
     assert.equal(0, code, why or out)
     assert.equal("from python 25600\n", out)
   end)
+
+  -- Records the socket refused are held by the session and go out, in
+  -- order, before anything newer (csrc/io/tls.c, "the write side"): a peer
+  -- that stops reading while megabytes pile up gets every byte once it
+  -- reads again, then the close, in both directions.
+  local function numbered(i)
+    local n = ({ 3, 16384, 16388, 70000, 125 })[i % 5 + 1]
+    return ("%06d"):format(i) .. string.rep(string.char(65 + i % 26), n - 6)
+  end
+
+  it_ssl("holds what a full socket refused and sends it in order once the client reads again", function()
+    local s = h.server { tls = { certificate = cert, key = key }, max_backpressure = 64 * 1024 * 1024 }
+    local N, sent, held = 400, 0, 0
+    s:route("/ws", { open = function(ws)
+      for i = 1, N do assert(ws:send(numbered(i), "binary")); sent = sent + 1 end
+      held = ws:buffered()
+      ws:close(1000, "all sent")
+    end })
+    local ws = assert(luaws.connect(s:url("/ws"), { tls = { ca = cert } }))
+    ws:pause()
+    h.pump(function() return sent == N end, "the sends")
+    h.idle(0.2)
+    ws:resume()
+    for i = 1, N do
+      local msg = ws:receive(10)
+      assert(msg, ("message %d of %d missing"):format(i, N))
+      assert(msg == numbered(i), ("message %d: %d bytes, %q..."):format(i, #msg, msg:sub(1, 6)))
+    end
+    h.fails("closed", ws:receive(5))
+    assert.equal(1000, (ws:close_status()))
+    assert.is_true(held > 1024 * 1024, "the queue held " .. held .. " bytes")
+    print(("# %d messages (%d bytes queued at the end) over wss to a paused client: all in order, then 1000")
+      :format(N, held))
+  end)
+
+  it_ssl("holds what a full socket refused on the client side and the server echoes it all in order", function()
+    local s = h.server { tls = { certificate = cert, key = key }, max_backpressure = 64 * 1024 * 1024 }
+    local peer
+    s:route("/ws", {
+      open = function(ws) peer = ws; ws:pause() end,
+      message = function(ws, msg, kind) ws:send(msg, kind) end,
+    })
+    local ws = assert(luaws.connect(s:url("/ws"), { tls = { ca = cert }, max_backpressure = 64 * 1024 * 1024 }))
+    h.pump(function() return peer ~= nil end, "the server's open")
+    local N = 400
+    for i = 1, N do assert(ws:send(numbered(i), "binary")) end
+    h.idle(0.2)
+    assert.is_true(ws:buffered() > 0, "the client queued nothing")
+    peer:resume()
+    for i = 1, N do
+      local msg = ws:receive(10)
+      assert(msg, ("echo %d of %d missing"):format(i, N))
+      assert(msg == numbered(i), ("echo %d: %d bytes, %q..."):format(i, #msg, msg:sub(1, 6)))
+    end
+    assert(ws:close(1000, "done"))
+    assert.equal(1000, (ws:close_status()))
+  end)
 end)
