@@ -123,6 +123,7 @@
 #endif
 #define LG_READS_PER_EVENT 8 /* fairness: reads per connection per wakeup */
 #define LG_TLS_RECORDS_PER_EVENT 64 /* the same for TLS: records (<= 16 KiB each) per wakeup */
+#define LG_TLS_WBUF (80 * 1024)     /* TLS: the buffer BIO that gathers records into one write(2) */
 #define LG_SEQ_BYTES 8       /* payload bytes that carry the sequence number */
 #define LG_JSON_POOL 512     /* distinct JSON-like messages (--json) */
 
@@ -644,6 +645,17 @@ static bool conn_flush_tls(struct conn *c)
     bool pending = c->out_off < c->out_len;
     if (!pending)
         c->out_off = c->out_len = 0;
+    /* The records gathered by the buffer BIO (tls_start) go out together:
+     * one write(2) per message, not one per record. */
+    BIO *wb = SSL_get_wbio(c->ssl);
+    if (BIO_wpending(wb) > 0 && BIO_flush(wb) <= 0) {
+        if (!BIO_should_retry(wb)) {
+            err.reset++;
+            conn_fail(c);
+            return false;
+        }
+        pending = true; /* EPOLLOUT, then conn_flush flushes again */
+    }
     tls_set_events(c, (pending && !c->tls_wr) || c->tls_rw);
     return true;
 }
@@ -701,13 +713,21 @@ __attribute__((noinline, cold)) static void tls_handshake(struct conn *c)
 /* TCP is up: start TLS on it. */
 static void tls_start(struct conn *c)
 {
+    /* Reads straight from the socket; writes through a buffer BIO that
+     * gathers the records of one conn_flush_tls (a 16 KiB frame is two)
+     * into one write(2), as the luaws server does (csrc/io/tls.c). */
     c->ssl = SSL_new(tls_ctx);
-    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+    BIO *sock = c->ssl ? BIO_new_socket(c->fd, BIO_NOCLOSE) : NULL;
+    BIO *buf = sock ? BIO_new(BIO_f_buffer()) : NULL;
+    if (!buf || BIO_set_write_buffer_size(buf, LG_TLS_WBUF) != 1 || !BIO_up_ref(sock)) {
+        BIO_free(buf);
+        BIO_free(sock);
         ERR_clear_error();
         err.tls++;
         conn_fail(c);
         return;
     }
+    SSL_set_bio(c->ssl, sock, BIO_push(buf, sock));
     if (opt.sni[0])
         SSL_set_tlsext_host_name(c->ssl, opt.sni);
     SSL_set_connect_state(c->ssl);
