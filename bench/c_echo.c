@@ -3,7 +3,7 @@
 ** c_echo.c -- the simplest WebSocket echo server we could write in C, as the
 ** floor of what a server can cost in the luaws benchmarks.
 **
-** Usage: c_echo PORT [--fanout | --fanout-corked]
+** Usage: c_echo PORT [--fanout | --fanout-corked | --tls CERT KEY]
 **        (listens on 127.0.0.1:PORT; any path is accepted)
 **
 ** --fanout makes it the floor of bench/fanout.sh instead: every data frame
@@ -24,11 +24,18 @@
 ** loop-wide buffer; only an unfinished frame is copied into the connection.
 ** Writes are batched per read and finished on EPOLLOUT.
 **
+** --tls CERT KEY makes it the floor of the wss scenarios: the same echo over
+** OpenSSL, with the least a TLS server can do per record: read ahead (one
+** read(2) takes what the kernel has), SSL_read into the loop-wide buffer,
+** SSL_write of the batch, whose records a buffer BIO gathers into one write(2)
+** (what luaws's csrc/io/tls.c does with its own BIO). No session cache, no
+** SNI, no ALPN: TLS 1.2 or 1.3 with OpenSSL's default suites.
+**
 ** What it deliberately does not do, because a floor should not pay for it:
 ** validate the request beyond the key, check UTF-8 in text frames, check close
 ** codes, reassemble messages, enforce a message size limit beyond a 64 MiB
-** frame cap, time out idle peers, TLS, or extensions. It is a benchmark
-** baseline, not a server to expose to anyone.
+** frame cap, time out idle peers, or extensions. It is a benchmark baseline,
+** not a server to expose to anyone.
 **
 ** RFC 6455 sections: §4.2.2 (the accept key), §5.2 (framing), §5.3 (client
 ** masking; an unmasked client frame closes the connection), §5.5 (ping/pong,
@@ -52,7 +59,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #define RBUF_SIZE (256 * 1024)          /* the loop-wide receive buffer */
 #define HEAD_MAX 8192                   /* longest request head */
@@ -76,7 +86,12 @@ struct conn {
     struct conn *prev, *next; /* --fanout: the open connections */
     bool listed, broken, dirty;
     struct conn *dnext;       /* --fanout-corked: connections with output to flush */
+    SSL *ssl;                 /* --tls */
+    bool unflushed;           /* --tls: records gathered that the socket refused */
 };
+
+static SSL_CTX *tls_ctx;      /* --tls */
+#define TLS_WBUF (80 * 1024)  /* the buffer BIO gathering one batch's records */
 
 static int epfd;
 static int fanout;            /* 0, 1 (--fanout) or 2 (--fanout-corked) */
@@ -115,7 +130,7 @@ static void out_append(struct conn *c, const void *p, size_t n)
 
 static void update_events(struct conn *c)
 {
-    bool want_out = c->out_off < c->out_len;
+    bool want_out = c->out_off < c->out_len || c->unflushed;
     bool pause = c->out_len - c->out_off > OUT_HIGH;
     if (want_out == c->pollout && pause == c->paused)
         return;
@@ -143,16 +158,48 @@ static void conn_free(struct conn *c)
                 *pp = c->dnext;
                 break;
             }
+    SSL_free(c->ssl);
     close(c->fd);
     free(c->in);
     free(c->out);
     free(c);
 }
 
+/* --tls: SSL_write what is queued, then give the gathered records to the
+ * socket. Returns false if the connection is gone. */
+static bool conn_flush_tls(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        size_t left = c->out_len - c->out_off;
+        int n = SSL_write(c->ssl, c->out + c->out_off, left > 0x40000000 ? 0x40000000 : (int)left);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+            break;
+        conn_free(c);
+        return false;
+    }
+    BIO *wb = SSL_get_wbio(c->ssl);
+    c->unflushed = false;
+    if (BIO_wpending(wb) > 0 && BIO_flush(wb) <= 0) {
+        if (!BIO_should_retry(wb)) {
+            conn_free(c);
+            return false;
+        }
+        c->unflushed = true;
+    }
+    return true;
+}
+
 /* Write what the kernel takes. Returns false if the connection is gone. */
 static bool conn_flush(struct conn *c)
 {
-    while (c->out_off < c->out_len) {
+    if (c->ssl && !conn_flush_tls(c))
+        return false;
+    while (!c->ssl && c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
@@ -165,7 +212,7 @@ static bool conn_flush(struct conn *c)
             return false;
         }
     }
-    if (c->out_off == c->out_len) {
+    if (c->out_off == c->out_len && !c->unflushed) {
         c->out_off = c->out_len = 0;
         if (c->out_cap > 16384) { /* give back a big buffer: idle peers cost little */
             free(c->out);
@@ -424,11 +471,27 @@ static long process(struct conn *c, uint8_t *p, size_t n)
     return (long)off;
 }
 
+/* --tls: recv's returns from SSL_read: > 0 bytes, 0 at the end (or a
+ * failure), -1 with errno EAGAIN when OpenSSL waits for the socket. */
+static ssize_t tls_recv(struct conn *c, void *buf, size_t len)
+{
+    int n = SSL_read(c->ssl, buf, len > 0x40000000 ? 0x40000000 : (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return 0;
+}
+
 /* Readable: process spill + new bytes, keep the unfinished rest, flush. */
 static void on_readable(struct conn *c)
 {
-    for (int r = 0; r < 4; r++) {
-        ssize_t n = recv(c->fd, rbuf, sizeof rbuf, 0);
+    for (int r = 0; r < (c->ssl ? 64 : 4); r++) {
+        ssize_t n = c->ssl ? tls_recv(c, rbuf, sizeof rbuf) : recv(c->fd, rbuf, sizeof rbuf, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             conn_free(c);
             return;
@@ -458,7 +521,7 @@ static void on_readable(struct conn *c)
             memcpy(c->in, p + used, rest);
             c->in_len = rest;
         }
-        if (c->state == S_CLOSING || (size_t)n < sizeof rbuf)
+        if (c->state == S_CLOSING || (c->ssl ? !SSL_has_pending(c->ssl) : (size_t)n < sizeof rbuf))
             break;
     }
     if (c->in_len == 0 && c->in_cap > 65536) { /* give back a big spill once done */
@@ -485,6 +548,15 @@ static void on_accept(int lfd)
         if (!c)
             fatal("calloc");
         c->fd = fd;
+        if (tls_ctx) { /* reads from the socket, writes through the gathering buffer */
+            BIO *sock = NULL, *buf = NULL;
+            if (!(c->ssl = SSL_new(tls_ctx)) || !(sock = BIO_new_socket(fd, BIO_NOCLOSE)) ||
+                !(buf = BIO_new(BIO_f_buffer())) || BIO_set_write_buffer_size(buf, TLS_WBUF) != 1 ||
+                !BIO_up_ref(sock))
+                fatal("tls session");
+            SSL_set_bio(c->ssl, sock, BIO_push(buf, sock));
+            SSL_set_accept_state(c->ssl);
+        }
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             fatal("epoll_ctl");
@@ -494,11 +566,23 @@ static void on_accept(int lfd)
 int main(int argc, char **argv)
 {
     long port = argc >= 2 ? strtol(argv[1], NULL, 10) : 0;
+    bool tls = argc == 5 && strcmp(argv[2], "--tls") == 0;
     if (argc == 3)
         fanout = strcmp(argv[2], "--fanout") == 0 ? 1 : strcmp(argv[2], "--fanout-corked") == 0 ? 2 : -1;
-    if (port <= 0 || port > 65535 || argc > 3 || fanout < 0) {
-        fprintf(stderr, "usage: c_echo PORT [--fanout | --fanout-corked]\n");
+    if (port <= 0 || port > 65535 || (argc > 3 && !tls) || argc == 4 || fanout < 0) {
+        fprintf(stderr, "usage: c_echo PORT [--fanout | --fanout-corked | --tls CERT KEY]\n");
         return 2;
+    }
+    if (tls) {
+        tls_ctx = SSL_CTX_new(TLS_server_method());
+        if (!tls_ctx || SSL_CTX_use_certificate_chain_file(tls_ctx, argv[3]) != 1 ||
+            SSL_CTX_use_PrivateKey_file(tls_ctx, argv[4], SSL_FILETYPE_PEM) != 1) {
+            ERR_print_errors_fp(stderr);
+            return 2;
+        }
+        SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_read_ahead(tls_ctx, 1);
     }
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;
@@ -524,8 +608,9 @@ int main(int argc, char **argv)
     struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL }; /* NULL marks the listener */
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0)
         fatal("epoll_ctl");
-    printf("c_echo%s listening on ws://127.0.0.1:%ld/ws\n",
-           fanout == 1 ? " --fanout" : fanout == 2 ? " --fanout-corked" : "", port);
+    printf("c_echo%s listening on %s://127.0.0.1:%ld/ws\n",
+           fanout == 1 ? " --fanout" : fanout == 2 ? " --fanout-corked" : tls ? " --tls" : "",
+           tls ? "wss" : "ws", port);
     fflush(stdout);
 
     struct epoll_event evs[MAX_EVENTS];

@@ -24,14 +24,15 @@ whole-run budget); traffic goes only to 127.0.0.1 (plus 127.0.0.2-4 as extra
 source addresses in the idle scenario); a server that is missing is skipped and
 the table says why; nothing is stopped by name.
 
-wss: the c100x16 and c100x16k scenarios also run luaws and node ws over TLS
-(luaws-wss, node-wss: loadgen --tls against a certificate this script makes
-with openssl in build/bench-tls/), interleaved with the plain runs of the same
-scenarios, and the report gets a "wss" section (between <!-- wss:begin --> and
-<!-- wss:end -->) with the ratios wss/ws and luaws/node over TLS.
+wss: the c100x16 and c100x16k scenarios also run luaws, c_echo and node ws over
+TLS (luaws-wss, c_echo-wss, node-wss: loadgen --tls against a certificate this
+script makes with openssl in build/bench-tls/), interleaved with the plain runs
+of the same scenarios, and the report gets a "wss" section (between
+<!-- wss:begin --> and <!-- wss:end -->) with the ratios wss/ws and luaws/node
+over TLS, and c_echo's wss/ws as the floor of the first.
 BENCH_WSS=none leaves TLS out; BENCH_WSS=only runs just those two scenarios
-with luaws (callback and coroutine) and node ws, each over ws and wss (twelve
-runs per repeat), and writes bench/results/wss.md and wss.raw (not committed)
+with luaws (callback and coroutine), c_echo and node ws, each over ws and wss
+(sixteen runs per repeat), and writes bench/results/wss.md and wss.raw (not committed)
 instead of latest.md. BENCH_TLS_KEY=ecdsa (P-256, the default) or rsa (2048
 bits) picks the server certificate.
 
@@ -178,6 +179,10 @@ def _check_node_wss():
     return _check_node() or _tls_cert()
 
 
+def _check_c_echo_wss():
+    return _check_c_echo() or _tls_cert()
+
+
 # Each server: key, label, argv ({port}, {cert}, {key} are filled in),
 # check() -> skip reason or None. tls=True: loadgen talks wss:// to it, only in
 # WSS_SCENARIOS, and it shows only in the wss section; plain= the key of the
@@ -197,6 +202,9 @@ SERVERS = [
               "{cert}", "--tls-key", "{key}"], check=_check_luaws_wss),
     dict(key="c_echo", label="c_echo (epoll floor)",
          cmd=[os.path.join(BUILD, "c_echo"), "{port}"], check=_check_c_echo),
+    dict(key="c_echo-wss", label="c_echo wss (TLS floor)", tls=True, plain="c_echo",
+         cmd=[os.path.join(BUILD, "c_echo"), "{port}", "--tls", "{cert}", "{key}"],
+         check=_check_c_echo_wss),
     dict(key="node", label="node ws",
          cmd=["node", "bench/peers/node_echo.js", "{port}"], check=_check_node,
          zcmd=["node", "bench/peers/node_echo.js", "{port}", "--deflate"]),
@@ -841,7 +849,8 @@ def write_wss_section(servers, table, started, finished):
     md.append("- luaws wss: the same examples/echo.lua as the ws rows, with `--tls-cert FILE "
               "--tls-key FILE` (`luaws.listen{ tls = { certificate = ..., key = ... } }`), callback "
               "and `--coroutine`; node: bench/peers/node_echo.js --tls, ws on "
-              "`https.createServer({cert, key})`.")
+              "`https.createServer({cert, key})`; c_echo wss: bench/c_echo.c --tls, the floor "
+              "(read ahead, SSL_read, SSL_write, records gathered into one write(2)).")
     if LOADAVG:
         md.append("- /proc/loadavg (1, 5, 15 min) at the start and the end of the run: "
                   + " -> ".join(f"`{x}`" for x in LOADAVG))
@@ -878,6 +887,13 @@ def write_wss_section(servers, table, started, finished):
                        f"{fmt(c['rate'])} msg/s: {fmt_ratio(v)} (server CPU per message "
                        f"{fmt(us_msg(a), 2)} vs {fmt(us_msg(c), 2)} µs: node÷luaws "
                        f"{fmt_ratio(r(us_msg(c), us_msg(a)))}){_quiet(a, c)} | {_holds(v, 2.0)} |")
+    for sc in scen:   # what the simplest TLS echo gets in the same run: the floor of the ratio
+        a, b = get("c_echo-wss", sc), get("c_echo", sc)
+        size = "16 B" if sc["key"] == "c100x16" else "16 KiB"
+        if a and b:
+            tgt.append(f"| (the floor: c_echo wss ÷ c_echo ws, 100 x {size}) | - | {fmt(a['rate'])} vs "
+                       f"{fmt(b['rate'])} msg/s: {fmt_ratio(r(a['rate'], b['rate']))} (server CPU per "
+                       f"message {fmt(us_msg(a), 2)} vs {fmt(us_msg(b), 2)} µs){_quiet(a, b)} | - |")
     md += tgt
     md.append("")
     md.append("| scenario | server | msg/s | MB/s | p50 µs | p99 µs | server CPU | server CPU µs/msg | "
