@@ -964,14 +964,15 @@ static void conn_unpark(struct conn *c)
 ** UTF-8 check comes before anything that has an effect, so a refused chunk
 ** leaves the connection and the open message exactly as they were.
 */
-static int conn_send_data(struct conn *c, int opcode, const void *data, size_t len, int fin)
+static int conn_send_data(struct conn *c, int opcode, const void *data, size_t len, int fin,
+                          int checked)
 {
     uint32_t utf8 = WS_UTF8_ACCEPT;
     size_t wire = len;
     int rc;
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING)))
         return WS_ECLOSED;
-    if (opcode == WS_OP_TEXT && !c->opt->trust_send_utf8) {
+    if (opcode == WS_OP_TEXT && !checked && !c->opt->trust_send_utf8) {
         /* RFC 6455 §8.1: a peer fails the connection (1007) on text that
          * is not UTF-8. Refuse it here instead, where the caller can still
          * do something about it. The state carries across fragments. */
@@ -1022,7 +1023,14 @@ int conn_send_part(struct conn *c, int opcode, const void *data, size_t len, int
 {
     if ((opcode != WS_OP_TEXT && opcode != WS_OP_BINARY) || (c->send_op && opcode != c->send_op))
         return WS_EPROTO;
-    return conn_send_data(c, opcode, data, len, fin);
+    return conn_send_data(c, opcode, data, len, fin, 0);
+}
+
+int conn_send_checked(struct conn *c, const void *data, size_t len)
+{
+    if (c->send_op)
+        return WS_EPROTO;
+    return conn_send_data(c, WS_OP_TEXT, data, len, 1, 1);
 }
 
 int conn_send(struct conn *c, int opcode, const void *data, size_t len)
@@ -1030,7 +1038,7 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len)
     if (opcode <= WS_OP_BINARY) {
         if (c->send_op)
             return WS_EPROTO;   /* a fragmented message is open: conn_send_part ends it */
-        return conn_send_data(c, opcode, data, len, 1);
+        return conn_send_data(c, opcode, data, len, 1, 0);
     }
     if (c->state != CONN_OPEN || (c->flags & (CF_CLOSE_SENT | CF_PENDING)))
         return WS_ECLOSED;

@@ -330,6 +330,11 @@ int conn_send(struct conn *c, int opcode, const void *data, size_t len);
  * the message stays as it was. Otherwise returns as conn_send. */
 int conn_send_part(struct conn *c, int opcode, const void *data, size_t len, int fin);
 
+/* Queue a whole text message whose bytes the caller knows are UTF-8, as
+ * conn_send without the check: a text message received (and checked on the
+ * way in) and sent back as it is. */
+int conn_send_checked(struct conn *c, const void *data, size_t len);
+
 /* The opcode of the fragmented message being sent (TEXT or BINARY), or 0. */
 static inline int conn_sending(const struct conn *c) { return c->send_op; }
 

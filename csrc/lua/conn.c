@@ -361,18 +361,49 @@ void lws_conn_on_open(struct conn *c)
         lconn_end(L, c, h, "open handler", 1);
 }
 
+/*
+** The text message a message handler is running for: its bytes were checked
+** as UTF-8 on the way in, so ws:send of that very string (an echo) skips the
+** check. The string is kept on the stack below the call for as long as the
+** pointer is set, so no other string can take its address meanwhile.
+** Short texts are checked again: that costs less than keeping them.
+*/
+static const char *checked_text;
+static size_t checked_len;
+
+/* Below this the check costs less than keeping the string. */
+#define CHECKED_MIN 256
+
 void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
-    int h = lconn_begin(L, c, "message");
-    if (!h)
+    const char *prev = checked_text;
+    size_t prev_len = checked_len;
+    int h;
+    if (opcode != WS_OP_TEXT || len < CHECKED_MIN) {
+        if (!(h = lconn_begin(L, c, "message")))
+            return;
+        lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
+        if (opcode == WS_OP_TEXT)
+            lua_pushliteral(L, "text");
+        else
+            lua_pushliteral(L, "binary");
+        lconn_end(L, c, h, "message handler", 1);
         return;
-    lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
-    if (opcode == WS_OP_TEXT)
-        lua_pushliteral(L, "text");
-    else
-        lua_pushliteral(L, "binary");
+    }
+    lua_pushlstring(L, (const char *)data, len);   /* the one copy; kept below the call */
+    if (!(h = lconn_begin(L, c, "message"))) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushvalue(L, h - 1);
+    lua_pushliteral(L, "text");
+    checked_text = lua_tostring(L, h - 1);
+    checked_len = len;
     lconn_end(L, c, h, "message handler", 1);
+    checked_text = prev;   /* a handler may run the loop: messages nest */
+    checked_len = prev_len;
+    lua_pop(L, 1);
 }
 
 /* fragment(ws, chunk, kind, fin): one data frame of a message, for a route
@@ -641,7 +672,12 @@ static int lconn_send(lua_State *L)
         return luaL_argerror(L, 3, open == WS_OP_TEXT
                              ? "a fragmented text message is being sent: its pieces must be text"
                              : "a fragmented binary message is being sent: its pieces must be binary");
-    rc = l ? conn_send_part(&l->c, op, data, len, fin) : WS_ECLOSED;
+    if (!l)
+        rc = WS_ECLOSED;
+    else if (data == checked_text && len == checked_len && op == WS_OP_TEXT && fin && !open)
+        rc = conn_send_checked(&l->c, data, len);   /* the message being handled, sent back */
+    else
+        rc = conn_send_part(&l->c, op, data, len, fin);
     if (rc == WS_EUTF8 && fin &&
         ws_utf8_feed(open ? l->c.send_utf8 : WS_UTF8_ACCEPT, (const uint8_t *)data, len) != WS_UTF8_REJECT)
         return lws_fail(L, rc, "send: text that is not valid UTF-8 (the message ends inside a character)");

@@ -107,6 +107,36 @@ describe("ws:send and UTF-8", function()
     ws:close()
   end)
 
+  -- A text message sent back from its own handler is not checked twice
+  -- (csrc/lua/conn.c, checked_text): only that very string is trusted, so
+  -- another string of the same length, even one made where the message was
+  -- once the message is gone, is checked as ever.
+  it("echoes a long text from its handler unchecked, and still checks every other string", function()
+    local s2 = h.server()
+    local results = {}
+    s2:route("/ws", { message = function(ws, msg)
+      local n = #msg
+      results[#results + 1] = table.pack(ws:send(msg))                        -- the echo
+      results[#results + 1] = table.pack(ws:send(("\xff"):rep(n)))            -- same length, not UTF-8
+      msg = nil   -- luacheck: ignore (the message gone, its memory free for another string)
+      collectgarbage()
+      collectgarbage()
+      results[#results + 1] = table.pack(ws:send(("\xfe"):rep(n - 1) .. "a"))
+      results[#results + 1] = table.pack(ws:send(("é"):rep(n // 2)))
+    end })
+    local ws = assert(luaws.connect(s2:url("/ws")))
+    local text = ("κόσμε "):rep(200)   -- 2,400 bytes: past the size where the echo is trusted
+    assert(ws:send(text))
+    assert.same({ text, "text" }, { ws:receive(5) })
+    local rest = ws:receive(5)
+    assert.equal(("é"):rep(#text // 2), rest)
+    assert.is_true(results[1][1])
+    h.fails("utf8", table.unpack(results[2], 1, results[2].n))
+    h.fails("utf8", table.unpack(results[3], 1, results[3].n))
+    assert.is_true(results[4][1])
+    ws:close()
+  end)
+
   it("checks a fragmented message across its pieces: a character may be split, not broken", function()
     local ws = assert(luaws.connect(server:url("/ws")))
     assert(ws:send("price: \xe2", "text", { fin = false }))    -- € is E2 82 AC
