@@ -52,7 +52,7 @@ deps:
 	@scripts/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(CTEST)
+	@$(MAKE) --no-print-directory all $(CTEST) $(CTEST)_noavx2
 	@scripts/check-layers
 	@mkdir -p build
 	@$(RUNENV) $(BUSTED) -o TAP $(SPECS) 2>&1 | tee build/test-$(SANITIZE).tap; \
@@ -63,13 +63,15 @@ test: deps
 # Lua, no libev. spec/codec_c_spec.lua runs it inside `make test`.
 CTEST      := build/ctest/codec_test
 CTEST_SRCS := ctest/codec_test.c $(wildcard csrc/proto/*.c)
-$(CTEST): $(CTEST_SRCS) $(wildcard csrc/proto/*.h) csrc/luaws.h
+$(CTEST) $(CTEST)_noavx2: $(CTEST_SRCS) $(wildcard csrc/proto/*.h) csrc/luaws.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -g -O1 -fno-omit-frame-pointer \
+	  $(if $(filter %_noavx2,$@),-DLUAWS_NO_AVX2) \
 	  -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc -o $@ $(CTEST_SRCS) -lcrypto -lz
 
-test-c: $(CTEST)
+test-c: $(CTEST) $(CTEST)_noavx2
 	$(CTEST)
+	$(CTEST)_noavx2
 
 # The example pages in headless Debian chromium (spec/browser/run.sh installs
 # chromium and playwright-core when missing); ends with "N passed, N failed".

@@ -315,6 +315,39 @@ static void test_mask_utf8(void)
             CHECK(memcmp(p, ref, len) == 0);
         }
     }
+    /* the vector paths (32 and 128 bytes a turn) and their edges: every
+     * length to 700 at every key phase, ending at the guard page */
+    {
+        static uint8_t src[700], want[700];
+        for (size_t len = 41; len <= sizeof src; len += len < 300 ? 1 : 7) {
+            for (size_t off = 0; off < 4; off++) {
+                for (size_t i = 0; i < len; i++) {
+                    src[i] = (uint8_t)(i * 7 + 3);
+                    want[i] = (uint8_t)(src[i] ^ key[(i + off) & 3]);
+                }
+                uint8_t *p = guard_put(src, len);
+                ws_mask(p, len, key, off);
+                CHECK(memcmp(p, want, len) == 0);
+                ws_mask(p + 1, len - 1, key, off + 1);   /* again from an odd address: back */
+                CHECK(p[0] == want[0] && memcmp(p + 1, src + 1, len - 1) == 0);
+            }
+        }
+        /* ASCII with one other byte at each place: a lone continuation byte
+         * rejects, a whole two-byte character does not */
+        for (size_t len = 2; len <= sizeof src; len += len < 300 ? 1 : 13) {
+            for (size_t at = 0; at + 1 < len; at += (len < 64 ? 1 : 5)) {
+                memset(src, 'a', len);
+                src[at] = 0x80;
+                CHECK(!ws_utf8_valid(guard_put(src, len), len));
+                src[at] = 0xc3;
+                src[at + 1] = 0xa9;
+                CHECK(ws_utf8_valid(guard_put(src, len), len));
+            }
+            memset(src, 'a', len);
+            src[len - 1] = 0xc3;   /* cut at the end */
+            CHECK(!ws_utf8_valid(guard_put(src, len), len));
+        }
+    }
     const char *ok[] = { "", "a", "abcdefg", "abcdefgh", "abcdefghi", "0123456789abcde\xc3\xa9",
                          "\xf4\x8f\xbf\xbf", "abcdefg\xe2\x82\xac" };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
