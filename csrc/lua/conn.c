@@ -55,14 +55,22 @@ struct lbox {
  * metatable up by name (a strcmp in Lua's string cache) on every call. */
 static const char conn_mt_key = 'c';
 
+/* That metatable's address in the state that opened the module last: one
+ * pointer comparison on every method call. Another state's boxes (the
+ * module opened in more than one) are told by the registry key. */
+static const void *conn_mt;
+
 static struct lbox *lconn_box(lua_State *L, int i)
 {
     void *p = lua_touserdata(L, i);
     if (p && lua_getmetatable(L, i)) {
-        int same;
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
-        same = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
+        int same = lua_topointer(L, -1) == conn_mt;
+        if (!same) {
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
+            same = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
         if (same)
             return p;
     }
@@ -1000,6 +1008,7 @@ void lws_conn_open(lua_State *L)
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
     }
+    conn_mt = lua_topointer(L, -1);
     lua_getfield(L, -1, "methods");
     lua_setfield(L, -3, "conn_methods");
     lua_pop(L, 1);
