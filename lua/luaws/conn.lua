@@ -41,10 +41,15 @@ local function queue_of(ws)
   return q
 end
 
+-- What wait() yields: a resume that gets it back knows the coroutine waits
+-- again (the common case, one per message) without asking its status.
+local WAITING = {}
+
 -- Resume a coroutine luaws runs; report errors, close its connection (1011)
 -- if it has one, and close it normally (1000) when the handler returns.
 local function resume(co, ...)
   local ok, err = co_resume(co, ...)
+  if err == WAITING and ok then return end
   local info = managed[co]
   if not ok then
     core.log("error in coroutine handler: " .. debug.traceback(co, tostring(err)))
@@ -68,16 +73,20 @@ function M.wake(ws) wake(queue_of(ws)) end
 
 -- The handlers behind receive(): queue messages, note the close.
 local function on_message(ws, msg, kind)
-  local q = queue_of(ws)
+  local q = queues[ws] or queue_of(ws)
   local last = q.last + 1
   q.last = last
   q[last] = msg
   q.kinds[last] = kind
-  if last - q.first + 1 >= QUEUE_HIGH and not q.paused then
+  if last - q.first >= QUEUE_HIGH - 1 and not q.paused then
     q.paused = true
     ws:pause()
   end
-  wake(q)
+  local co = q.waiter   -- wake(q), inline: once per message
+  if co then
+    q.waiter = nil
+    resume(co)
+  end
 end
 
 local function on_close(ws, code, reason)
@@ -131,7 +140,7 @@ local function wait(q, deadline)
       timer = core.timer(math.max(deadline - now(), 0), 0, function() wake(q) end)
     end
     q.waiter = co
-    co_yield()
+    co_yield(WAITING)
     if timer then timer:stop() end
   else
     -- A plain script: turn the loop (this raises inside a callback, where
@@ -151,34 +160,47 @@ function M.wait(ws, deadline) return wait(queue_of(ws), deadline) end
   reason are ws:close_status()). Inside a luaws coroutine it yields;
   elsewhere it runs the loop until done.
   Usage: local msg, kind = ws:receive(5) ]]
+-- Take the first queued message (there is one), resuming reading once the
+-- queue is down to QUEUE_LOW. An emptied queue starts again at index 1, so
+-- its table never grows or rehashes however many messages pass.
+local function take(ws, q)
+  local first, last, kinds = q.first, q.last, q.kinds
+  local msg, kind = q[first], kinds[first]
+  q[first], kinds[first] = nil, nil
+  if first == last then
+    q.first, q.last = 1, 0
+  else
+    q.first = first + 1
+  end
+  if q.paused and last - first <= QUEUE_LOW then
+    q.paused = false
+    ws:resume()
+  end
+  return msg, kind
+end
+
 function methods:receive(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
     error("bad argument #1 to 'receive' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 2)
   end
-  local q = queue_of(self)
-  local h = conn_handlers(self)
-  if h.message ~= on_message then
-    if h.fragment then
-      error("this connection hands its messages to its fragment handler, frame by frame; receive() is for coroutine routes and clients", 2)
+  local q = queues[self] or queue_of(self)
+  if q.first <= q.last then return take(self, q) end   -- on_message queued it: nothing to check
+  if not q.bound then   -- the handlers are the queue's (checked once per connection)
+    local h = conn_handlers(self)
+    if h.message ~= on_message then
+      if h.fragment then
+        error("this connection hands its messages to its fragment handler, frame by frame; receive() is for coroutine routes and clients", 2)
+      end
+      if h.message then
+        error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 2)
+      end
+      conn_handlers(self, M.queue_handlers)
     end
-    if h.message then
-      error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 2)
-    end
-    conn_handlers(self, M.queue_handlers)
+    q.bound = true
   end
   local deadline = timeout and now() + timeout
   while true do
-    local first = q.first
-    if first <= q.last then
-      local msg, kind = q[first], q.kinds[first]
-      q[first], q.kinds[first] = nil, nil
-      q.first = first + 1
-      if q.paused and q.last - q.first + 1 <= QUEUE_LOW then
-        q.paused = false
-        self:resume()
-      end
-      return msg, kind
-    end
+    if q.first <= q.last then return take(self, q) end
     if q.closed then return nil, closed_message(q), "closed" end
     if timeout == 0 then return nil, "receive: nothing has arrived", "timeout" end
     if not wait(q, deadline) and q.first > q.last and not q.closed then
@@ -189,8 +211,9 @@ end
 
 -- for msg, kind in ws:messages() do ... end: until the connection closes.
 function methods:messages()
+  local receive = methods.receive   -- not looked up on the connection per message
   return function()
-    return self:receive()
+    return receive(self)
   end
 end
 
