@@ -74,6 +74,12 @@ function M.wake(ws) wake(queue_of(ws)) end
 -- The handlers behind receive(): queue messages, note the close.
 local function on_message(ws, msg, kind)
   local q = queues[ws] or queue_of(ws)
+  local co = q.receiver
+  if co and q.last < q.first then   -- a receive() waits on an empty queue: hand it over
+    q.receiver, q.waiter = nil, nil
+    resume(co, msg, kind)
+    return
+  end
   local last = q.last + 1
   q.last = last
   q[last] = msg
@@ -82,7 +88,7 @@ local function on_message(ws, msg, kind)
     q.paused = true
     ws:pause()
   end
-  local co = q.waiter   -- wake(q), inline: once per message
+  co = q.waiter   -- wake(q), inline
   if co then
     q.waiter = nil
     resume(co)
@@ -130,8 +136,8 @@ function M.spawn(fn, ...)
 end
 
 -- Wait until the queue has news or the deadline passes. Returns false on
--- timeout.
-local function wait(q, deadline)
+-- timeout; and the message on_message handed over, if it did (receive).
+local function wait(q, deadline, receiving)
   local co = co_running()
   if managed[co] then
     if q.waiter and q.waiter ~= co then error("another coroutine is already receiving on this connection", 3) end
@@ -140,8 +146,11 @@ local function wait(q, deadline)
       timer = core.timer(math.max(deadline - now(), 0), 0, function() wake(q) end)
     end
     q.waiter = co
-    co_yield(WAITING)
+    if receiving then q.receiver = co end
+    local msg, kind = co_yield(WAITING)
+    q.receiver = nil
     if timer then timer:stop() end
+    if msg ~= nil then return true, msg, kind end
   else
     -- A plain script: turn the loop (this raises inside a callback, where
     -- blocking would stall every other connection).
@@ -203,7 +212,9 @@ function methods:receive(timeout)
     if q.first <= q.last then return take(self, q) end
     if q.closed then return nil, closed_message(q), "closed" end
     if timeout == 0 then return nil, "receive: nothing has arrived", "timeout" end
-    if not wait(q, deadline) and q.first > q.last and not q.closed then
+    local ok, msg, kind = wait(q, deadline, true)
+    if msg ~= nil then return msg, kind end
+    if not ok and q.first > q.last and not q.closed then
       return nil, ("receive: nothing arrived within %g s"):format(timeout), "timeout"
     end
   end
