@@ -31,7 +31,7 @@
 #
 # Knobs (environment): BENCH_DURATION (5 s window), BENCH_WARMUP (1 s),
 # BENCH_REPEATS (3), BENCH_SERVERS and BENCH_SCENARIOS (comma lists of keys to
-# run; `bench/runner.py --list` shows them), BENCH_BUDGET (2400 s: no run starts
+# run; `bench/runner.py --list` shows them), BENCH_BUDGET (3600 s: no run starts
 # after that), BENCH_QUIET_WAIT (20 s) and BENCH_QUIET_TOTAL (300 s): how long to
 # wait, per run and in all, for other processes to leave the CPU; BENCH_DEPS=none;
 # BENCH_WSS and BENCH_TLS_KEY (above); BENCH_RESULTS (a directory to write the
