@@ -19,6 +19,18 @@ with perMessageDeflate, Python websockets with its default compression. The
 generator offers the extension and requires it (bench/loadgen.c --deflate).
 They run over ws:// only (the wss servers below have no zcmd).
 
+Peers besides luaws and the c_echo floor: node ws, Python websockets, lua-http,
+lua-resty-websocket in nginx (resty: bench/peers/resty_echo.conf, filled in per
+run into a fresh prefix, one process with master_process off) and libwebsockets
+(lws: build/bench/lws_echo from bench/peers/lws_echo.c). Each has a check() that
+gives the skip reason when it is not installed.
+
+Headlines (pick_headlines): every echo table has the server's CPU µs per message
+beside msg/s; in a throughput scenario whose generator was above GEN_BOUND_PCT
+(90%) of its core in the runs of any server, the headline of the summary table
+and the chart is the server's CPU per message (handshake: cycles per server
+CPU-s) instead of msg/s, and the report says which and why for each scenario.
+
 Design criteria: every wait is bounded (server start, generator, stop, and a
 whole-run budget); traffic goes only to 127.0.0.1 (plus 127.0.0.2-4 as extra
 source addresses in the idle scenario); a server that is missing is skipped and
@@ -1192,7 +1204,7 @@ def write_chart(servers, table, baseline):
     script = f"""
 set terminal pngcairo size 1200,600 font "sans,10" noenhanced
 set output "{png}"
-set title "Relative to {blabel}: each scenario's headline, (cpu) = server CPU per message (higher is better; latency, bytes/conn and CPU per message inverted; log scale)"
+set title "Relative to {blabel}: each scenario's headline; (cpu): server CPU per message, as the generator was above {GEN_BOUND_PCT:.0f}% of its core\\nhigher is better (latency, bytes/conn and CPU per message inverted); log scale"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
