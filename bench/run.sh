@@ -4,10 +4,12 @@
 #
 # 1. installs what the benchmark lacks: Debian packages through apt-get
 #    (gnuplot-nox, python3-websockets, lua5.1 + lua-http, the C toolchain and
-#    the luaws build deps, redis-server) and node `ws`, socket.io and its Redis
+#    the luaws build deps, redis-server, nginx + libnginx-mod-http-lua +
+#    lua-nginx-websocket for lua-resty-websocket, libwebsockets-dev) and node `ws`, socket.io and its Redis
 #    adapter into bench/peers/node_modules (npm ci); BENCH_DEPS=none skips
 #    this on a machine you manage yourself;
-# 2. builds build/bench/loadgen, c_echo and fanout (bench/Makefile.inc);
+# 2. builds build/bench/loadgen, c_echo and fanout, and lws_echo (the
+#    libwebsockets peer) when libwebsockets-dev is there (bench/Makefile.inc);
 # 3. builds luaws with `make all` when examples/echo.lua exists (a failed
 #    build is logged to build/bench/luaws-build.log and luaws is skipped);
 # 4. runs bench/runner.py under Debian's /usr/bin/python3, which starts every
@@ -29,7 +31,7 @@
 #
 # Knobs (environment): BENCH_DURATION (5 s window), BENCH_WARMUP (1 s),
 # BENCH_REPEATS (3), BENCH_SERVERS and BENCH_SCENARIOS (comma lists of keys to
-# run; `bench/runner.py --list` shows them), BENCH_BUDGET (2400 s: no run starts
+# run; `bench/runner.py --list` shows them), BENCH_BUDGET (3600 s: no run starts
 # after that), BENCH_QUIET_WAIT (20 s) and BENCH_QUIET_TOTAL (300 s): how long to
 # wait, per run and in all, for other processes to leave the CPU; BENCH_DEPS=none;
 # BENCH_WSS and BENCH_TLS_KEY (above); BENCH_RESULTS (a directory to write the
@@ -50,7 +52,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 if [ "${BENCH_DEPS:-}" != none ]; then
   missing=""
   for p in gcc make libssl-dev openssl python3-websockets lua5.1 lua-http lua5.4 liblua5.4-dev libev-dev \
-           libhiredis-dev redis-server; do
+           libhiredis-dev redis-server nginx libnginx-mod-http-lua lua-nginx-websocket libwebsockets-dev; do
     have_pkg "$p" || missing="$missing $p"
   done
   command -v gnuplot >/dev/null 2>&1 || missing="$missing gnuplot-nox"

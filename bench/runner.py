@@ -19,6 +19,18 @@ with perMessageDeflate, Python websockets with its default compression. The
 generator offers the extension and requires it (bench/loadgen.c --deflate).
 They run over ws:// only (the wss servers below have no zcmd).
 
+Peers besides luaws and the c_echo floor: node ws, Python websockets, lua-http,
+lua-resty-websocket in nginx (resty: bench/peers/resty_echo.conf, filled in per
+run into a fresh prefix, one process with master_process off) and libwebsockets
+(lws: build/bench/lws_echo from bench/peers/lws_echo.c). Each has a check() that
+gives the skip reason when it is not installed.
+
+Headlines (pick_headlines): every echo table has the server's CPU µs per message
+beside msg/s; in a throughput scenario whose generator was above GEN_BOUND_PCT
+(90%) of its core in the runs of any server, the headline of the summary table
+and the chart is the server's CPU per message (handshake: cycles per server
+CPU-s) instead of msg/s, and the report says which and why for each scenario.
+
 Design criteria: every wait is bounded (server start, generator, stop, and a
 whole-run budget); traffic goes only to 127.0.0.1 (plus 127.0.0.2-4 as extra
 source addresses in the idle scenario); a server that is missing is skipped and
@@ -52,6 +64,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +78,7 @@ LOGS = os.path.join(RESULTS, "logs")
 DURATION = float(os.environ.get("BENCH_DURATION", "5"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
-BUDGET = float(os.environ.get("BENCH_BUDGET", "2400"))
+BUDGET = float(os.environ.get("BENCH_BUDGET", "3600"))
 QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "20"))     # per run, seconds
 QUIET_TOTAL = float(os.environ.get("BENCH_QUIET_TOTAL", "300"))  # per benchmark, seconds
 QUIET_PCT = 25.0  # other processes above this share of one core count as "busy"
@@ -124,6 +137,45 @@ def _zcheck_luaws():
     except OSError:
         pass
     return "examples/echo.lua has no --compression (permessage-deflate not in this tree)"
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so",
+                 "/usr/lib/nginx/modules/ngx_http_lua_module.so")
+RESTY_WS = "/usr/share/lua/5.1/nginx/websocket/server.lua"   # Debian's lua-nginx-websocket
+
+
+def _check_resty():
+    if not os.access(NGINX, os.X_OK):
+        return "nginx not installed"
+    for m in NGINX_MODULES:
+        if not os.path.exists(m):
+            return f"{m} missing (apt-get install libnginx-mod-http-lua)"
+    if not os.path.exists(RESTY_WS):
+        return "lua-resty-websocket missing (apt-get install lua-nginx-websocket)"
+    return None
+
+
+def _setup_resty(port, tag):
+    """A fresh nginx prefix for one run: bench/peers/resty_echo.conf with the
+    port, the prefix and the peers directory filled in. Returns (fills, dir)."""
+    prefix = tempfile.mkdtemp(prefix=f"luaws-resty-{tag}-")
+    peers = os.path.join(ROOT, "bench", "peers")
+    with open(os.path.join(peers, "resty_echo.conf")) as f:
+        conf = f.read()
+    for k, v in (("{port}", str(port)), ("{prefix}", prefix), ("{peers}", peers)):
+        conf = conf.replace(k, v)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(conf)
+    return {"{prefix}": prefix}, prefix
+
+
+def _check_lws():
+    if os.access(os.path.join(BUILD, "lws_echo"), os.X_OK):
+        return None
+    if not os.path.exists("/usr/include/libwebsockets.h"):
+        return "libwebsockets-dev not installed (build/bench/lws_echo not built)"
+    return "build/bench/lws_echo not built (make -f bench/Makefile.inc bench-tools)"
 
 
 def _check_luahttp():
@@ -216,6 +268,12 @@ SERVERS = [
          zcmd=["/usr/bin/python3", "bench/peers/py_echo.py", "{port}", "--deflate"]),
     dict(key="luahttp", label="lua-http (lua5.1)",
          cmd=["lua5.1", "bench/peers/luahttp_echo.lua", "{port}"], check=_check_luahttp),
+    # nginx in one process (master_process off), so the PID is the one that serves
+    dict(key="resty", label="lua-resty-websocket (nginx)",
+         cmd=[NGINX, "-p", "{prefix}", "-c", "{prefix}/nginx.conf", "-e", "stderr"],
+         check=_check_resty, setup=_setup_resty),
+    dict(key="lws", label="libwebsockets",
+         cmd=[os.path.join(BUILD, "lws_echo"), "{port}"], check=_check_lws),
 ]
 
 # kind picks the table layout; head is the headline metric; better says which way is good;
@@ -230,10 +288,16 @@ SCENARIOS = [
     dict(key="c100x16", title="100 connections x 16 B, 1 in flight each",
          kind="echo", head="rate", better="higher",
          args=["--conns", "100", "--size", "16", "--inflight", "1"]),
-    dict(key="c100x16k", title="100 connections x 16 KiB, 1 in flight each",
+    dict(key="c100x1k", title="100 connections x 1 KiB binary, 1 in flight each",
+         kind="echo", head="rate", better="higher",
+         args=["--conns", "100", "--size", "1024", "--inflight", "1"]),
+    dict(key="c100x16k", title="100 connections x 16 KiB binary, 1 in flight each",
          kind="echo", head="rate", better="higher",
          args=["--conns", "100", "--size", "16384", "--inflight", "1"]),
-    dict(key="c1x1m", title="1 connection x 1 MiB messages",
+    dict(key="c100x16kt", title="100 connections x 16 KiB text (ASCII), 1 in flight each",
+         kind="echo", head="rate", better="higher",
+         args=["--conns", "100", "--size", "16384", "--inflight", "1", "--text"]),
+    dict(key="c1x1m", title="1 connection x 1 MiB binary messages",
          kind="echo", head="mb_per_s", better="higher",
          args=["--conns", "1", "--size", "1048576", "--inflight", "1"]),
     dict(key="c100x1kz", title="100 connections x 1 KiB JSON-like text, permessage-deflate "
@@ -273,7 +337,39 @@ SCENARIOS = [
          args=["--mode", "handshake", "--conns", "16"]),
 ]
 
-HEAD_NAMES = {"lat_p50_us": "p50 RTT", "rate": "rate", "mb_per_s": "MB/s", "rss_per_conn_b": "B/conn"}
+HEAD_NAMES = {"lat_p50_us": "p50 RTT", "rate": "rate", "mb_per_s": "MB/s", "rss_per_conn_b": "B/conn",
+              "server_us_per_msg": "server CPU µs/msg", "ops_per_cpu_s": "cycles per server CPU-s"}
+# The headline rule (issue 14): in a throughput scenario (echo with many messages,
+# compressed echo, handshake), when the generator was above GEN_BOUND_PCT of its
+# core in the run of any server (the median of its repeats), msg/s measures the
+# generator as much as the server, so the headline becomes the server's own CPU
+# per message (per handshake cycle: cycles per server CPU-second).
+GEN_BOUND_PCT = 90.0
+CPU_HEAD = {"echo": ("server_us_per_msg", "lower"), "zecho": ("server_us_per_msg", "lower"),
+            "handshake": ("ops_per_cpu_s", "higher")}
+
+
+def throughput(sc):
+    return sc["kind"] in CPU_HEAD and sc["head"] != "lat_p50_us"
+
+
+def pick_headlines(servers, table):
+    """Set sc["hl"] = (metric, better, why) for every scenario, by the rule above."""
+    for sc in SCENARIOS:
+        if not throughput(sc):
+            sc["hl"] = (sc["head"], sc["better"], "not a throughput scenario")
+            continue
+        gens = [(table[(s["key"], sc["key"])].get("gen_cpu_pct"), s["label"]) for s in servers
+                if not s.get("tls") and isinstance(table.get((s["key"], sc["key"])), dict)]
+        gens = [(g, l) for g, l in gens if g is not None]
+        top = max(gens) if gens else None
+        metric, better = CPU_HEAD[sc["kind"]]
+        if top and top[0] > GEN_BOUND_PCT:
+            sc["hl"] = (metric, better, f"gen CPU {top[0]:.0f}% (> {GEN_BOUND_PCT:.0f}%) with {top[1]}")
+        else:
+            sc["hl"] = (sc["head"], sc["better"],
+                        f"gen CPU at most {top[0]:.0f}% (≤ {GEN_BOUND_PCT:.0f}%, with {top[1]})" if top
+                        else "no run")
 
 
 def log(msg):
@@ -406,11 +502,25 @@ def run_one(srv, sc, rep):
     logpath = os.path.join(LOGS, tag + ".log")
     argv = srv["zcmd"] if sc.get("deflate") else srv["cmd"]
     fill = {"{port}": str(port), "{cert}": TLS_CERT.get("cert", ""), "{key}": TLS_CERT.get("key", "")}
-    cmd = ["taskset", "-c", SERVER_CPU] + [fill.get(a, a) for a in argv]
+    scratch = None
+    if srv.get("setup"):   # a server that needs files made for the run (nginx's prefix)
+        more, scratch = srv["setup"](port, tag)
+        fill.update(more)
+
+    def filled(a):
+        for k, v in fill.items():
+            a = a.replace(k, v)
+        return a
+    cmd = ["taskset", "-c", SERVER_CPU] + [filled(a) for a in argv]
     scheme = "wss" if srv.get("tls") else "ws"
-    with open(logpath, "wb") as logf:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+    try:
+        with open(logpath, "wb") as logf:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+    except OSError:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     try:
         if not wait_ready(proc, port, logpath, START_TIMEOUT):
             return None, f"did not start (see {os.path.relpath(LOGS, ROOT)}/{tag}.log)"
@@ -451,6 +561,10 @@ def run_one(srv, sc, rep):
         res["server_alive"] = proc.poll() is None
         if res.get("ops") and res.get("gen_cpu_s") is not None:
             res["gen_us_per_msg"] = 1e6 * res["gen_cpu_s"] / res["ops"]
+        if res.get("ops") and res.get("server_cpu_s") is not None and res["server_cpu_s"] >= 0:
+            res["server_us_per_msg"] = 1e6 * res["server_cpu_s"] / res["ops"]
+        if res.get("window_s") and res.get("gen_cpu_s") is not None:
+            res["gen_cpu_pct"] = 100.0 * res["gen_cpu_s"] / res["window_s"]
         res["other_cpu_pct"] = 100.0 * sum(other.values()) / elapsed if elapsed > 0 else None
         if machine is not None and elapsed > 0:
             # the larger of the two: the process list names them, the machine-wide
@@ -462,6 +576,8 @@ def run_one(srv, sc, rep):
         return res, None
     finally:
         stop(proc)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _ppid(pid):
@@ -499,7 +615,7 @@ def aggregate(runs, head):
     keys = ["rate", "mb_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "server_cpu_s",
             "ops_per_cpu_s", "gen_cpu_s", "window_s", "open", "open_s", "rss_before_kb",
             "rss_after_kb", "rss_per_conn_b", "other_cpu_pct", "wire_tx_per_msg", "wire_rx_per_msg",
-            "gen_us_per_msg", "steal_pct"]
+            "gen_us_per_msg", "steal_pct", "server_us_per_msg", "gen_cpu_pct"]
     agg = {k: median([r.get(k) for r in ok]) for k in keys}
     agg["deflate"] = next((r.get("deflate") for r in ok if r.get("deflate")), "")
     # quiet runs: other processes and hypervisor steal together under QUIET_PCT of a core
@@ -520,8 +636,11 @@ def aggregate(runs, head):
     agg["err_kinds"] = err_kinds
     agg["tls"] = sorted({" ".join(str(r["tls"].get(k, "?")) for k in ("version", "cipher", "group", "server_key"))
                          for r in ok if r.get("tls")})
-    hv = [r[head] for r in ok if r.get(head) is not None and r[head] >= 0]
-    agg["spread"] = (max(hv) - min(hv)) / agg[head] if len(hv) > 1 and agg[head] else None
+    agg["spreads"] = {}
+    for m in {head, "server_us_per_msg", "ops_per_cpu_s"}:
+        hv = [r[m] for r in ok if r.get(m) is not None and r[m] >= 0]
+        agg["spreads"][m] = (max(hv) - min(hv)) / agg[m] if len(hv) > 1 and agg.get(m) else None
+    agg["spread"] = agg["spreads"][head]
     return agg
 
 
@@ -555,6 +674,10 @@ def env_lines():
         except (OSError, subprocess.TimeoutExpired):
             return "?"
 
+    def deb(pkg):
+        v = out(["dpkg-query", "-W", "-f=${Version}", pkg])
+        return "not installed" if "no packages found" in v else v
+
     ws_ver = "?"
     try:
         with open(os.path.join(ROOT, "bench/peers/node_modules/ws/package.json")) as f:
@@ -569,6 +692,10 @@ def env_lines():
         f"{out(['/usr/bin/python3', '-c', 'import websockets; print(websockets.__version__)'])}; "
         f"lua-http {out(['dpkg-query', '-W', '-f=${Version}', 'lua-http'])} on "
         f"{out(['lua5.1', '-v']).split(' Copyright')[0] or '?'}",
+        f"- lua-resty-websocket {deb('lua-nginx-websocket')} (Debian lua-nginx-websocket) in "
+        f"{out([NGINX, '-v']).replace('nginx version: ', '')} ({deb('nginx')}) with lua-nginx-module "
+        f"{deb('libnginx-mod-http-lua')} on LuaJIT {deb('libluajit2-5.1-2')}; libwebsockets "
+        f"{deb('libwebsockets-dev')} (Debian libwebsockets-dev, bench/peers/lws_echo.c)",
     ]
 
 
@@ -627,6 +754,46 @@ def z_targets(table):
         else:
             rows.append(f"| 10,000 idle compressed connections, {what} | not measured | - |")
     return rows
+
+
+def head_cell(sc, a, b, metric=None):
+    """'value (ratio to the baseline)' for the summary table."""
+    metric = metric or sc["hl"][0]
+    v = a.get(metric)
+    r = ratio(v, b.get(metric) if b else None)
+    digits = {"lat_p50_us": 1, "mb_per_s": 1, "server_us_per_msg": 2}.get(metric, 0)
+    return f"{fmt(v, digits)} ({fmt_ratio(r)})"
+
+
+def handshake_lines(servers, table):
+    """Handshake churn (issue 14 item 5): connect-upgrade-close cycles per server
+    CPU-second, beside c_echo's (the same SHA-1 per handshake, nothing else)."""
+    if not any(sc["key"] == "handshake" for sc in SCENARIOS):
+        return ""
+    ce = table.get(("c_echo", "handshake"))
+    md = ["Handshake churn: connect → upgrade → close cycles per server CPU-second (c_echo does "
+          "the same SHA-1 and nothing else; target: luaws ≥ c_echo):", "",
+          "| server | cycles/s | server CPU | cycles per server CPU-s | server CPU µs/cycle | "
+          "÷ c_echo (per CPU-s) | gen CPU |", "|---|---|---|---|---|---|---|"]
+    for s in servers:
+        if s.get("tls") or s.get("skip"):
+            continue
+        a = table.get((s["key"], "handshake"))
+        if not isinstance(a, dict):
+            continue
+        per = a.get("ops_per_cpu_s")
+        md.append(f"| {s['label']} | {fmt(a['rate'])} | {fmt(pct(a['server_cpu_s'], a['window_s']))}% | "
+                  f"{fmt(per)} | {fmt(a.get('server_us_per_msg'), 1)} | "
+                  f"{fmt_ratio(ratio(per, ce.get('ops_per_cpu_s') if ce else None))} | "
+                  f"{fmt(a.get('gen_cpu_pct'))}% |")
+    for k in ("luaws", "luaws-co"):
+        a = table.get((k, "handshake"))
+        if isinstance(a, dict) and ce:
+            v = ratio(a.get("ops_per_cpu_s"), ce.get("ops_per_cpu_s"))
+            md.append("")
+            md.append(f"- target, {k}: ≥ c_echo's cycles per server CPU-s: {fmt_ratio(v)}: "
+                      f"{_holds(v, 1.0)}")
+    return "\n".join(md)
 
 
 def write_report(servers, skipped, table, baseline, started, finished, notes):
@@ -688,7 +855,10 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
     # Summary: one headline per scenario.
     md.append("## Summary (headline metric per scenario)")
     md.append("")
-    hdr = ["server"] + [f"{sc['key']}: {HEAD_NAMES[sc['head']]}" for sc in SCENARIOS]
+    hs = next((sc for sc in SCENARIOS if sc["key"] == "handshake"), None)
+    hdr = ["server"] + [f"{sc['key']}: {HEAD_NAMES[sc['hl'][0]]}" for sc in SCENARIOS]
+    if hs and hs["hl"][0] != "ops_per_cpu_s":
+        hdr.append("handshake: cycles per server CPU-s")
     md.append("| " + " | ".join(hdr) + " |")
     md.append("|" + "---|" * len(hdr))
     for s in servers:
@@ -705,18 +875,30 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
             if not a:
                 cells.append("failed")
                 continue
-            v = a[sc["head"]]
-            r = ratio(v, b[sc["head"]] if b else None)
-            digits = 1 if sc["head"] in ("lat_p50_us", "mb_per_s") else 0
-            cells.append(f"{fmt(v, digits)} ({fmt_ratio(r)})")
+            cells.append(head_cell(sc, a, b))
+        if hs and hs["hl"][0] != "ops_per_cpu_s":
+            a, b = table.get((s["key"], "handshake")), table.get((baseline, "handshake"))
+            cells.append(head_cell(hs, a, b, "ops_per_cpu_s") if a and not s.get("skip") else "-")
         md.append("| " + " | ".join(cells) + " |")
     md.append("")
-    md.append("Headlines: lat1/lat1same p50 round trip in µs (lower is better); c100x16, "
-              "c100x16k, c100x1kz, c100x1kzn messages/s; c1x1m MB/s echoed; idle10k, idle10k1, idle10kz, "
-              "idle10kzn server RSS bytes per idle connection (lower is better); handshake "
-              f"completed cycles/s. In parentheses: value ÷ {blabel}. n/a: not part of that "
-              "scenario (c100x1kz, c100x1kzn, idle10kz, idle10kzn are compressed; idle10k1 is their "
-              "uncompressed baseline).")
+    md.append("Headline of each scenario (the rule: in a throughput scenario, the server's CPU per "
+              f"message, or cycles per server CPU-s for handshake, when the generator was above "
+              f"{GEN_BOUND_PCT:.0f}% of its core in the run of any server; else msg/s, MB/s or cycles/s; "
+              "latency and idle scenarios keep theirs):")
+    md.append("")
+    for sc in SCENARIOS:
+        m, better, why = sc["hl"]
+        md.append(f"- {sc['key']}: {HEAD_NAMES[m]} ({better} is better): {why}")
+    md.append("")
+    md.append(handshake_lines(servers, table))
+    md.append("")
+    md.append("Metrics: lat1/lat1same p50 round trip in µs (lower is better); c100x16, c100x1k, "
+              "c100x16k, c100x16kt, c100x1kz, c100x1kzn messages/s, or the server's CPU µs per "
+              "message (lower is better); c1x1m MB/s echoed, or µs per message; idle10k, idle10k1, "
+              "idle10kz, idle10kzn server RSS bytes per idle connection (lower is better); handshake "
+              "completed cycles/s, or cycles per server CPU-s. In parentheses: value ÷ "
+              f"{blabel} (for µs, latency and bytes, below 1x is better). n/a: not part of that scenario (c100x1kz, c100x1kzn, "
+              "idle10kz, idle10kzn are compressed; idle10k1 is their uncompressed baseline).")
     md.append("")
     if any(sc.get("deflate") for sc in SCENARIOS):
         md.append("## permessage-deflate targets (issue 12)")
@@ -731,12 +913,17 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
         md.append("")
         md.append("`loadgen " + " ".join(sc["args"]) + "`")
         md.append("")
-        hn = HEAD_NAMES[sc["head"]]
+        hm = sc["hl"][0]
+        hn = HEAD_NAMES[hm]
+        if throughput(sc):
+            md.append(f"Headline: {hn} ({sc['hl'][1]} is better; {sc['hl'][2]}).")
+            md.append("")
         if sc["kind"] == "echo":
-            cols = ["server", "msg/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "server CPU",
-                    "msg per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+            cols = ["server", "msg/s", "server CPU µs/msg", "MB/s", "p50 µs", "p99 µs", "p99.9 µs",
+                    "server CPU", "gen CPU", "gen CPU µs/msg", "other CPU", "errors", f"{hn} spread",
+                    f"{hn} ÷ {blabel}"]
         elif sc["kind"] == "zecho":
-            cols = ["server", "msg/s", "p50 µs", "p99 µs", "server CPU", "server CPU µs/msg",
+            cols = ["server", "msg/s", "server CPU µs/msg", "p50 µs", "p99 µs", "server CPU",
                     "wire B/msg to server", "wire B/msg from server", "1 KiB ÷ wire from server",
                     "gen CPU", "other CPU", "errors", "agreed", f"{hn} spread", f"{hn} ÷ {blabel}"]
         elif sc["kind"] == "idle":
@@ -745,7 +932,8 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                    ["other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         else:
             cols = ["server", "handshakes/s", "connect→101 p50 µs", "p99 µs", "server CPU",
-                    "handshakes per server CPU-s", "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
+                    "handshakes per server CPU-s", "server CPU µs/cycle", "÷ c_echo (per CPU-s)",
+                    "gen CPU", "other CPU", "errors", f"{hn} spread", f"{hn} ÷ {blabel}"]
         md.append("| " + " | ".join(cols) + " |")
         md.append("|" + "---|" * len(cols))
         for s in servers:
@@ -760,8 +948,9 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                 md.append(f"| {s['label']} | failed: {why} |" + " |" * (len(cols) - 2))
                 continue
             b = table.get((baseline, sc["key"]))
-            r = fmt_ratio(ratio(a[sc["head"]], b[sc["head"]] if b else None))
-            sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
+            r = fmt_ratio(ratio(a.get(hm), b.get(hm) if b else None))
+            spr = a["spreads"].get(hm)
+            sp = "-" if spr is None else f"{100 * spr:.0f}%"
             oc = fmt(a["other_cpu_pct"]) + "%"
             if a["other_cpu_max"] >= 20:
                 oc += f" (max {a['other_cpu_max']:.0f}%)"
@@ -774,18 +963,19 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                 errs += f"; {a['n']}/{REPEATS} runs"
             w = a["window_s"]
             if sc["kind"] == "echo":
-                row = [s["label"], fmt(a["rate"]), fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
+                row = [s["label"], fmt(a["rate"]), fmt(a.get("server_us_per_msg"), 2),
+                       fmt(a["mb_per_s"], 2), fmt(a["lat_p50_us"], 1),
                        fmt(a["lat_p99_us"], 1), fmt(a["lat_p999_us"], 1),
-                       fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
+                       fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a.get("gen_cpu_pct")) + "%",
+                       fmt(a.get("gen_us_per_msg"), 2), oc, errs, sp, r]
             elif sc["kind"] == "zecho":
-                per_msg = None if not a["ops_per_cpu_s"] or a["ops_per_cpu_s"] <= 0 else 1e6 / a["ops_per_cpu_s"]
                 wr = a["wire_rx_per_msg"]
-                row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
-                       fmt(pct(a["server_cpu_s"], w)) + "%", fmt(per_msg, 1),
+                row = [s["label"], fmt(a["rate"]), fmt(a.get("server_us_per_msg"), 2),
+                       fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
+                       fmt(pct(a["server_cpu_s"], w)) + "%",
                        fmt(a["wire_tx_per_msg"]), fmt(wr),
                        "-" if not wr or wr <= 0 else f"{1024 / wr:.2f}x",
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs,
+                       fmt(a.get("gen_cpu_pct")) + "%", oc, errs,
                        (a.get("deflate") or "-").replace("permessage-deflate; ", ""), sp, r]
             elif sc["kind"] == "idle":
                 mib = lambda kb: None if kb is None else kb / 1024.0
@@ -796,9 +986,12 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
                     row.append(fmt_ratio(ratio(a["rss_per_conn_b"], u["rss_per_conn_b"] if u else None)))
                 row += [oc, errs, sp, r]
             else:
+                ce = table.get(("c_echo", sc["key"]))
                 row = [s["label"], fmt(a["rate"]), fmt(a["lat_p50_us"], 1), fmt(a["lat_p99_us"], 1),
                        fmt(pct(a["server_cpu_s"], w)) + "%", fmt(a["ops_per_cpu_s"]),
-                       fmt(pct(a["gen_cpu_s"], w)) + "%", oc, errs, sp, r]
+                       fmt(a.get("server_us_per_msg"), 1),
+                       fmt_ratio(ratio(a["ops_per_cpu_s"], ce["ops_per_cpu_s"] if ce else None)),
+                       fmt(a.get("gen_cpu_pct")) + "%", oc, errs, sp, r]
             md.append("| " + " | ".join(row) + " |")
         md.append("")
     md.append("![relative performance](latest.png)")
@@ -993,14 +1186,15 @@ def write_chart(servers, table, baseline):
         f.write("scenario " + " ".join(f'"{s["label"]}"' for s in ran) + "\n")
         for sc in SCENARIOS:
             b = table.get((baseline, sc["key"]))
-            row = [sc["key"]]
+            row = [sc["key"] + ("(cpu)" if sc["hl"][0] != sc["head"] else "")]
             for s in ran:
                 a = table.get((s["key"], sc["key"]))
-                v = a and a[sc["head"]]
-                bv = b and b[sc["head"]]
+                hm, better = sc["hl"][0], sc["hl"][1]
+                v = a and a.get(hm)
+                bv = b and b.get(hm)
                 if not v or not bv:
                     row.append("NaN")
-                elif sc["better"] == "higher":
+                elif better == "higher":
                     row.append(f"{v / bv:.4f}")
                 else:
                     row.append(f"{bv / v:.4f}")
@@ -1010,7 +1204,7 @@ def write_chart(servers, table, baseline):
     script = f"""
 set terminal pngcairo size 1200,600 font "sans,10" noenhanced
 set output "{png}"
-set title "Relative to {blabel} (higher is better; latency and bytes/conn inverted; log scale)"
+set title "Relative to {blabel}: each scenario's headline; (cpu): server CPU per message, as the generator was above {GEN_BOUND_PCT:.0f}% of its core\\nhigher is better (latency, bytes/conn and CPU per message inverted); log scale"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -1170,6 +1364,7 @@ def main():
         log(f"wrote {os.path.relpath(RESULTS, ROOT)}/wss.md and wss.raw in "
             f"{(time.monotonic() - t0) / 60:.1f} min")
         return 0
+    pick_headlines(servers, table)
     chart_note = write_chart(servers, table, baseline)
     if chart_note:
         notes.append(chart_note)
