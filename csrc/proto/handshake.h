@@ -29,8 +29,8 @@ int ws_handshake_is_upgrade(const struct ws_http_head *req);
 int ws_handshake_check(const struct ws_http_head *req, const char **why);
 
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), §4.2.2 step 5.4.
- * out gets WS_ACCEPT_LEN characters and a NUL. Returns WS_OK or WS_ETLS if
- * the digest failed. */
+ * out gets WS_ACCEPT_LEN characters and a NUL. Returns WS_OK, WS_ETLS if
+ * the digest failed, or WS_ENOMEM. */
 int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]);
 
 /* A fresh random client key (base64 of 16 random bytes) + NUL. WS_OK or WS_ETLS. */
