@@ -138,6 +138,17 @@ static struct {
 
 static BIO_METHOD *out_method;
 
+/* Lua unloads the module at lua_close (dlclose): the scratch and the BIO
+ * method go back then, not with the library's statics. */
+__attribute__((destructor)) static void tls_out_free(void)
+{
+    free(gather.p);
+    gather.p = NULL;
+    gather.len = gather.cap = 0;
+    BIO_meth_free(out_method);
+    out_method = NULL;
+}
+
 /* Room for len more bytes at *p (used bytes, capacity *cap). 0 if out of memory. */
 static int tls_grow(unsigned char **p, size_t used, size_t *cap, size_t len)
 {

@@ -113,17 +113,30 @@ int ws_handshake_check(const struct ws_http_head *req, const char **why)
 ** EVP_Digest allocates a context each time (together about a sixth of an
 ** upgrade's user-space instructions). A process is one thread.
 */
+static EVP_MD *sha1;
+static EVP_MD_CTX *sha1_ctx;
+
+/* Lua unloads the module at lua_close (dlclose): give them back then, or
+ * they would be lost with the library's statics. */
+__attribute__((destructor)) static void ws_accept_key_free(void)
+{
+    EVP_MD_CTX_free(sha1_ctx);
+    EVP_MD_free(sha1);
+    sha1_ctx = NULL;
+    sha1 = NULL;
+}
+
 int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1])
 {
-    static EVP_MD *sha1;
-    static EVP_MD_CTX *ctx;
+    EVP_MD_CTX *ctx;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
 
     if (!sha1 && !(sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)))
         return WS_ETLS;
-    if (!ctx && !(ctx = EVP_MD_CTX_new()))
+    if (!sha1_ctx && !(sha1_ctx = EVP_MD_CTX_new()))
         return WS_ENOMEM;
+    ctx = sha1_ctx;
     if (!EVP_DigestInit_ex(ctx, sha1, NULL) || !EVP_DigestUpdate(ctx, key, key_len) ||
         !EVP_DigestUpdate(ctx, ws_guid, WS_GUID_LEN) || !EVP_DigestFinal_ex(ctx, md, &md_len) ||
         md_len != 20)
