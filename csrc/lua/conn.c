@@ -916,12 +916,13 @@ static int lconn_c_field(lua_State *L, const struct lconn *l, const char *k)
 /* __index: methods, then "state", then the fields. */
 static int lconn_index(lua_State *L)
 {
-    struct lbox *box = lconn_box(L, 1);
+    struct lbox *box;
     const char *k;
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-        return 1;
+        return 1;   /* a method (ws:send): nothing of the object is read, so no check */
     lua_pop(L, 1);
+    box = lconn_box(L, 1);
     k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     if (k && strcmp(k, "state") == 0) {
         lua_pushstring(L, box->l ? conn_state_name(&box->l->c) : "closed");
