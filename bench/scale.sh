@@ -82,10 +82,10 @@ SCALE_CHANGES="$changed" /usr/bin/python3 bench/scale.py || rc=$?
 
 if command -v gnuplot >/dev/null 2>&1 && [ -s "$results/scale.dat" ]; then
   gnuplot <<EOF || rc=$?
-set terminal pngcairo size 1200,500 font "sans,10" noenhanced
+set terminal pngcairo size 1500,500 font "sans,10" noenhanced
 set output "$results/scale.png"
 set datafile missing "NaN"
-set multiplot layout 1,2 title "luaws (examples/echo.lua, callback) by concurrent connections; bench/scale.sh"
+set multiplot layout 1,3 title "luaws (examples/echo.lua, callback) by concurrent connections; bench/scale.sh"
 set logscale x
 set xrange [50:200000]
 set xtics ("100" 100, "1k" 1000, "10k" 10000, "100k" 100000)
@@ -100,6 +100,15 @@ set ylabel "server RSS per connection, bytes"
 set title "RSS per connection"
 plot "$results/scale.dat" using 1:2 with linespoints lw 2 pt 7 title "all idle", \
      "" using 1:3 with linespoints lw 2 pt 5 title "1% echoing"
+set logscale y
+set yrange [*:*]
+set ylabel "fresh client echo p99, ms (log)"
+set title "A fresh client's 16 B echo p99 (target: < 5 ms)"
+plot "$results/scale.dat" using 1:5 with linespoints lw 2 pt 7 title "core 0, all idle", \
+     "" using 1:6 with linespoints lw 2 pt 5 title "core 0, 1% echoing", \
+     "" using 1:7 with linespoints lw 2 pt 6 dt 2 title "core 1, all idle", \
+     "" using 1:8 with linespoints lw 2 pt 4 dt 2 title "core 1, 1% echoing", \
+     5 with lines lc rgb "red" dt 3 title "5 ms"
 unset multiplot
 EOF
   echo "scale: wrote $results/scale.png"
