@@ -20,7 +20,8 @@ loadgen JSON line). Standard library only; Debian's /usr/bin/python3.
 
 Environment: SCALE_LEVELS (100,1000,10000,100000), SCALE_SRC (16 source addresses),
 SCALE_WINDOW (3 s echo window), SCALE_FRESH (1 s of fresh-client echoes),
-SCALE_REPEATS (3: every level that many times, levels interleaved, medians taken
+SCALE_QUIET_WAIT (20 s a level) and SCALE_QUIET_TOTAL (120 s): how long to wait for
+other processes to leave the CPU before a level, SCALE_REPEATS (3: every level that many times, levels interleaved, medians taken
 metric by metric, errors summed), SCALE_RESULTS (bench/results), SCALE_RAW (build/bench/scale.raw),
 SCALE_CHANGES (text for the report: what scale.sh changed on the machine).
 """
@@ -48,6 +49,10 @@ RESULTS = os.environ.get("SCALE_RESULTS", os.path.join(ROOT, "bench/results"))
 RAW = os.environ.get("SCALE_RAW", os.path.join(ROOT, "build/bench/scale.raw"))
 CHANGES = os.environ.get("SCALE_CHANGES", "")
 REPEATS = int(os.environ.get("SCALE_REPEATS", "3"))
+QUIET_WAIT = float(os.environ.get("SCALE_QUIET_WAIT", "20"))    # per level
+QUIET_TOTAL = float(os.environ.get("SCALE_QUIET_TOTAL", "120"))  # in all
+QUIET_PCT = 25.0
+waited_total = 0.0
 CHUNK = 100000  # connections per loadgen process; set from RLIMIT_NOFILE in main()
 PARALLEL = 500  # handshakes in flight per loadgen: under luaws' listen backlog (511)
 
@@ -181,8 +186,28 @@ def fresh_fields(fr0, fr1):
     return d
 
 
+def wait_quiet():
+    """Before a level (nothing of ours runs then): wait, at most QUIET_WAIT s a level and
+    QUIET_TOTAL s in all, until the machine is busy less than QUIET_PCT of a core over
+    half a second. Returns the seconds waited."""
+    global waited_total
+    t0 = time.monotonic()
+    while True:
+        b0 = stat_busy()
+        time.sleep(0.5)
+        busy = 100.0 * (stat_busy()[0] - b0[0]) / 0.5
+        waited = time.monotonic() - t0 - 0.5
+        if busy < QUIET_PCT or waited >= QUIET_WAIT or waited_total + waited >= QUIET_TOTAL:
+            waited_total += max(0.0, waited)
+            return max(0.0, waited)
+        time.sleep(1.0)
+
+
 def level(n, rep):
     """Both modes at n connections; returns two result dicts."""
+    w = wait_quiet()
+    if w > 0.5:
+        log(f"{n}: waited {w:.1f} s for a quieter machine")
     e = max(1, n // 100)
     port_file = os.path.join(LOGS, f"server-{n}-{rep}.out")
     with open(port_file, "w") as o:
@@ -408,6 +433,9 @@ def main():
                        f"fresh client on {where}, at {top:,}: {max(med):.3f} ms (the higher mode's median), "
                        f"{max(big):.3f} ms in the worst single run: {verdict}.")
     if any(r.get("steal_pct") for r in rows):
+        out.append(f"- before each level the script waited for other processes to use less than "
+                   f"{QUIET_PCT:.0f}% of a core (at most {QUIET_WAIT:g} s a level, {QUIET_TOTAL:g} s in all): "
+                   f"{waited_total:.0f} s in all.")
         out.append("- hypervisor steal in the echo windows: " + ", ".join(
             f"{r['conns']:,}: {r['steal_pct']:.0f}%" for r in rows if r.get("steal_pct") is not None)
             + " of a core.")

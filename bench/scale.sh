@@ -13,7 +13,8 @@
 # input) and build/bench/scale.raw (every loadgen JSON line; neither committed).
 # Knobs: SCALE_LEVELS, SCALE_REPEATS (3), SCALE_SRC (16 source addresses
 # 127.0.0.1-16), SCALE_WINDOW (3 s echo window), SCALE_FRESH (1 s of fresh-client
-# echoes), SCALE_RESULTS (bench/results); see bench/scale.py.
+# echoes), SCALE_QUIET_WAIT / SCALE_QUIET_TOTAL (20 / 120 s of waiting for a quiet
+# CPU), SCALE_RESULTS (bench/results); see bench/scale.py.
 #
 # The machine: it raises a kernel limit only when it is below what the largest
 # level needs, prints every change, and restores nothing (a disposable bench VM):
