@@ -49,6 +49,7 @@ RESULTS = os.environ.get("SCALE_RESULTS", os.path.join(ROOT, "bench/results"))
 RAW = os.environ.get("SCALE_RAW", os.path.join(ROOT, "build/bench/scale.raw"))
 CHANGES = os.environ.get("SCALE_CHANGES", "")
 REPEATS = int(os.environ.get("SCALE_REPEATS", "3"))
+PROXY = None  # set in main(): 1% of the largest level that could not run
 QUIET_WAIT = float(os.environ.get("SCALE_QUIET_WAIT", "20"))    # per level
 QUIET_TOTAL = float(os.environ.get("SCALE_QUIET_TOTAL", "120"))  # in all
 QUIET_PCT = 25.0
@@ -264,38 +265,47 @@ def level(n, rep):
             f"fresh p99 {rows[-1]['p99_0']} / {rows[-1]['p99_1']} ms, {errs_a} errors")
         time.sleep(0.5)
 
-        # (b) 1% echoing 16 B closed-loop, the rest idle
+        # (b) 1% echoing 16 B closed-loop, the rest idle; on the largest level, when larger
+        # ones could not run, also PROXY connections echoing (1% of the largest dropped one)
+        modes = [("1% echo", e)]
+        if PROXY and n == max(LEVELS) and PROXY != e:
+            modes.append((f"{PROXY:,} echo", PROXY))
         warm = 1.0
-        echo = Loadgen(f"echo-{n}-{rep}", ["--url", url, "--mode", "echo", "--conns", str(e),
-                                     "--size", "16", "--inflight", "1", "--parallel", str(PARALLEL),
-                                     "--src-count", str(SRC), "--duration", str(WINDOW),
-                                     "--warmup", str(warm), "--pid", str(pid)])
-        echo.wait_open(30)
-        b0, t_b0, s_b0 = stat_busy(), time.monotonic(), proc_cpu(pid)
-        time.sleep(warm + 0.3)
-        fr0 = fresh_client(url, f"fresh0-echo-{n}-{rep}", 0)
-        fr = fresh_client(url, f"fresh1-echo-{n}-{rep}", 1)
-        rss_b = proc_rss_kb(pid)
-        res = echo.result(WINDOW + 30)
-        b1, t_b1 = stat_busy(), time.monotonic()
-        gen_b = (res["gen_cpu_s"] if res else 0) + sum(x["gen_cpu_s"] for x in (fr0, fr) if x)
-        errs_b = (n - e - h_open) + (res["errors"] if res else e) + fresh_errors(fr0, fr)
-        ops = res["ops"] if res else 0
-        rows.append({"conns": n, "mode": "1% echo", "open": h_open + (res["open"] if res else 0),
-                     "open_s": t_open, "rss_per_conn": (rss_b - rss0) * 1024.0 / n,
-                     "rss0_kb": rss0, "rss_kb": rss_b,
-                     "cpu_us_msg": 1e6 * res["server_cpu_s"] / ops if ops else None,
-                     "idle_cpu_pct": None,
-                     "rate": res["rate"] if res else None,
-                     "echo_p99": res["lat_p99_us"] / 1000 if res else None,
-                     "gen_pct": 100.0 * res["gen_cpu_s"] / res["window_s"] if res and res["window_s"] else None,
-                     "srv_pct": 100.0 * res["server_cpu_s"] / res["window_s"] if res and res["window_s"] else None,
-                     "steal_pct": 100.0 * (b1[1] - b0[1]) / (t_b1 - t_b0),
-                     "other_pct": 100.0 * max(0.0, b1[0] - b0[0] - (proc_cpu(pid) - s_b0) - gen_b) / (t_b1 - t_b0),
-                     **fresh_fields(fr0, fr), "errors": errs_b})
-        r = rows[-1]
-        log(f"{n} 1% echo: {r['rss_per_conn']:.0f} B/conn, {r['cpu_us_msg']} us/msg at {r['rate']} msg/s, "
-            f"fresh p99 {r['p99_0']} / {r['p99_1']} ms, {errs_b} errors")
+        for label, ne in modes:
+            tagm = label.split()[0].replace("%", "pc").replace(",", "")
+            echo = Loadgen(f"echo{tagm}-{n}-{rep}", [
+                "--url", url, "--mode", "echo", "--conns", str(ne), "--size", "16", "--inflight", "1",
+                "--parallel", str(PARALLEL), "--src-count", str(SRC), "--duration", str(WINDOW),
+                "--warmup", str(warm), "--pid", str(pid)])
+            echo.wait_open(30)
+            b0, t_b0, s_b0 = stat_busy(), time.monotonic(), proc_cpu(pid)
+            time.sleep(warm + 0.3)
+            fr0 = fresh_client(url, f"fresh0-echo{tagm}-{n}-{rep}", 0)
+            fr = fresh_client(url, f"fresh1-echo{tagm}-{n}-{rep}", 1)
+            rss_b = proc_rss_kb(pid)
+            res = echo.result(WINDOW + 30)
+            b1, t_b1 = stat_busy(), time.monotonic()
+            gen_b = (res["gen_cpu_s"] if res else 0) + sum(x["gen_cpu_s"] for x in (fr0, fr) if x)
+            errs_b = (n - e - h_open) + (res["errors"] if res else ne) + fresh_errors(fr0, fr)
+            ops = res["ops"] if res else 0
+            win = res["window_s"] if res and res["window_s"] else None
+            rows.append({"conns": n, "mode": label, "open": h_open + (res["open"] if res else 0),
+                         "open_s": t_open, "rss_per_conn": (rss_b - rss0) * 1024.0 / (n - e + ne),
+                         "rss0_kb": rss0, "rss_kb": rss_b,
+                         "cpu_us_msg": 1e6 * res["server_cpu_s"] / ops if ops else None,
+                         "idle_cpu_pct": None,
+                         "rate": res["rate"] if res else None,
+                         "echo_p99": res["lat_p99_us"] / 1000 if res else None,
+                         "gen_pct": 100.0 * res["gen_cpu_s"] / win if win else None,
+                         "srv_pct": 100.0 * res["server_cpu_s"] / win if win else None,
+                         "steal_pct": 100.0 * (b1[1] - b0[1]) / (t_b1 - t_b0),
+                         "other_pct": 100.0 * max(0.0, b1[0] - b0[0] - (proc_cpu(pid) - s_b0) - gen_b)
+                         / (t_b1 - t_b0),
+                         **fresh_fields(fr0, fr), "errors": errs_b})
+            r = rows[-1]
+            log(f"{n} {label}: {r['rss_per_conn']:.0f} B/conn, {r['cpu_us_msg']} us/msg at {r['rate']} "
+                f"msg/s, fresh p99 {r['p99_0']} / {r['p99_1']} ms, {errs_b} errors")
+            time.sleep(0.5)
     finally:
         for lg in [echo, extra] + holders:
             if lg:
@@ -350,7 +360,12 @@ def main():
     os.makedirs(RESULTS, exist_ok=True)
     open(RAW, "w").close()
     global CHUNK, LEVELS
+    global PROXY
+    asked = LEVELS
     LEVELS, limit_note = nofile_plan(LEVELS)
+    dropped = [n for n in asked if n not in LEVELS]
+    if dropped:
+        PROXY = max(dropped) // 100
     log(limit_note)
     CHUNK = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 200
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -368,7 +383,7 @@ def main():
             time.sleep(1)
     rows = []
     for n in LEVELS:
-        for mode in ("idle", "1% echo"):
+        for mode in ("idle", "1% echo", f"{PROXY:,} echo"):
             rs = [r for r in runs if r["conns"] == n and r["mode"] == mode]
             if not rs:
                 continue
@@ -423,6 +438,10 @@ def main():
             f"server (what the server's loop adds, without the cross-core wake-up), then from core 1, "
             f"beside the generators (in the echo rows it shares that core with the busy echo loadgen).",
             "- errors: connections that did not open, plus every loadgen error (fresh clients included)."]
+    if PROXY:
+        out.append(f"- {PROXY:,} echo (the largest level only): {PROXY:,} connections echoing in place of "
+                   f"the 1%, the rest idle (so {max(LEVELS) - max(LEVELS) // 100 + PROXY:,} open): the echo "
+                   f"load that 1% of {PROXY * 100:,} would bring, on as many connections as fit here.")
     top = max(LEVELS)
     for k, where in (("p99_0", "core 0"), ("p99_1", "core 1")):
         big = [r[k] for r in runs if r["conns"] == top and r.get(k) is not None]
