@@ -78,10 +78,12 @@ def proc_rss_kb(pid):
 
 
 def stat_busy():
-    """(user+nice+system, steal) CPU seconds of the whole machine."""
+    """(user+nice+system, steal, irq+softirq) CPU seconds of the whole machine. With IRQ
+    time accounting the loopback TCP work done in softirq is booked there, not in the
+    utime+stime of the process it ran in."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
-    return ((v[0] + v[1] + v[2]) / CLK_TCK, v[7] / CLK_TCK)
+    return ((v[0] + v[1] + v[2]) / CLK_TCK, v[7] / CLK_TCK, (v[5] + v[6]) / CLK_TCK)
 
 
 def wait_for(path, pattern, proc, timeout):
@@ -299,6 +301,7 @@ def level(n, rep):
                          "gen_pct": 100.0 * res["gen_cpu_s"] / win if win else None,
                          "srv_pct": 100.0 * res["server_cpu_s"] / win if win else None,
                          "steal_pct": 100.0 * (b1[1] - b0[1]) / (t_b1 - t_b0),
+                         "sirq_pct": 100.0 * (b1[2] - b0[2]) / (t_b1 - t_b0),
                          "other_pct": 100.0 * max(0.0, b1[0] - b0[0] - (proc_cpu(pid) - s_b0) - gen_b)
                          / (t_b1 - t_b0),
                          **fresh_fields(fr0, fr), "errors": errs_b})
@@ -383,7 +386,7 @@ def main():
             time.sleep(1)
     rows = []
     for n in LEVELS:
-        for mode in ("idle", "1% echo", f"{PROXY:,} echo"):
+        for mode in ["idle", "1% echo"] + ([f"{PROXY:,} echo"] if PROXY else []):
             rs = [r for r in runs if r["conns"] == n and r["mode"] == mode]
             if not rs:
                 continue
@@ -455,9 +458,11 @@ def main():
         out.append(f"- before each level the script waited for other processes to use less than "
                    f"{QUIET_PCT:.0f}% of a core (at most {QUIET_WAIT:g} s a level, {QUIET_TOTAL:g} s in all): "
                    f"{waited_total:.0f} s in all.")
-        out.append("- hypervisor steal in the echo windows: " + ", ".join(
-            f"{r['conns']:,}: {r['steal_pct']:.0f}%" for r in rows if r.get("steal_pct") is not None)
-            + " of a core.")
+        out.append("- in the echo windows, hypervisor steal / irq+softirq time (the loopback TCP work, "
+                   "which IRQ time accounting books outside every process's utime+stime, so outside "
+                   "server CPU µs/msg too), of a core: " + ", ".join(
+            f"{r['conns']:,} {r['mode']}: {r['steal_pct']:.0f}% / {r.get('sirq_pct') or 0:.0f}%"
+            for r in rows if r.get("steal_pct") is not None) + ".")
     out.append(f"- limits: {limit_note}")
     if floors:
         def ms(k, i):
@@ -470,7 +475,7 @@ def main():
     if any(r.get("other_pct") is not None for r in rows):
         out.append("- other processes (machine-wide busy time less the server and the generators, "
                    "roughly) in the echo windows: " + ", ".join(
-            f"{r['conns']:,}: {r['other_pct']:.0f}%" for r in rows if r.get("other_pct") is not None)
+            f"{r['conns']:,} {r['mode']}: {r['other_pct']:.0f}%" for r in rows if r.get("other_pct") is not None)
             + " of a core: compare with care when these are not near 0.")
     if CHANGES:
         out += ["", "What bench/scale.sh changed on this machine (left so):", "", CHANGES]

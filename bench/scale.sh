@@ -21,7 +21,8 @@
 # the change is listed at the end and in scale.md. RLIMIT_NOFILE is raised by
 # scale.py for its own processes only (server and loadgen); without
 # CAP_SYS_RESOURCE its hard limit cannot go up, and then scale.py runs the
-# largest level that fits instead of those that do not, and says so.
+# largest level that fits instead of those that do not (there also with 1% of the
+# largest level asked for echoing: 1,000 for 100,000), and says so.
 set -eu
 cd "$(dirname "$0")/.."
 
