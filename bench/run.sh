@@ -21,7 +21,7 @@
 #    echoing; RSS per connection, CPU per message, a fresh client's p99), which
 #    writes bench/results/scale.md and scale.png and may raise kernel limits
 #    (it prints each change). BENCH_SCALE=none skips it; BENCH_SCALE=only runs
-#    it alone (about 3 minutes).
+#    it alone (3-5 minutes).
 #
 # wss: the 100 x 16 B and 100 x 16 KiB echoes also run over TLS (luaws with
 # examples/echo.lua --tls-cert/--tls-key, node ws on https; a self-signed

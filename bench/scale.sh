@@ -6,7 +6,7 @@
 # echoed message and a fresh client's echo p50/p99 at each level. bench/run.sh runs
 # it last (BENCH_SCALE=none skips it; BENCH_SCALE=only runs it alone).
 #
-#   bench/scale.sh                      # about 3 minutes with 3 repeats
+#   bench/scale.sh                      # about 3 minutes with 3 repeats, plus at most 2 of waiting for a quiet CPU
 #   SCALE_LEVELS=100,1000 SCALE_REPEATS=1 SCALE_RESULTS=/tmp/s bench/scale.sh
 #
 # Writes bench/results/scale.md and scale.png (committed), scale.dat (gnuplot's
