@@ -404,13 +404,16 @@ def main():
 
     with open(os.path.join(RESULTS, "scale.dat"), "w") as d:
         d.write("# conns rss_idle_B rss_echo_B cpu_us_msg p99_core0_idle_ms p99_core0_echo_ms "
-                "p99_core1_idle_ms p99_core1_echo_ms\n")
+                "p99_core1_idle_ms p99_core1_echo_ms; then, on the largest level only, the PROXY "
+                "echo mode: cpu_us_msg rss_B p99_core0_ms p99_core1_ms\n")
         for n in LEVELS:
             a = next((r for r in rows if r["conns"] == n and r["mode"] == "idle"), {})
             b = next((r for r in rows if r["conns"] == n and r["mode"] == "1% echo"), {})
+            c = next((r for r in rows if PROXY and r["conns"] == n and r["mode"] == f"{PROXY:,} echo"), {})
             d.write(" ".join(str(x if x is not None else "NaN") for x in (
                 n, a.get("rss_per_conn"), b.get("rss_per_conn"), b.get("cpu_us_msg"),
-                a.get("p99_0"), b.get("p99_0"), a.get("p99_1"), b.get("p99_1"))) + "\n")
+                a.get("p99_0"), b.get("p99_0"), a.get("p99_1"), b.get("p99_1"),
+                c.get("cpu_us_msg"), c.get("rss_per_conn"), c.get("p99_0"), c.get("p99_1"))) + "\n")
 
     out = [f"# luaws at scale: 100 to 100,000 connections (issue 14)", "",
            f"`bench/scale.sh`, {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, rev {rev}; "

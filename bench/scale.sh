@@ -14,7 +14,8 @@
 # Knobs: SCALE_LEVELS, SCALE_REPEATS (3), SCALE_SRC (16 source addresses
 # 127.0.0.1-16), SCALE_WINDOW (3 s echo window), SCALE_FRESH (1 s of fresh-client
 # echoes), SCALE_QUIET_WAIT / SCALE_QUIET_TOTAL (20 / 120 s of waiting for a quiet
-# CPU), SCALE_RESULTS (bench/results); see bench/scale.py.
+# CPU), SCALE_RESULTS (bench/results), SCALE_PLOT_ONLY=1 (only draw scale.png again
+# from the last scale.dat); see bench/scale.py.
 #
 # The machine: it raises a kernel limit only when it is below what the largest
 # level needs, prints every change, and restores nothing (a disposable bench VM):
@@ -80,7 +81,9 @@ fi
 "
 
 rc=0
-SCALE_CHANGES="$changed" /usr/bin/python3 bench/scale.py || rc=$?
+if [ "${SCALE_PLOT_ONLY:-}" != 1 ]; then      # SCALE_PLOT_ONLY=1: plot the last scale.dat again
+  SCALE_CHANGES="$changed" /usr/bin/python3 bench/scale.py || rc=$?
+fi
 
 if command -v gnuplot >/dev/null 2>&1 && [ -s "$results/scale.dat" ]; then
   gnuplot <<EOF || rc=$?
@@ -97,11 +100,13 @@ set xlabel "connections (log)"
 set ylabel "server CPU us per echoed 16 B message"
 set yrange [0:*]
 set title "CPU per message, 1% of the connections echoing"
-plot "$results/scale.dat" using 1:4 with linespoints lw 2 pt 7 title "server CPU us/msg"
+plot "$results/scale.dat" using 1:4 with linespoints lw 2 pt 7 title "server CPU us/msg", \
+     "" using 1:9 with points pt 9 ps 2 title "1% of the level that could not run, echoing"
 set ylabel "server RSS per connection, bytes"
 set title "RSS per connection"
 plot "$results/scale.dat" using 1:2 with linespoints lw 2 pt 7 title "all idle", \
-     "" using 1:3 with linespoints lw 2 pt 5 title "1% echoing"
+     "" using 1:3 with linespoints lw 2 pt 5 title "1% echoing", \
+     "" using 1:10 with points pt 9 ps 2 title "1% of the level that could not run, echoing"
 set logscale y
 set yrange [*:*]
 set ylabel "fresh client echo p99, ms (log)"
@@ -110,6 +115,8 @@ plot "$results/scale.dat" using 1:5 with linespoints lw 2 pt 7 title "core 0, al
      "" using 1:6 with linespoints lw 2 pt 5 title "core 0, 1% echoing", \
      "" using 1:7 with linespoints lw 2 pt 6 dt 2 title "core 1, all idle", \
      "" using 1:8 with linespoints lw 2 pt 4 dt 2 title "core 1, 1% echoing", \
+     "" using 1:11 with points pt 9 ps 2 title "core 0, that 1% echoing", \
+     "" using 1:12 with points pt 8 ps 2 title "core 1, that 1% echoing", \
      5 with lines lc rgb "red" dt 3 title "5 ms"
 unset multiplot
 EOF
