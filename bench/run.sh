@@ -19,6 +19,11 @@
 #    process and through Redis, and the RSS of a subscription), which adds its
 #    section to latest.md. BENCH_FANOUT=none skips it; BENCH_FANOUT=only runs
 #    it alone.
+# 6. runs bench/scale.sh (luaws at 100 to 100,000 connections, idle and with 1%
+#    echoing; RSS per connection, CPU per message, a fresh client's p99), which
+#    writes bench/results/scale.md and scale.png and may raise kernel limits
+#    (it prints each change). BENCH_SCALE=none skips it; BENCH_SCALE=only runs
+#    it alone (3-5 minutes).
 #
 # wss: the 100 x 16 B and 100 x 16 KiB echoes also run over TLS (luaws with
 # examples/echo.lua --tls-cert/--tls-key, node ws on https; a self-signed
@@ -85,10 +90,14 @@ if [ -f examples/echo.lua ]; then
 fi
 
 rc=0
-if [ "${BENCH_FANOUT:-}" != only ]; then
+if [ "${BENCH_FANOUT:-}" != only ] && [ "${BENCH_SCALE:-}" != only ]; then
   /usr/bin/python3 bench/runner.py "$@" || rc=$?
 fi
-if [ "${BENCH_FANOUT:-}" != none ] && [ "${BENCH_WSS:-}" != only ]; then
+if [ "${BENCH_FANOUT:-}" != none ] && [ "${BENCH_WSS:-}" != only ] && [ "${BENCH_SCALE:-}" != only ]; then
   BENCH_DEPS=none BENCH_BUILT=1 bench/fanout.sh || rc=$?
+fi
+if [ "${BENCH_SCALE:-}" != none ] && [ "${BENCH_WSS:-}" != only ] && [ "${BENCH_FANOUT:-}" != only ] &&
+   [ ! -e build/bench/luaws-build.failed ]; then
+  SCALE_RESULTS="${BENCH_RESULTS:-bench/results}" BENCH_BUILT=1 bench/scale.sh || rc=$?
 fi
 exit $rc
