@@ -606,6 +606,26 @@ def fmt_ratio(v):
     return "-" if v is None else f"{v:.2f}x"
 
 
+def errs_cell(a):
+    """A row's errors: the sum, its kinds, crashes and runs short of REPEATS."""
+    errs = str(a["errors"])
+    if a["err_kinds"]:
+        errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
+    if a["crashed"]:
+        errs += f"; server died in {a['crashed']} run(s)"
+    if a["n"] < REPEATS:
+        errs += f"; {a['n']}/{REPEATS} runs"
+    return errs
+
+
+def other_cpu_cell(a):
+    """A row's other CPU: the median, and the worst run when it reached 20%."""
+    oc = fmt(a["other_cpu_pct"]) + "%"
+    if a["other_cpu_max"] >= 20:
+        oc += f" (max {a['other_cpu_max']:.0f}%)"
+    return oc
+
+
 def aggregate(runs, head):
     """Per-metric medians over the successful repeats; errors are summed; the
     headline's spread is (max - min) / median over the repeats."""
@@ -951,16 +971,8 @@ def write_report(servers, skipped, table, baseline, started, finished, notes):
             r = fmt_ratio(ratio(a.get(hm), b.get(hm) if b else None))
             spr = a["spreads"].get(hm)
             sp = "-" if spr is None else f"{100 * spr:.0f}%"
-            oc = fmt(a["other_cpu_pct"]) + "%"
-            if a["other_cpu_max"] >= 20:
-                oc += f" (max {a['other_cpu_max']:.0f}%)"
-            errs = str(a["errors"])
-            if a["err_kinds"]:
-                errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
-            if a["crashed"]:
-                errs += f"; server died in {a['crashed']} run(s)"
-            if a["n"] < REPEATS:
-                errs += f"; {a['n']}/{REPEATS} runs"
+            oc = other_cpu_cell(a)
+            errs = errs_cell(a)
             w = a["window_s"]
             if sc["kind"] == "echo":
                 row = [s["label"], fmt(a["rate"]), fmt(a.get("server_us_per_msg"), 2),
@@ -1115,16 +1127,8 @@ def write_wss_section(servers, table, started, finished):
                 lc = fmt_ratio(r(us_msg(peer), us_msg(a)) if peer else None)
             else:
                 ln = lc = "-"
-            errs = str(a["errors"])
-            if a["err_kinds"]:
-                errs += " (" + ", ".join(f"{k} {v}" for k, v in sorted(a["err_kinds"].items())) + ")"
-            if a["crashed"]:
-                errs += f"; server died in {a['crashed']} run(s)"
-            if a["n"] < REPEATS:
-                errs += f"; {a['n']}/{REPEATS} runs"
-            oc = fmt(a["other_cpu_pct"]) + "%"
-            if a["other_cpu_max"] >= 20:
-                oc += f" (max {a['other_cpu_max']:.0f}%)"
+            errs = errs_cell(a)
+            oc = other_cpu_cell(a)
             if a.get("steal_pct") is not None:
                 oc += f"; steal {fmt(a['steal_pct'])}%"
             sp = "-" if a["spread"] is None else f"{100 * a['spread']:.0f}%"
