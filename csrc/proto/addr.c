@@ -8,20 +8,10 @@
  * does not is refused, never guessed at.
  */
 #include "proto/addr.h"
+#include "proto/hex.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
 
 /* A decimal number of 1 to maxdigits digits, no leading zero (but "0"),
  * at most max: s[0..len) whole. -1 if not. */
@@ -79,8 +69,8 @@ static int ipv6_parse(const char *s, size_t len, uint8_t *out)
         unsigned v = 0;
         if (n == 8)
             return 0;
-        while (j < len && hexval(s[j]) >= 0 && j - i < 5) {
-            v = v * 16 + (unsigned)hexval(s[j]);
+        while (j < len && ws_hexval(s[j]) >= 0 && j - i < 5) {
+            v = v * 16 + (unsigned)ws_hexval(s[j]);
             j++;
         }
         if (j < len && s[j] == '.') {

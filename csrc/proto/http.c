@@ -29,6 +29,7 @@
  */
 #include <string.h>
 
+#include "proto/hex.h"
 #include "proto/http.h"
 
 /* Where parsing stands: p moves toward end; over says whether the caller's
@@ -524,17 +525,6 @@ void ws_chunked_init(struct ws_chunked *d, uint64_t max)
     d->state = CK_SIZE0;
 }
 
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The size line is complete: check the size against the limit. */
 static int chunk_size_done(struct ws_chunked *d)
 {
@@ -574,7 +564,7 @@ int ws_chunked_decode(struct ws_chunked *d, uint8_t *buf, size_t len, size_t *ou
         switch (st) {
         case CK_SIZE0:
         case CK_SIZE: {
-            int v = hexval(ch);
+            int v = ws_hexval(ch);
             if (v >= 0) {
                 if (d->left > (UINT64_MAX >> 4)) {
                     st = CK_ERROR;     /* more than 2^64: not a size */
