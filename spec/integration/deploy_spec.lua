@@ -15,12 +15,12 @@ local luaws = h.luaws
 local cjson = require "cjson.safe"
 
 local WAIT = 20
-local have_nginx = os.execute("command -v nginx >/dev/null 2>&1") == true
+local have_nginx = proc.have_command("nginx")
 local have_ws = proc.have_python("websockets")
 local have_parser = proc.have_python("prometheus_client")
 local have_yaml = proc.have_python("yaml")
-local have_openssl = os.execute("command -v openssl >/dev/null 2>&1") == true
-local have_analyze = os.execute("command -v systemd-analyze >/dev/null 2>&1") == true
+local have_openssl = proc.have_command("openssl")
+local have_analyze = proc.have_command("systemd-analyze")
 local it_ngx = (have_nginx and have_ws) and it or pending
 local is_root = (io.popen("id -u"):read("l")) == "0"
 
@@ -50,13 +50,6 @@ local function replace(s, from, to)
   end
   out[#out + 1] = s:sub(at)
   return table.concat(out)
-end
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'"))
-  return d
 end
 
 -- A luaws server answering "REMOTE PORT SECURE MSG" at /who, echoing at /echo.
@@ -106,7 +99,7 @@ end
 
 describe("docs/deploy.md", function()
   local dir
-  before_each(function() dir = tmpdir() end)
+  before_each(function() dir = proc.tmpdir() end)
   after_each(function()
     proc.cleanup()   -- nginx first: its connections then end
     h.cleanup()

@@ -13,13 +13,6 @@ local WAIT = 20
 local have_py = proc.have_python("websockets")
 local it_py = have_py and it or pending
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'"))
-  return d
-end
-
 -- A server that answers each message with "REMOTE PORT SECURE MSG", and
 -- keeps the request fields its upgrade hook saw.
 local function who_server(opts)
@@ -50,7 +43,7 @@ local function exists(path) return os.execute("test -e '" .. path .. "'") == tru
 
 describe("listen{unix = path}", function()
   local dir
-  before_each(function() dir = tmpdir() end)
+  before_each(function() dir = proc.tmpdir() end)
   after_each(function()
     proc.cleanup()
     h.cleanup()

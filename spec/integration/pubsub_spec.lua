@@ -600,7 +600,7 @@ describe("topics", function()
       assert.same({}, closes)
     end)
 
-    local have_openssl = sh("command -v openssl >/dev/null 2>&1")
+    local have_openssl = proc.have_command("openssl")
     local it_ssl = have_openssl and it or pending
     it_ssl("over wss:// (no writev): order and bytes across copied and shared frames to a paused subscriber", function()
       local dir = os.tmpname()

@@ -11,7 +11,7 @@ local luaws = h.luaws
 local cjson = require "cjson.safe"
 
 local WAIT = 20
-local have_nginx = os.execute("command -v nginx >/dev/null 2>&1") == true
+local have_nginx = proc.have_command("nginx")
 local it_all = (have_nginx and redis.available()) and it or pending
 
 local function read(path)

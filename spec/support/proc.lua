@@ -314,6 +314,27 @@ function M.have_python(module)
   return false, ("%s cannot import %s"):format(M.PYTHON, module)
 end
 
+local command_has = {}
+
+--[[ have_command(name) -> boolean
+  Whether name is a command on PATH (`command -v`), remembered per name. ]]
+function M.have_command(name)
+  if command_has[name] == nil then
+    command_has[name] = os.execute("command -v " .. M.quote(name) .. " >/dev/null 2>&1") == true
+  end
+  return command_has[name]
+end
+
+--[[ tmpdir() -> path
+  A fresh empty directory (os.tmpname's name, made a directory); the
+  caller removes it. ]]
+function M.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. M.quote(d)))
+  return d
+end
+
 local node_ws   -- nil until asked: then true, or the reason it is missing
 
 --[[ have_node_ws() -> true | false, why
