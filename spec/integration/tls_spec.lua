@@ -95,6 +95,16 @@ asyncio.run(main())
     return ("%06d"):format(i) .. string.rep(string.char(65 + i % 26), n - 6)
   end
 
+  -- Receive numbered(1) .. numbered(n) on ws, in order and whole (what: the
+  -- word for them in a failure).
+  local function receive_numbered(ws, n, what)
+    for i = 1, n do
+      local msg = ws:receive(10)
+      assert(msg, ("%s %d of %d missing"):format(what, i, n))
+      assert(msg == numbered(i), ("%s %d: %d bytes, %q..."):format(what, i, #msg, msg:sub(1, 6)))
+    end
+  end
+
   it_ssl("holds what a full socket refused and sends it in order once the client reads again", function()
     local s = h.server { tls = { certificate = cert, key = key }, max_backpressure = 64 * 1024 * 1024 }
     local N, sent, held = 400, 0, 0
@@ -108,11 +118,7 @@ asyncio.run(main())
     h.pump(function() return sent == N end, "the sends")
     h.idle(0.2)
     ws:resume()
-    for i = 1, N do
-      local msg = ws:receive(10)
-      assert(msg, ("message %d of %d missing"):format(i, N))
-      assert(msg == numbered(i), ("message %d: %d bytes, %q..."):format(i, #msg, msg:sub(1, 6)))
-    end
+    receive_numbered(ws, N, "message")
     h.fails("closed", ws:receive(5))
     assert.equal(1000, (ws:close_status()))
     assert.is_true(held > 1024 * 1024, "the queue held " .. held .. " bytes")
@@ -134,11 +140,7 @@ asyncio.run(main())
     h.idle(0.2)
     assert.is_true(ws:buffered() > 0, "the client queued nothing")
     peer:resume()
-    for i = 1, N do
-      local msg = ws:receive(10)
-      assert(msg, ("echo %d of %d missing"):format(i, N))
-      assert(msg == numbered(i), ("echo %d: %d bytes, %q..."):format(i, #msg, msg:sub(1, 6)))
-    end
+    receive_numbered(ws, N, "echo")
     assert(ws:close(1000, "done"))
     assert.equal(1000, (ws:close_status()))
   end)
