@@ -170,7 +170,7 @@ static size_t tls_t_pending(const struct transport *t)
 
 static size_t tls_t_unsent(const struct transport *t)
 {
-    return t->ssl ? tls_unsent(t->ssl) : 0;
+    return tls_unsent(t->ssl);   /* a transport without a session is plain_ops */
 }
 
 static int tls_t_flush(struct transport *t)

@@ -374,12 +374,11 @@ void lws_conn_on_open(struct conn *c)
 ** as UTF-8 on the way in, so ws:send of that very string (an echo) skips the
 ** check. The string is kept on the stack below the call for as long as the
 ** pointer is set, so no other string can take its address meanwhile.
-** Short texts are checked again: that costs less than keeping them.
 */
 static const char *checked_text;
 static size_t checked_len;
 
-/* Below this the check costs less than keeping the string. */
+/* Shorter texts are checked again: that costs less than keeping them. */
 #define CHECKED_MIN 256
 
 void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
@@ -387,31 +386,32 @@ void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t
     lua_State *L = lws_main;
     const char *prev = checked_text;
     size_t prev_len = checked_len;
+    int keep = opcode == WS_OP_TEXT && len >= CHECKED_MIN;
     int h;
-    if (opcode != WS_OP_TEXT || len < CHECKED_MIN) {
-        if (!(h = lconn_begin(L, c, "message")))
-            return;
-        lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
-        if (opcode == WS_OP_TEXT)
-            lua_pushliteral(L, "text");
-        else
-            lua_pushliteral(L, "binary");
-        lconn_end(L, c, h, "message handler", 1);
-        return;
-    }
-    lua_pushlstring(L, (const char *)data, len);   /* the one copy; kept below the call */
+    if (keep)
+        lua_pushlstring(L, (const char *)data, len);   /* the one copy; kept below the call */
     if (!(h = lconn_begin(L, c, "message"))) {
-        lua_pop(L, 1);
+        if (keep)
+            lua_pop(L, 1);
         return;
     }
-    lua_pushvalue(L, h - 1);
-    lua_pushliteral(L, "text");
-    checked_text = lua_tostring(L, h - 1);
-    checked_len = len;
+    if (keep) {
+        lua_pushvalue(L, h - 1);
+        checked_text = lua_tostring(L, h - 1);
+        checked_len = len;
+    } else {
+        lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
+    }
+    if (opcode == WS_OP_TEXT)
+        lua_pushliteral(L, "text");
+    else
+        lua_pushliteral(L, "binary");
     lconn_end(L, c, h, "message handler", 1);
-    checked_text = prev;   /* a handler may run the loop: messages nest */
-    checked_len = prev_len;
-    lua_pop(L, 1);
+    if (keep) {
+        checked_text = prev;   /* a handler may run the loop: messages nest */
+        checked_len = prev_len;
+        lua_pop(L, 1);
+    }
 }
 
 /* fragment(ws, chunk, kind, fin): one data frame of a message, for a route
