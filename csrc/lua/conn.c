@@ -43,9 +43,14 @@
 #include "proto/http.h"
 #include "proto/utf8.h"
 
-/* The "luaws.conn" userdata. User value 1: the fields table, or nil. */
+/* The "luaws.conn" userdata. User value 1: the fields table, or nil; user
+ * value 2: the coroutine parked in receive() (lconn_await), or nil. */
 struct lbox {
     struct lconn *l;            /* NULL once the connection was released */
+    /* the coroutine style's message path (see "parked receive" below) */
+    lua_State *receiver;        /* the coroutine parked in receive(), or NULL */
+    lua_State *owner;           /* the coroutine that may park (user value 2) */
+    uint8_t parkable;           /* 1 while its queue is empty and it is open */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -92,7 +97,8 @@ void lws_conn_push(lua_State *L, struct conn *c)
         lws_pushref(L, l->box_ref);
         return;
     }
-    l->box = lua_newuserdatauv(L, sizeof *l->box, 1);
+    l->box = lua_newuserdatauv(L, sizeof *l->box, 2);
+    memset(l->box, 0, sizeof *l->box);
     l->box->l = l;
     luaL_setmetatable(L, LWS_CONN_MT);
     lua_pushvalue(L, -1);
@@ -381,6 +387,188 @@ static size_t checked_len;
 /* Shorter texts are checked again: that costs less than keeping them. */
 #define CHECKED_MIN 256
 
+/*
+** The coroutine style's message path (lua/luaws/conn.lua). ws:receive() and
+** ws:messages() are C closures here. A coroutine luaws runs that received
+** on a connection before (its owner, kept in the box's user value 2) and
+** finds its queue empty (parkable) parks right here: it notes itself as
+** the receiver and yields. The next message resumes it from
+** lws_conn_on_message with (msg, kind): no handler call, no Lua queue, no
+** Lua function on the way. Everything else, the first receive, a timeout,
+** a queued message, a plain script, goes to conn.lua's receive_general,
+** which parks through core.conn_await (and so makes the owner). A message
+** for the Lua handlers (queued), or the close, makes the queue not
+** parkable; the close resumes a parked receiver with nothing, and it asks
+** receive_general what happened.
+*/
+static const char finish_key = 'f';   /* registry: conn.lua's finish(co, ok, err) */
+
+/* Make L the owner of box b (at index 1): it may park from now on. */
+static void lconn_own(lua_State *L, struct lbox *b)
+{
+    if (b->owner != L) {
+        lua_pushthread(L);
+        lua_setiuservalue(L, 1, 2);
+        b->owner = L;
+    }
+}
+
+/* receive_general(ws [, timeout]) (upvalue 2), its results returned. */
+static int lconn_receive_k(lua_State *L, int status, lua_KContext ctx);
+
+static int lconn_receive_general(lua_State *L, int nargs)
+{
+    lua_settop(L, 1 + nargs);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_callk(L, 1 + nargs, LUA_MULTRET, 0, lconn_receive_k);
+    return lua_gettop(L);
+}
+
+/* After a yield in receive_general (ctx 0): its results are the stack.
+ * After a park (ctx 1): ws, then what the resume passed: the message, or
+ * nothing (woken by the close). */
+static int lconn_receive_k(lua_State *L, int status, lua_KContext ctx)
+{
+    struct lbox *b;
+    (void)status;
+    if (!ctx)
+        return lua_gettop(L);
+    b = lua_touserdata(L, 1);
+    if (b->receiver == L)
+        b->receiver = NULL;
+    if (lua_gettop(L) > 1)
+        return lua_gettop(L) - 1;
+    return lconn_receive_general(L, 0);
+}
+
+/* ws:receive([timeout]) (upvalue 3 true) and the iterator of ws:messages()
+ * (upvalue 3 false: its second argument is the loop's last message). */
+static int lconn_receive(lua_State *L)
+{
+    struct lbox *b = lconn_box(L, 1);
+    int timed = lua_toboolean(L, lua_upvalueindex(3)) && !lua_isnoneornil(L, 2);
+    if (!timed && b->l && b->parkable && b->owner == L && lua_isyieldable(L)) {
+        lua_settop(L, 1);
+        b->receiver = L;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        return lua_yieldk(L, 1, 1, lconn_receive_k);
+    }
+    return lconn_receive_general(L, timed);
+}
+
+/* After core.conn_await yielded: ws, then what the resume passed. */
+static int lconn_await_k(lua_State *L, int status, lua_KContext ctx)
+{
+    struct lbox *b = lua_touserdata(L, 1);
+    (void)status;
+    (void)ctx;
+    if (b->receiver == L)
+        b->receiver = NULL;
+    return lua_gettop(L) - 1;
+}
+
+/* core.conn_await(ws): receive_general's wait on an empty queue, in a
+ * coroutine luaws runs; it makes the caller ws's owner. Returns msg, kind
+ * when a message resumed it, nothing when something else did. */
+static int lconn_await(lua_State *L)
+{
+    struct lbox *b = lconn_box(L, 1);
+    lua_settop(L, 1);
+    if (b->l && lua_isyieldable(L)) {
+        lconn_own(L, b);
+        b->receiver = L;
+        b->parkable = 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return lua_yieldk(L, 1, 0, lconn_await_k);
+}
+
+/* core.conn_busy(ws) -> true if another coroutine is parked receiving on
+ * ws (so the caller may not wait on it). */
+static int lconn_busy(lua_State *L)
+{
+    struct lbox *b = lconn_box(L, 1);
+    lua_pushboolean(L, b->l && b->receiver && b->receiver != L);
+    return 1;
+}
+
+/* core.conn_receivers(marker, receive_general, finish) -> receive, next,
+ * await: marker is what a park yields, finish(co, ok, err) runs when a
+ * coroutine resumed from here returned or raised. */
+static int lconn_receivers(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &finish_key);
+    for (int timed = 1; timed >= 0; timed--) {
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 2);
+        lua_pushboolean(L, timed);
+        lua_pushcclosure(L, lconn_receive, 3);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, lconn_await, 1);
+    return 3;
+}
+
+/* Resume l's receiver with the nargs values on L's top (moved), and see to
+ * what follows if it returned or raised (conn.lua's finish). */
+static void lconn_wake(lua_State *L, struct lbox *b, int nargs)
+{
+    lua_State *co = b->receiver;
+    int nres, st;
+    b->receiver = NULL;
+    lua_xmove(L, co, nargs);
+    st = lua_resume(co, L, nargs, &nres);
+    if (st == LUA_YIELD) {
+        lua_pop(co, nres);
+    } else {
+        int top = lua_gettop(L);
+        lua_pushcfunction(L, lws_traceback);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &finish_key);
+        lua_pushthread(co);
+        lua_xmove(co, L, 1);
+        lua_pushboolean(L, st == LUA_OK);
+        if (st == LUA_OK)
+            lua_pushnil(L);
+        else
+            lua_xmove(co, L, 1);   /* the error */
+        if (lua_pcall(L, 3, 0, top + 1) != LUA_OK)
+            lws_report(L, "coroutine handler");
+        lua_settop(L, top);
+    }
+}
+
+/* Hand the message to l's receiver. Its text is anchored on L's stack
+ * meanwhile, so it can be the checked text of an echo. */
+static void lconn_hand_over(lua_State *L, struct lconn *l, int opcode, const uint8_t *data, size_t len)
+{
+    const char *prev = checked_text;
+    size_t prev_len = checked_len;
+    if (!lua_checkstack(l->box->receiver, 3)) {
+        conn_close(&l->c, 1011, "handler error", 13);
+        return;
+    }
+    lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
+    lua_pushvalue(L, -1);
+    if (opcode == WS_OP_TEXT) {
+        lua_pushliteral(L, "text");
+        if (len >= CHECKED_MIN) {
+            checked_text = lua_tostring(L, -2);
+            checked_len = len;
+        }
+    } else {
+        lua_pushliteral(L, "binary");
+    }
+    lconn_wake(L, l->box, 2);
+    checked_text = prev;
+    checked_len = prev_len;
+    lua_pop(L, 1);
+}
+
 void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = lws_main;
@@ -388,6 +576,14 @@ void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t
     size_t prev_len = checked_len;
     int keep = opcode == WS_OP_TEXT && len >= CHECKED_MIN;
     int h;
+    struct lbox *b = ((struct lconn *)c)->box;
+    if (b) {
+        if (b->receiver) {
+            lconn_hand_over(L, (struct lconn *)c, opcode, data, len);
+            return;
+        }
+        b->parkable = 0;   /* the message goes to the handler: the queue's, if any */
+    }
     if (keep)
         lua_pushlstring(L, (const char *)data, len);   /* the one copy; kept below the call */
     if (!(h = lconn_begin(L, c, "message"))) {
@@ -468,16 +664,20 @@ void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t
         lua_setfield(L, -2, "close_reason");
         lua_settop(L, top);
     }
+    if (l->box)
+        l->box->parkable = 0;
     h = lconn_begin(L, c, "close");
-    if (!h)
-        return;
-    lua_pushinteger(L, code);
-    lua_pushlstring(L, reason, len);
-    if (err)
-        lua_pushstring(L, ws_strerror(err));
-    else
-        lua_pushnil(L);
-    lconn_end(L, c, h, "close handler", 0);
+    if (h) {
+        lua_pushinteger(L, code);
+        lua_pushlstring(L, reason, len);
+        if (err)
+            lua_pushstring(L, ws_strerror(err));
+        else
+            lua_pushnil(L);
+        lconn_end(L, c, h, "close handler", 0);
+    }
+    if (l->box && l->box->receiver)
+        lconn_wake(L, l->box, 0);   /* parked in receive(): it returns what closed */
 }
 
 /* Free a connection's Lua-side things and its memory (no hooks). */
@@ -858,6 +1058,10 @@ static int lconn_handlers(lua_State *L)
         lua_pushvalue(L, 2);
         l->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         l->own_handlers = 1;
+        if (l->box) {   /* messages go to these from now on */
+            l->box->receiver = NULL;
+            l->box->parkable = 0;
+        }
     }
     if (!l || l->handlers_ref == LUA_NOREF)
         lua_newtable(L);
@@ -1017,4 +1221,8 @@ void lws_conn_open(lua_State *L)
     lua_setfield(L, -2, "send_raw");
     lua_pushcfunction(L, lconn_handlers);
     lua_setfield(L, -2, "conn_handlers");
+    lua_pushcfunction(L, lconn_receivers);
+    lua_setfield(L, -2, "conn_receivers");
+    lua_pushcfunction(L, lconn_busy);
+    lua_setfield(L, -2, "conn_busy");
 }

@@ -4,13 +4,17 @@
 -- (send, ping, close, buffered, pause, resume, stats): receive() and
 -- messages(), the coroutine style, and the queue behind them.
 --
--- Design: C never yields. It calls the message handler once per message.
--- For a coroutine route or a client, that handler puts the message in a
--- small per-connection queue and wakes the coroutine waiting on it. receive()
+-- Design: C calls the message handler once per message. For a coroutine
+-- route or a client, that handler puts the message in a small
+-- per-connection queue and wakes the coroutine waiting on it. receive()
 -- takes from the queue; when it is empty it yields (inside a coroutine that
 -- luaws runs) or turns the loop itself (in a plain script), until a message,
--- the close, or the deadline. A queue that fills up pauses reading from the
--- socket, so a slow consumer pushes back on its peer instead of growing.
+-- the close, or the deadline. receive() itself is C (csrc/lua/conn.c): a
+-- coroutine that waits in it on an empty queue yields there, and the next
+-- message resumes it from C directly, never queued, with no Lua on the
+-- way; what that path does not cover comes here (receive_general). A queue
+-- that fills up pauses reading from the socket, so a slow consumer pushes
+-- back on its peer instead of growing.
 
 local core = require "luaws.core"
 
@@ -18,7 +22,7 @@ local M = {}
 local methods = core.conn_methods
 local co_running, co_resume, co_status, co_yield = coroutine.running, coroutine.resume,
   coroutine.status, coroutine.yield
-local now, step, conn_handlers = core.now, core.step, core.conn_handlers
+local now, step, conn_handlers, conn_busy = core.now, core.step, core.conn_handlers, core.conn_busy
 
 -- Messages queued before reading is paused, and the level it resumes at.
 local QUEUE_HIGH, QUEUE_LOW = 64, 16
@@ -45,11 +49,10 @@ end
 -- again (the common case, one per message) without asking its status.
 local WAITING = {}
 
--- Resume a coroutine luaws runs; report errors, close its connection (1011)
--- if it has one, and close it normally (1000) when the handler returns.
-local function resume(co, ...)
-  local ok, err = co_resume(co, ...)
-  if err == WAITING and ok then return end
+-- After a resume of a coroutine luaws runs: report errors, close its
+-- connection (1011) if it has one, and close it normally (1000) when the
+-- handler returned.
+local function finish(co, ok, err)
   local info = managed[co]
   if not ok then
     core.log("error in coroutine handler: " .. debug.traceback(co, tostring(err)))
@@ -57,6 +60,12 @@ local function resume(co, ...)
   elseif co_status(co) == "dead" and type(info) == "userdata" and info.state == "open" then
     info:close(1000)
   end
+end
+
+local function resume(co, ...)
+  local ok, err = co_resume(co, ...)
+  if err == WAITING and ok then return end
+  finish(co, ok, err)
 end
 M.resume = resume
 
@@ -74,12 +83,6 @@ function M.wake(ws) wake(queue_of(ws)) end
 -- The handlers behind receive(): queue messages, note the close.
 local function on_message(ws, msg, kind)
   local q = queues[ws] or queue_of(ws)
-  local co = q.receiver
-  if co and q.last < q.first then   -- a receive() waits on an empty queue: hand it over
-    q.receiver, q.waiter = nil, nil
-    resume(co, msg, kind)
-    return
-  end
   local last = q.last + 1
   q.last = last
   q[last] = msg
@@ -88,7 +91,7 @@ local function on_message(ws, msg, kind)
     q.paused = true
     ws:pause()
   end
-  co = q.waiter   -- wake(q), inline
+  local co = q.waiter   -- wake(q), inline
   if co then
     q.waiter = nil
     resume(co)
@@ -135,20 +138,25 @@ function M.spawn(fn, ...)
   return co
 end
 
--- Wait until the queue has news or the deadline passes. Returns false on
--- timeout; and the message on_message handed over, if it did (receive).
-local function wait(q, deadline, receiving)
+local await   -- core.conn_await, made with receive below
+
+-- Wait until ws's queue q has news or the deadline passes. Returns false on
+-- timeout; and, when receiving, the message C handed over, if it did.
+-- level: where an error points (the caller's caller's code).
+local function wait(ws, q, deadline, receiving, level)
   local co = co_running()
   if managed[co] then
-    if q.waiter and q.waiter ~= co then error("another coroutine is already receiving on this connection", 3) end
+    if (q.waiter and q.waiter ~= co) or conn_busy(ws) then
+      error("another coroutine is already receiving on this connection", level)
+    end
     local timer
     if deadline then
       timer = core.timer(math.max(deadline - now(), 0), 0, function() wake(q) end)
     end
     q.waiter = co
-    if receiving then q.receiver = co end
-    local msg, kind = co_yield(WAITING)
-    q.receiver = nil
+    local msg, kind
+    if receiving then msg, kind = await(ws) else co_yield(WAITING) end
+    if q.waiter == co then q.waiter = nil end
     if timer then timer:stop() end
     if msg ~= nil then return true, msg, kind end
   else
@@ -160,7 +168,7 @@ local function wait(q, deadline, receiving)
 end
 
 -- Wait once for news on ws (see wait); for client.lua's handshake.
-function M.wait(ws, deadline) return wait(queue_of(ws), deadline) end
+function M.wait(ws, deadline) return wait(ws, queue_of(ws), deadline, false, 3) end
 
 --[[ ws:receive([timeout]) -> message, kind | nil, error message, token
   Takes the next whole message ("text" or "binary"). timeout in seconds: 0
@@ -188,9 +196,13 @@ local function take(ws, q)
   return msg, kind
 end
 
-function methods:receive(timeout)
+-- The general receive, for what the C one does not do itself: any
+-- timeout, the first call on a connection, a queued message, a plain
+-- script, a wake without a message. It is called from C (csrc/lua/conn.c,
+-- lconn_receive), so the caller's code is at level 3.
+local function receive_general(self, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
-    error("bad argument #1 to 'receive' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 2)
+    error("bad argument #1 to 'receive' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 3)
   end
   local q = queues[self] or queue_of(self)
   if q.first <= q.last then return take(self, q) end   -- on_message queued it: nothing to check
@@ -198,10 +210,10 @@ function methods:receive(timeout)
     local h = conn_handlers(self)
     if h.message ~= on_message then
       if h.fragment then
-        error("this connection hands its messages to its fragment handler, frame by frame; receive() is for coroutine routes and clients", 2)
+        error("this connection hands its messages to its fragment handler, frame by frame; receive() is for coroutine routes and clients", 3)
       end
       if h.message then
-        error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 2)
+        error("this connection hands its messages to its message handler; receive() is for coroutine routes and clients", 3)
       end
       conn_handlers(self, M.queue_handlers)
     end
@@ -212,7 +224,7 @@ function methods:receive(timeout)
     if q.first <= q.last then return take(self, q) end
     if q.closed then return nil, closed_message(q), "closed" end
     if timeout == 0 then return nil, "receive: nothing has arrived", "timeout" end
-    local ok, msg, kind = wait(q, deadline, true)
+    local ok, msg, kind = wait(self, q, deadline, true, 4)
     if msg ~= nil then return msg, kind end
     if not ok and q.first > q.last and not q.closed then
       return nil, ("receive: nothing arrived within %g s"):format(timeout), "timeout"
@@ -220,12 +232,13 @@ function methods:receive(timeout)
   end
 end
 
+local receive_next
+methods.receive, receive_next, await = core.conn_receivers(WAITING, receive_general, finish)
+
 -- for msg, kind in ws:messages() do ... end: until the connection closes.
+-- (The for loop calls receive_next(ws, its last message) itself.)
 function methods:messages()
-  local receive = methods.receive   -- not looked up on the connection per message
-  return function()
-    return receive(self)
-  end
+  return receive_next, self
 end
 
 -- ws:close_status() -> code, reason once the close completed (else nil).
@@ -265,7 +278,7 @@ function methods:close(code, reason, timeout)
     end
     -- woken by the close when ws's messages come through its queue (a client,
     -- a coroutine route); otherwise looked at every 50 ms
-    wait(q, math.min(deadline, now() + 0.05))
+    wait(self, q, math.min(deadline, now() + 0.05), false, 3)
   end
   return self:close_status()
 end
