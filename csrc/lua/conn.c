@@ -413,27 +413,64 @@ static void lconn_own(lua_State *L, struct lbox *b)
     }
 }
 
-/* receive_general(ws [, timeout]) (upvalue 2), its results returned. */
+/* lconn_receive's continuation context: 0 after a park, else the stack
+ * index below receive_general's results. */
+#define LCONN_PARKED 0
+
 static int lconn_receive_k(lua_State *L, int status, lua_KContext ctx);
 
-static int lconn_receive_general(lua_State *L, int nargs)
+/* Park the coroutine L on the box at index 1 (upvalue 1: the marker it
+ * yields): it returns the message that resumes it. */
+static int lconn_park(lua_State *L, struct lbox *b)
 {
-    lua_settop(L, 1 + nargs);
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_insert(L, 1);
-    lua_callk(L, 1 + nargs, LUA_MULTRET, 0, lconn_receive_k);
-    return lua_gettop(L);
+    if (lua_isyieldable(L)) {   /* else lua_yieldk raises, and nothing was noted */
+        if (b->receiver && b->receiver != L) {
+            luaL_where(L, 2);
+            lua_pushliteral(L, "another coroutine is already receiving on this connection");
+            lua_concat(L, 2);
+            return lua_error(L);
+        }
+        lconn_own(L, b);
+        b->parkable = 1;
+        b->receiver = L;
+    }
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return lua_yieldk(L, 1, LCONN_PARKED, lconn_receive_k);
 }
 
-/* After a yield in receive_general (ctx 0): its results are the stack.
- * After a park (ctx 1): ws, then what the resume passed: the message, or
- * nothing (woken by the close). */
+/* receive_general's results above base: returned, or, when it answered
+ * the marker alone (an empty queue, no deadline, a coroutine luaws runs),
+ * a park right here, in the caller's own frame. */
+static int lconn_receive_done(lua_State *L, int base)
+{
+    if (lua_gettop(L) == base + 1 && lua_rawequal(L, -1, lua_upvalueindex(1)))
+        return lconn_park(L, lua_touserdata(L, 1));
+    return lua_gettop(L) - base;
+}
+
+/* Call receive_general (upvalue 2) with ws [, timeout] (nargs 0 or 1). */
+static int lconn_receive_general(lua_State *L, int nargs)
+{
+    int base;
+    lua_settop(L, 1 + nargs);
+    base = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    for (int i = 1; i <= base; i++)
+        lua_pushvalue(L, i);
+    lua_callk(L, base, LUA_MULTRET, base, lconn_receive_k);
+    return lconn_receive_done(L, base);
+}
+
+/* After a park: ws, then what the resume passed: the message, or nothing
+ * (woken by the close: receive_general says what happened). After a yield
+ * inside receive_general: its results above ctx. */
 static int lconn_receive_k(lua_State *L, int status, lua_KContext ctx)
 {
     struct lbox *b;
     (void)status;
-    if (!ctx)
-        return lua_gettop(L);
+    if (ctx != LCONN_PARKED)
+        return lconn_receive_done(L, (int)ctx);
     b = lua_touserdata(L, 1);
     if (b->receiver == L)
         b->receiver = NULL;
@@ -448,12 +485,8 @@ static int lconn_receive(lua_State *L)
 {
     struct lbox *b = lconn_box(L, 1);
     int timed = lua_toboolean(L, lua_upvalueindex(3)) && !lua_isnoneornil(L, 2);
-    if (!timed && b->l && b->parkable && b->owner == L && lua_isyieldable(L)) {
-        lua_settop(L, 1);
-        b->receiver = L;
-        lua_pushvalue(L, lua_upvalueindex(1));
-        return lua_yieldk(L, 1, 1, lconn_receive_k);
-    }
+    if (!timed && b->l && b->parkable && b->owner == L && lua_isyieldable(L))
+        return lconn_park(L, b);
     return lconn_receive_general(L, timed);
 }
 

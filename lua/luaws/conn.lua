@@ -199,14 +199,16 @@ end
 -- The general receive, for what the C one does not do itself: any
 -- timeout, the first call on a connection, a queued message, a plain
 -- script, a wake without a message. It is called from C (csrc/lua/conn.c,
--- lconn_receive), so the caller's code is at level 3.
+-- lconn_receive), so the caller's code is at level 3. WAITING as its one
+-- result tells C to park the coroutine (an empty queue, no deadline).
 local function receive_general(self, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
     error("bad argument #1 to 'receive' (number of seconds >= 0 expected, got " .. tostring(timeout) .. ")", 3)
   end
-  local q = queues[self] or queue_of(self)
-  if q.first <= q.last then return take(self, q) end   -- on_message queued it: nothing to check
-  if not q.bound then   -- the handlers are the queue's (checked once per connection)
+  -- the queue is made by the first message queued, the close, or a wait
+  local q = queues[self]
+  if q and q.first <= q.last then return take(self, q) end   -- on_message queued it: nothing to check
+  do   -- the handlers are the queue's
     local h = conn_handlers(self)
     if h.message ~= on_message then
       if h.fragment then
@@ -217,13 +219,17 @@ local function receive_general(self, timeout)
       end
       conn_handlers(self, M.queue_handlers)
     end
-    q.bound = true
   end
   local deadline = timeout and now() + timeout
   while true do
-    if q.first <= q.last then return take(self, q) end
-    if q.closed then return nil, closed_message(q), "closed" end
+    if q then
+      if q.first <= q.last then return take(self, q) end
+      if q.closed then return nil, closed_message(q), "closed" end
+    end
     if timeout == 0 then return nil, "receive: nothing has arrived", "timeout" end
+    -- no deadline, in a coroutine luaws runs: C parks it in receive() itself
+    if not deadline and not (q and q.waiter) and managed[co_running()] then return WAITING end
+    q = q or queue_of(self)
     local ok, msg, kind = wait(self, q, deadline, true, 4)
     if msg ~= nil then return msg, kind end
     if not ok and q.first > q.last and not q.closed then
