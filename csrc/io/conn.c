@@ -755,8 +755,20 @@ void conn_flush(struct conn *c)
          (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD) ||
          (c->flags & (CF_CLOSE_SENT | CF_PEER_EOF)) == (CF_CLOSE_SENT | CF_PEER_EOF))) {
         c->flags |= CF_SHUT_WR;
-        /* RFC 6455 §7.1.1: the server closes the TCP connection first. A
-         * client waits for the server's FIN (or close_timeout). */
+        /* RFC 6455 §7.1.1: the server closes the TCP connection first, at
+         * once. With both close frames through and nothing left unread (the
+         * last read was short, and plain TCP: no TLS record may follow), it
+         * closes the socket now: its FIN follows the close frame, and with
+         * no unread input the kernel sends no reset. Otherwise the write
+         * side is shut and what still arrives is read until the peer's EOF
+         * (the lingering close above). A client waits for the server's FIN
+         * (or close_timeout). */
+        if (!(c->flags & (CF_CLIENT | CF_FAILED | CF_HTTP_ONLY)) && (c->flags & CF_RX_DRAINED) &&
+            (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD) &&
+            !c->tp.ssl) {
+            conn_finish(c);
+            return;
+        }
         if (!(c->flags & CF_CLIENT) || (c->flags & (CF_FAILED | CF_HTTP_ONLY | CF_PEER_EOF)))
             c->tp.ops->shutdown(&c->tp);
     }
@@ -1788,6 +1800,10 @@ static void conn_on_readable(struct conn *c)
         n = c->tp.ops->read(&c->tp, dst, want);
         if (n > 0) {
             c->last_rx = ev_now(loop);
+            if ((size_t)n < want && c->tp.ops->pending(&c->tp) == 0)
+                c->flags |= CF_RX_DRAINED;
+            else
+                c->flags &= ~(uint32_t)CF_RX_DRAINED;
             if (into_msg) {
                 conn_frames(c, dst, (size_t)n);
                 if (c->msg.len == 0)
@@ -1799,7 +1815,7 @@ static void conn_on_readable(struct conn *c)
                 break;
             /* A short plain read drained the socket. OpenSSL may hold
              * decrypted bytes that the socket no longer signals. */
-            if ((size_t)n < want && c->tp.ops->pending(&c->tp) == 0)
+            if (c->flags & CF_RX_DRAINED)
                 break;
             continue;
         }
@@ -1828,6 +1844,7 @@ static void conn_on_readable(struct conn *c)
         conn_update_events(c);
     c->flags &= ~(uint32_t)CF_CORKED;
     conn_flush(c);
+    c->flags &= ~(uint32_t)CF_RX_DRAINED;   /* true only until the loop runs again */
 }
 
 /* Client: the non-blocking connect() finished, for good or ill. */

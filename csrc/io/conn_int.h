@@ -36,7 +36,8 @@ enum conn_flags {
     CF_RAW = 1u << 15,          /* bytes that are not frames were queued: frame bounds unknown */
     CF_SOCK_ERR = 1u << 16,     /* the socket failed: queued bytes can no longer be delivered */
     CF_FRAGMENTS = 1u << 17,    /* hand data on frame by frame (on_fragment), not as messages */
-    CF_TURN_CORK = 1u << 18     /* fan-out this loop turn: queue only, flushed once before the loop blocks */
+    CF_TURN_CORK = 1u << 18,    /* fan-out this loop turn: queue only, flushed once before the loop blocks */
+    CF_RX_DRAINED = 1u << 19    /* in this read event, the last read was short: nothing is unread */
 };
 
 /* Recover the connection from one of its embedded watchers. */
