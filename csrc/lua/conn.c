@@ -44,10 +44,10 @@
 #include "proto/utf8.h"
 
 /* The "luaws.conn" userdata. User value 1: the fields table, or nil; user
- * value 2: the coroutine parked in receive() (lconn_await), or nil. */
+ * value 2: the coroutine that may park in its receive() (owner), or nil. */
 struct lbox {
     struct lconn *l;            /* NULL once the connection was released */
-    /* the coroutine style's message path (see "parked receive" below) */
+    /* the coroutine style's message path (see lconn_receive below) */
     lua_State *receiver;        /* the coroutine parked in receive(), or NULL */
     lua_State *owner;           /* the coroutine that may park (user value 2) */
     uint8_t parkable;           /* 1 while its queue is empty and it is open */
@@ -395,11 +395,13 @@ static size_t checked_len;
 ** the receiver and yields. The next message resumes it from
 ** lws_conn_on_message with (msg, kind): no handler call, no Lua queue, no
 ** Lua function on the way. Everything else, the first receive, a timeout,
-** a queued message, a plain script, goes to conn.lua's receive_general,
-** which parks through core.conn_await (and so makes the owner). A message
-** for the Lua handlers (queued), or the close, makes the queue not
-** parkable; the close resumes a parked receiver with nothing, and it asks
-** receive_general what happened.
+** a queued message, a plain script, goes to conn.lua's receive_general.
+** When that finds an empty queue with no deadline in a coroutine luaws
+** runs, it answers the marker and the coroutine parks here all the same
+** (and becomes the owner); a wait with a deadline parks through
+** core.conn_await. A message for the Lua handlers (queued), or the close,
+** makes the queue not parkable; the close resumes a parked receiver with
+** nothing, and it asks receive_general what happened.
 */
 static const char finish_key = 'f';   /* registry: conn.lua's finish(co, ok, err) */
 
@@ -501,9 +503,10 @@ static int lconn_await_k(lua_State *L, int status, lua_KContext ctx)
     return lua_gettop(L) - 1;
 }
 
-/* core.conn_await(ws): receive_general's wait on an empty queue, in a
- * coroutine luaws runs; it makes the caller ws's owner. Returns msg, kind
- * when a message resumed it, nothing when something else did. */
+/* core.conn_await(ws): receive_general's wait with a deadline on an empty
+ * queue, in a coroutine luaws runs; it makes the caller ws's owner.
+ * Returns msg, kind when a message resumed it, nothing when something else
+ * (the deadline's timer, the close) did. */
 static int lconn_await(lua_State *L)
 {
     struct lbox *b = lconn_box(L, 1);
