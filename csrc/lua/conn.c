@@ -387,6 +387,15 @@ static size_t checked_len;
 /* Shorter texts are checked again: that costs less than keeping them. */
 #define CHECKED_MIN 256
 
+/* Push a data message's kind for Lua: "text" or "binary". */
+static void lconn_push_kind(lua_State *L, int opcode)
+{
+    if (opcode == WS_OP_TEXT)
+        lua_pushliteral(L, "text");
+    else
+        lua_pushliteral(L, "binary");
+}
+
 /*
 ** The coroutine style's message path (lua/luaws/conn.lua). ws:receive() and
 ** ws:messages() are C closures here. A coroutine luaws runs that received
@@ -420,6 +429,15 @@ static void lconn_own(lua_State *L, struct lbox *b)
 #define LCONN_PARKED 0
 
 static int lconn_receive_k(lua_State *L, int status, lua_KContext ctx);
+
+/* In a continuation after a park (the box at index 1): L runs again, so it
+ * is no longer the receiver, whoever resumed it. */
+static void lconn_unpark(lua_State *L)
+{
+    struct lbox *b = lua_touserdata(L, 1);
+    if (b->receiver == L)
+        b->receiver = NULL;
+}
 
 /* Park the coroutine L on the box at index 1 (upvalue 1: the marker it
  * yields): it returns the message that resumes it. */
@@ -469,13 +487,10 @@ static int lconn_receive_general(lua_State *L, int nargs)
  * inside receive_general: its results above ctx. */
 static int lconn_receive_k(lua_State *L, int status, lua_KContext ctx)
 {
-    struct lbox *b;
     (void)status;
     if (ctx != LCONN_PARKED)
         return lconn_receive_done(L, (int)ctx);
-    b = lua_touserdata(L, 1);
-    if (b->receiver == L)
-        b->receiver = NULL;
+    lconn_unpark(L);
     if (lua_gettop(L) > 1)
         return lua_gettop(L) - 1;
     return lconn_receive_general(L, 0);
@@ -495,11 +510,9 @@ static int lconn_receive(lua_State *L)
 /* After core.conn_await yielded: ws, then what the resume passed. */
 static int lconn_await_k(lua_State *L, int status, lua_KContext ctx)
 {
-    struct lbox *b = lua_touserdata(L, 1);
     (void)status;
     (void)ctx;
-    if (b->receiver == L)
-        b->receiver = NULL;
+    lconn_unpark(L);
     return lua_gettop(L) - 1;
 }
 
@@ -590,14 +603,10 @@ static void lconn_hand_over(lua_State *L, struct lconn *l, int opcode, const uin
     }
     lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
     lua_pushvalue(L, -1);
-    if (opcode == WS_OP_TEXT) {
-        lua_pushliteral(L, "text");
-        if (len >= CHECKED_MIN) {
-            checked_text = lua_tostring(L, -2);
-            checked_len = len;
-        }
-    } else {
-        lua_pushliteral(L, "binary");
+    lconn_push_kind(L, opcode);
+    if (opcode == WS_OP_TEXT && len >= CHECKED_MIN) {
+        checked_text = lua_tostring(L, -2);
+        checked_len = len;
     }
     lconn_wake(L, l->box, 2);
     checked_text = prev;
@@ -634,10 +643,7 @@ void lws_conn_on_message(struct conn *c, int opcode, const uint8_t *data, size_t
     } else {
         lua_pushlstring(L, (const char *)data, len);   /* the one copy into Lua */
     }
-    if (opcode == WS_OP_TEXT)
-        lua_pushliteral(L, "text");
-    else
-        lua_pushliteral(L, "binary");
+    lconn_push_kind(L, opcode);
     lconn_end(L, c, h, "message handler", 1);
     if (keep) {
         checked_text = prev;   /* a handler may run the loop: messages nest */
@@ -655,10 +661,7 @@ void lws_conn_on_fragment(struct conn *c, int opcode, const uint8_t *data, size_
     if (!h)
         return;
     lua_pushlstring(L, (const char *)data, len);   /* one frame: its one copy into Lua */
-    if (opcode == WS_OP_TEXT)
-        lua_pushliteral(L, "text");
-    else
-        lua_pushliteral(L, "binary");
+    lconn_push_kind(L, opcode);
     lua_pushboolean(L, fin);
     lconn_end(L, c, h, "fragment handler", 1);
 }
