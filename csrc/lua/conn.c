@@ -274,9 +274,42 @@ void lws_push_tls(lua_State *L, const struct conn *c)
     lua_setfield(L, -2, "san");
 }
 
+/* A request table's head bytes, for its headers on first use. */
+static const char head_key = 'h';
+
+/* Push the value of the headers called name in h, repeats joined with ", "
+ * as lws_push_headers does: 1, or 0 (nothing pushed) if there is none. */
+static int lconn_push_header(lua_State *L, const struct ws_http_head *h, const char *name)
+{
+    size_t i, n = strlen(name);
+    int found = 0;
+    for (i = 0; i < h->num_headers; i++) {
+        const struct ws_http_header *hd = &h->headers[i];
+        size_t j;
+        if (hd->name_len != n)
+            continue;
+        for (j = 0; j < n; j++) {
+            char ch = hd->name[j];
+            if ((char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch) != name[j])
+                break;
+        }
+        if (j < n)
+            continue;
+        if (found)
+            lua_pushliteral(L, ", ");
+        lua_pushlstring(L, hd->value, hd->value_len);
+        found += found ? 2 : 1;
+    }
+    if (found > 1)
+        lua_concat(L, found);
+    return found > 0;
+}
+
 /* Push the request table of a parsed head: method, target, path, query,
- * headers, origin, upgrade, remote, port, and tls on a TLS connection. */
-void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade)
+ * headers (at once, or with the head's bytes on first use), origin,
+ * upgrade, remote, port, secure, and tls on a TLS connection. */
+void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade,
+                      const char *head, size_t head_len)
 {
     int req;
     lua_createtable(L, 0, 10);
@@ -299,10 +332,19 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
             lua_setfield(L, req, "query");
         }
     }
-    lws_push_headers(L, h);
-    lua_getfield(L, -1, "origin");
-    lua_setfield(L, req, "origin");
-    lua_setfield(L, req, "headers");
+    if (head) {
+        /* the policy reads the origin of every upgrade; the headers table
+         * (a third of a handshake's instructions) waits for a reader */
+        if (lconn_push_header(L, h, "origin"))
+            lua_setfield(L, req, "origin");
+        lua_pushlstring(L, head, head_len);
+        lua_rawsetp(L, req, &head_key);
+    } else {
+        lws_push_headers(L, h);
+        lua_getfield(L, -1, "origin");
+        lua_setfield(L, req, "origin");
+        lua_setfield(L, req, "headers");
+    }
     lua_pushboolean(L, upgrade);
     lua_setfield(L, req, "upgrade");
     lconn_push_peer(L, c);
@@ -314,6 +356,23 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
         lws_push_tls(L, c);
         lua_setfield(L, req, "tls");
     }
+}
+
+/* core.request_headers(req) -> the headers table of a request table made
+ * with its head's bytes (lws_push_request), or nil. [-0, +1, v] */
+static int lconn_request_headers(lua_State *L)
+{
+    struct ws_http_head h;
+    size_t len;
+    const char *head;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_rawgetp(L, 1, &head_key) != LUA_TSTRING)
+        return 0;
+    head = lua_tolstring(L, -1, &len);
+    if (ws_http_parse_request(head, len, &h) <= 0)
+        return 0;
+    lws_push_headers(L, &h);
+    return 1;
 }
 
 /* The protocol part of a kept head: after the NUL, or NULL if none. */
@@ -342,7 +401,7 @@ void lws_conn_fields(lua_State *L, int ud)
     if (l && l->head && ws_http_parse_request(l->head, strlen(l->head), &h) > 0) {
         const char *p;
         size_t plen;
-        lws_push_request(L, &l->c, &h, 1);
+        lws_push_request(L, &l->c, &h, 1, l->head, strlen(l->head));
         lua_pushnil(L);
         lua_setfield(L, -2, "upgrade");
         if ((p = lconn_head_protocol(l, &plen)) != NULL) {
@@ -1264,4 +1323,6 @@ void lws_conn_open(lua_State *L)
     lua_setfield(L, -2, "conn_receivers");
     lua_pushcfunction(L, lconn_busy);
     lua_setfield(L, -2, "conn_busy");
+    lua_pushcfunction(L, lconn_request_headers);
+    lua_setfield(L, -2, "request_headers");
 }

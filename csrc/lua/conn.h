@@ -67,8 +67,11 @@ void lws_read_compression(lua_State *L, int i, struct conn_compression *z);
 
 /* Push the request table of a parsed head: method, target, path, query,
  * headers, origin, upgrade, remote, port, and tls (lws_push_tls) on a TLS
- * connection. */
-void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade);
+ * connection. With the head's bytes (head, the head h was parsed from),
+ * headers is made on first use (core.request_headers); without (NULL), at
+ * once. */
+void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_head *h, int upgrade,
+                      const char *head, size_t head_len);
 
 /* Push what the TLS session of c negotiated (ws.tls): {protocol, cipher,
  * alpn, server_name} and, when the peer presented a certificate, subject,

@@ -147,12 +147,12 @@ static void lserver_on_refused(struct conn *c, const struct ws_http_head *h, int
     lua_State *L = lws_main;
     int top = lua_gettop(L);
     if (h) {
-        lws_push_request(L, c, h, ws_handshake_is_upgrade(h));
+        lws_push_request(L, c, h, ws_handshake_is_upgrade(h), NULL, 0);
     } else {
         static const struct ws_http_head none;
         struct ws_http_head empty = none;
         empty.method = empty.target = "";
-        lws_push_request(L, c, &empty, 0);   /* remote and port */
+        lws_push_request(L, c, &empty, 0, NULL, 0);   /* remote and port */
         lua_pushnil(L);
         lua_setfield(L, -2, "method");
         lua_pushnil(L);
@@ -257,7 +257,7 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     int top = lua_gettop(L), req;
 
     /* the request table, at top + 1, for on_request and the upgrade hook */
-    lws_push_request(L, c, h, upgrade);
+    lws_push_request(L, c, h, upgrade, head, head_len);
     req = lua_gettop(L);
     if (!upgrade) {
         size_t blen;

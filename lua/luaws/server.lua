@@ -25,6 +25,8 @@ local options = require "luaws.options"
 local routes = require "luaws.routes"
 local util = require "luaws.util"
 
+local rawget, next = rawget, next
+
 local M = {}
 
 M.defaults = options.defaults
@@ -60,15 +62,18 @@ local function text(status, body, extra)
 end
 
 -- Request tables (req, and a connection's fields) work these out on first
--- use: req.args (the query), req.cookies (the Cookie header), req.params
--- (none: an exact route) and req.data (a table for the app's state).
+-- use: req.headers (from the head's bytes the core left in the table),
+-- req.args (the query), req.cookies (the Cookie header), req.params (none:
+-- an exact route) and req.data (a table for the app's state).
 core.request_metatable {
   __index = function(t, k)
     local v
-    if k == "args" then
+    if k == "headers" then
+      v = core.request_headers(t)
+    elseif k == "args" then
       v = util.parse_query(rawget(t, "query"))
     elseif k == "cookies" then
-      local headers = rawget(t, "headers")
+      local headers = t.headers
       v = util.parse_cookies(headers and headers.cookie)
     elseif k == "params" or k == "data" then
       v = {}
@@ -321,14 +326,19 @@ end
 -- Answer one request (called by the C core; see the file comment).
 local function on_request(self, req)
   if req.upgrade then
-    local route, params = self._ws:match(req.path)
+    -- every upgrade passes here: fields the core may not have set are read
+    -- with rawget, which the request metatable's __index (a Lua call) skips
+    local route, params = self._ws:find(req.path)
     if not route then return refuse(self, req, 404, "404 Not Found\n") end
-    req.params = params
-    if req.origin and not self._origin_ok(req.origin) then
+    if params then req.params = params end
+    local origin = rawget(req, "origin")
+    if origin and not self._origin_ok(origin) then
       return refuse(self, req, 403, "403 Forbidden: origin not allowed\n")
     end
-    req.protocol = pick_protocol(route.protocols or self.options.protocols,
-      req.headers["sec-websocket-protocol"])
+    local ours = route.protocols or self.options.protocols
+    if ours then
+      req.protocol = pick_protocol(ours, req.headers["sec-websocket-protocol"])
+    end
     if route.upgrade then
       local ok, status, body, headers = route.upgrade(req)
       if ok == false then
@@ -337,7 +347,7 @@ local function on_request(self, req)
         return refuse(self, req, status, body, headers)   -- e.g. WWW-Authenticate with a 401
       end
     end
-    local p = req.protocol
+    local p = rawget(req, "protocol")
     if p ~= nil then
       local offered = false
       for _, q in ipairs(util.tokens(req.headers["sec-websocket-protocol"])) do
@@ -349,8 +359,8 @@ local function on_request(self, req)
       end
     end
     -- the request table becomes ws's fields when it holds what ws needs
-    local keep = rawget(req, "data") ~= nil or next(params) ~= nil
-    return true, route, p, req.response_headers, keep, self._zroute[route]
+    local keep = rawget(req, "data") ~= nil or (params ~= nil and next(params) ~= nil)
+    return true, route, p, rawget(req, "response_headers"), keep, self._zroute[route]
   end
   local entry, params = self._http:match(req.path)
   if entry then

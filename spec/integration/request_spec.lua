@@ -144,6 +144,53 @@ asyncio.run(main())
     end)
   end)
 
+  -- The core leaves the head's bytes in the request table and builds
+  -- req.headers on first use: the same table, however late it is asked for.
+  describe("req.headers", function()
+    local KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+    local function upgrade_head(extra)
+      return "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        .. "Sec-WebSocket-Key: " .. KEY .. "\r\nSec-WebSocket-Version: 13\r\n" .. extra .. "\r\n"
+    end
+
+    it("has lower-case names and repeats joined, in the hook and from a req kept past it", function()
+      local url = route("/ws", { upgrade = function(req) seen.req = req end })
+      local r = proc.raw(server.port, upgrade_head("X-Two: a\r\nx-two: b\r\nX-One:  v  \r\n"))
+      assert.equal(101, (proc.parse_response(r.response)))
+      h.pump(function() return #opened > 0 end, "the server's open handler")
+      -- asked for only now, long after the request's hook returned
+      local hd = seen.req.headers
+      assert.equal("a, b", hd["x-two"])
+      assert.equal("v", hd["x-one"])
+      assert.equal(KEY, hd["sec-websocket-key"])
+      assert.equal("x", hd.host)
+      assert.is_nil(hd["X-One"])
+      assert.equal(hd, seen.req.headers)   -- made once
+      assert.equal("a, b", opened[1].headers["x-two"])
+      assert.is_truthy(url)
+    end)
+
+    it("joins repeated Origin headers for the origin policy, which refuses the pair", function()
+      server = h.server { log_refusals = false, allowed_origins = { "https://a.example" } }
+      route("/ws", {})
+      local one = proc.raw(server.port, upgrade_head("Origin: https://a.example\r\n"))
+      assert.equal(101, (proc.parse_response(one.response)))
+      local two = proc.raw(server.port, upgrade_head("Origin: https://a.example\r\nOrigin: https://b.example\r\n"))
+      assert.equal(403, (proc.parse_response(two.response)))
+    end)
+
+    it("reaches a connection whose route has no upgrade hook, and HTTP handlers", function()
+      local url = route("/ws", {})
+      local ws, sws = connect(url, { headers = { ["X-Trace"] = "t1" } })
+      assert.equal("t1", sws.headers["x-trace"])
+      ws:close()
+      server:get("/h", function(req) seen.h = req.headers["x-trace"]; return 204 end)
+      local r = proc.raw(server.port, "GET /h HTTP/1.1\r\nHost: x\r\nX-Trace: t2\r\nConnection: close\r\n\r\n")
+      assert.equal(204, (proc.parse_response(r.response)))
+      assert.equal("t2", seen.h)
+    end)
+  end)
+
   describe("in HTTP handlers", function()
     it("req.args, req.cookies, req.params, req.body and req.data are there", function()
       server:post("/items/:id", function(req)
