@@ -47,12 +47,22 @@ static int out_of_input(const struct cursor *c)
 }
 
 /* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
- * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+ * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. One lookup per
+ * byte of every header name (bytes from 0x80 on are none). */
+static const unsigned char tchar_map[128] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x10 */
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,   /* 0x20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,   /* 0x30 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,   /* 0x50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,   /* 0x70 */
+};
+
 static int is_tchar(unsigned char ch)
 {
-    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-        return 1;
-    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return ch < 128 && tchar_map[ch];
 }
 
 /* A byte allowed in a field value or reason phrase: HTAB, SP, VCHAR and
@@ -67,11 +77,10 @@ static int ascii_ieq(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
+        if (x == y)
+            continue;
+        /* equal but for case: they differ in bit 5 only, and are a letter */
+        if ((x ^ y) != 0x20 || (unsigned)(x | 0x20) - 'a' >= 26u)
             return 0;
     }
     return 1;
@@ -86,16 +95,11 @@ static int parse_token(struct cursor *c, const char **s, size_t *n, char stop)
 {
     const char *start = c->p;
 
-    for (;;) {
-        if (c->p == c->end)
-            return out_of_input(c);
-        if (*c->p == stop)
-            break;
-        if (!is_tchar((unsigned char)*c->p))
-            return WS_EHTTP;
-        c->p++;
-    }
-    if (c->p == start)
+    while (c->p < c->end && is_tchar((unsigned char)*c->p))
+        c->p++;                                /* stop is never a tchar */
+    if (c->p == c->end)
+        return out_of_input(c);
+    if (*c->p != stop || c->p == start)
         return WS_EHTTP;
     *s = start;
     *n = (size_t)(c->p - start);
@@ -206,13 +210,15 @@ static int parse_headers(struct cursor *c, struct ws_http_head *h)
             if (c->p == c->end)
                 return out_of_input(c);
             unsigned char ch = (unsigned char)*c->p;
+            if (ch > ' ' && ch != 0x7F) {     /* VCHAR or obs-text: most bytes */
+                vend = ++c->p;
+                continue;
+            }
             if (ch == '\r' || ch == '\n')
                 break;
             if (!is_field_char(ch))
                 return WS_EHTTP;
-            c->p++;
-            if (ch != ' ' && ch != '\t')
-                vend = c->p;
+            c->p++;                           /* SP or HTAB: not the value's end */
         }
         hd->value_len = (size_t)(vend - hd->value);
         rc = expect_eol(c);
@@ -313,6 +319,27 @@ const char *ws_http_header(const struct ws_http_head *h, const char *name, size_
         }
     }
     return NULL;
+}
+
+void ws_http_headers_find(const struct ws_http_head *h, const char *const *names, size_t n,
+                          const struct ws_http_header **found)
+{
+    size_t len[16];
+
+    for (size_t j = 0; j < n && j < 16; j++) {
+        len[j] = strlen(names[j]);
+        found[j] = NULL;
+    }
+    if (n > 16)
+        n = 16;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        const struct ws_http_header *hd = &h->headers[i];
+        for (size_t j = 0; j < n; j++)
+            if (!found[j] && hd->name_len == len[j] && ascii_ieq(hd->name, names[j], len[j])) {
+                found[j] = hd;
+                break;
+            }
+    }
 }
 
 /*
