@@ -277,9 +277,7 @@ void lws_push_tls(lua_State *L, const struct conn *c)
 /* A request table's head bytes, for its headers on first use. */
 static const char head_key = 'h';
 
-/* Push the value of the headers called name in h, repeats joined with ", "
- * as lws_push_headers does: 1, or 0 (nothing pushed) if there is none. */
-static int lconn_push_header(lua_State *L, const struct ws_http_head *h, const char *name)
+int lws_push_header(lua_State *L, const struct ws_http_head *h, const char *name)
 {
     size_t i, n = strlen(name);
     int found = 0;
@@ -335,7 +333,7 @@ void lws_push_request(lua_State *L, const struct conn *c, const struct ws_http_h
     if (head) {
         /* the policy reads the origin of every upgrade; the headers table
          * (a third of a handshake's instructions) waits for a reader */
-        if (lconn_push_header(L, h, "origin"))
+        if (lws_push_header(L, h, "origin"))
             lua_setfield(L, req, "origin");
         lua_pushlstring(L, head, head_len);
         lua_rawsetp(L, req, &head_key);

@@ -82,6 +82,11 @@ void lws_push_tls(lua_State *L, const struct conn *c);
 /* Push a table of a head's headers (lower-case names, repeats joined). */
 void lws_push_headers(lua_State *L, const struct ws_http_head *h);
 
+/* Push the value of the headers called name (lower-case) in h, repeats
+ * joined with ", " as lws_push_headers does: 1, or 0 (nothing pushed) if
+ * there is none. */
+int lws_push_header(lua_State *L, const struct ws_http_head *h, const char *name);
+
 /* Push a string of "Name: value\r\n" lines from a table at index i; never
  * raises. NULL, or the name of the first bad entry (left out). */
 const char *lws_header_lines(lua_State *L, int i);

@@ -240,11 +240,37 @@ static void lserver_on_drain(struct conn *c)
 }
 
 /*
-** A request head arrived: hand it to the server's on_request(req) (req.body
-** holds a plain request's body), which answers
-**   true, handlers [, protocol [, headers [, keep]]]   to accept the upgrade
-**     (keep: the request table becomes the connection's fields: ws.data,
-**     ws.params), or
+** The upgrade request being answered, while on_request runs for it:
+** core.current_request() makes its request table then (the policy asks for
+** it only when it needs more than the path and the Origin).
+*/
+struct lserver_current {
+    struct conn *c;
+    const struct ws_http_head *h;
+    const char *head;
+    size_t head_len;
+};
+static struct lserver_current current;
+
+/* core.current_request() -> the request table of the upgrade request being
+ * answered (a new one each call); raises outside on_request. [-0, +1, v] */
+static int lserver_current_request(lua_State *L)
+{
+    if (!current.c)
+        return luaL_error(L, "current_request: no upgrade request is being answered");
+    lws_push_request(L, current.c, current.h, 1, current.head, current.head_len);
+    return 1;
+}
+
+/*
+** A request head arrived: hand it to the server's on_request function,
+**   on_request(req)                 a plain request (req.body holds its body)
+**   on_request(false, path, origin) an upgrade (core.current_request makes
+**                                    its table when the policy needs one)
+** which answers
+**   true, handlers [, protocol [, headers [, fields]]]   to accept the
+**     upgrade (fields: the request table, which becomes the connection's
+**     fields: ws.data, ws.params), or
 **   false, status [, headers [, body]]   for any other answer, body a
 **     string, or a function returning the next piece or nil (streamed).
 */
@@ -254,20 +280,43 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     lua_State *L = lws_main;
     struct lconn *l = (struct lconn *)c;
     struct lserver *ls = lserver_of(c);
-    int top = lua_gettop(L), req;
+    int top = lua_gettop(L), req, ok;
 
-    /* the request table, at top + 1, for on_request and the upgrade hook */
-    lws_push_request(L, c, h, upgrade, head, head_len);
-    req = lua_gettop(L);
-    if (!upgrade) {
-        size_t blen;
-        const uint8_t *body = conn_request_body(c, &blen);
-        lua_pushlstring(L, body ? (const char *)body : "", blen);
-        lua_setfield(L, req, "body");
+    if (upgrade) {
+        /* no request table: the policy reads the path and the origin */
+        const char *q = memchr(h->target, '?', h->target_len);
+        struct lserver_current saved = current;   /* a hook may run the loop */
+        lua_pushboolean(L, 0);
+        req = lua_gettop(L);
+        lserver_push_handler(L, &ls->s);
+        lua_pushboolean(L, 0);
+        lua_pushlstring(L, h->target, q ? (size_t)(q - h->target) : h->target_len);
+        if (!lws_push_header(L, h, "origin"))
+            lua_pushnil(L);
+        current.c = c;
+        current.h = h;
+        current.head = head;
+        current.head_len = head_len;
+        ok = lws_call(L, 3, 6, "on_request");
+        current = saved;
+        if (!ok) {
+            lws_push_request(L, c, h, 1, head, head_len);   /* for the reject option */
+            lua_replace(L, req);
+        }
+    } else {
+        lws_push_request(L, c, h, 0, head, head_len);
+        req = lua_gettop(L);
+        {
+            size_t blen;
+            const uint8_t *body = conn_request_body(c, &blen);
+            lua_pushlstring(L, body ? (const char *)body : "", blen);
+            lua_setfield(L, req, "body");
+        }
+        lserver_push_handler(L, &ls->s);
+        lua_pushvalue(L, req);
+        ok = lws_call(L, 1, 6, "on_request");
     }
-    lserver_push_handler(L, &ls->s);
-    lua_pushvalue(L, req);
-    if (!lws_call(L, 1, 6, "on_request")) {
+    if (!ok) {
         conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
         lserver_refused(L, ls, req, 500);
         lua_settop(L, top);
@@ -315,17 +364,17 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
         if (lua_isfunction(L, -1))
             conn_want_fragments(c, 1);   /* frame by frame, before any frame arrives */
         l->handlers_ref = lserver_handlers_ref(L, &ls->s, req + 2);
-        if (lua_toboolean(L, req + 5)) {
+        if (lua_istable(L, req + 5)) {
             /* the upgrade hook gave the connection its data, or the route
              * its params: keep the table */
             lua_pushnil(L);
-            lua_setfield(L, req, "upgrade");
+            lua_setfield(L, req + 5, "upgrade");
             if (protocol) {
                 lua_pushvalue(L, req + 3);
-                lua_setfield(L, req, "protocol");
+                lua_setfield(L, req + 5, "protocol");
             }
             lws_conn_push(L, c);
-            lua_pushvalue(L, req);
+            lua_pushvalue(L, req + 5);
             lua_setiuservalue(L, -2, 1);
         }
         lua_settop(L, top);
@@ -362,8 +411,10 @@ static void lserver_release(struct conn *c)
 {
     struct lserver *ls = lserver_of(c);
     pubsub_leave_all(&ls->s.ps, &((struct lconn *)c)->subs);
-    if (lws_main && ls->anchor != LUA_NOREF)
-        lserver_stream_forget(lws_main, ls, c);   /* before the address can be reused */
+    /* before the address can be reused; only a connection that answered
+     * plain HTTP (never upgraded) can have streamed */
+    if (lws_main && ls->anchor != LUA_NOREF && c->opened_at == 0)
+        lserver_stream_forget(lws_main, ls, c);
     lws_conn_release(c);
     lserver_maybe_release(lws_main, ls);
 }
@@ -1119,6 +1170,8 @@ void lws_server_open(lua_State *L)
     lua_setfield(L, -2, "listen");
     lua_pushcfunction(L, lserver_request_metatable);
     lua_setfield(L, -2, "request_metatable");
+    lua_pushcfunction(L, lserver_current_request);
+    lua_setfield(L, -2, "current_request");
     lua_pushcfunction(L, lserver_tls_name_match);
     lua_setfield(L, -2, "tls_name_match");
 }

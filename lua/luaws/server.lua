@@ -323,45 +323,57 @@ function methods:route_metrics(path)
   return self
 end
 
--- Answer one request (called by the C core; see the file comment).
-local function on_request(self, req)
-  if req.upgrade then
-    -- every upgrade passes here: fields the core may not have set are read
-    -- with rawget, which the request metatable's __index (a Lua call) skips
-    local route, params = self._ws:find(req.path)
-    if not route then return refuse(self, req, 404, "404 Not Found\n") end
-    if params then req.params = params end
-    local origin = rawget(req, "origin")
-    if origin and not self._origin_ok(origin) then
-      return refuse(self, req, 403, "403 Forbidden: origin not allowed\n")
-    end
-    local ours = route.protocols or self.options.protocols
-    if ours then
-      req.protocol = pick_protocol(ours, req.headers["sec-websocket-protocol"])
-    end
-    if route.upgrade then
-      local ok, status, body, headers = route.upgrade(req)
-      if ok == false then
-        status = math.tointeger(status) or 403
-        if status < 400 or status > 599 then status = 403 end
-        return refuse(self, req, status, body, headers)   -- e.g. WWW-Authenticate with a 401
-      end
-    end
-    local p = rawget(req, "protocol")
-    if p ~= nil then
-      local offered = false
-      for _, q in ipairs(util.tokens(req.headers["sec-websocket-protocol"])) do
-        if q == p then offered = true end
-      end
-      -- RFC 6455 §4.2.2: the server may only pick what the client offered
-      if not offered then
-        error(("upgrade hook chose subprotocol %q, which the client did not offer"):format(tostring(p)))
-      end
-    end
-    -- the request table becomes ws's fields when it holds what ws needs
-    local keep = rawget(req, "data") ~= nil or (params ~= nil and next(params) ~= nil)
-    return true, route, p, rawget(req, "response_headers"), keep, self._zroute[route]
+--[[ Answer an upgrade request (called by the C core with the path, its
+  query left out, and the Origin header; see the file comment). Its request
+  table is made only when something needs it (core.current_request, during
+  this call only): a refusal, an upgrade hook, subprotocols, a pattern's
+  params. Returns what on_request returns for an upgrade, the 5th value the
+  request table when it becomes the connection's fields. ]]
+local function on_upgrade(self, path, origin)
+  -- an exact route without a call (this runs for every upgrade)
+  local route, params = self._ws.exact[path], nil
+  if route == nil then route, params = self._ws:find(path) end
+  if not route then return refuse(self, core.current_request(), 404, "404 Not Found\n") end
+  if origin and not self._origin_ok(origin) then
+    return refuse(self, core.current_request(), 403, "403 Forbidden: origin not allowed\n")
   end
+  local ours = route.protocols or self.options.protocols
+  if not (ours or params or route.upgrade) then
+    return true, route, nil, nil, nil, self._zroute[route]
+  end
+  -- fields the core may not have set are read with rawget, which the
+  -- request metatable's __index (a Lua call) skips
+  local req = core.current_request()
+  if params then req.params = params end
+  if ours then
+    req.protocol = pick_protocol(ours, req.headers["sec-websocket-protocol"])
+  end
+  if route.upgrade then
+    local ok, status, body, headers = route.upgrade(req)
+    if ok == false then
+      status = math.tointeger(status) or 403
+      if status < 400 or status > 599 then status = 403 end
+      return refuse(self, req, status, body, headers)   -- e.g. WWW-Authenticate with a 401
+    end
+  end
+  local p = rawget(req, "protocol")
+  if p ~= nil then
+    local offered = false
+    for _, q in ipairs(util.tokens(req.headers["sec-websocket-protocol"])) do
+      if q == p then offered = true end
+    end
+    -- RFC 6455 §4.2.2: the server may only pick what the client offered
+    if not offered then
+      error(("upgrade hook chose subprotocol %q, which the client did not offer"):format(tostring(p)))
+    end
+  end
+  -- the request table becomes ws's fields when it holds what ws needs
+  local keep = rawget(req, "data") ~= nil or (params ~= nil and next(params) ~= nil)
+  return true, route, p, rawget(req, "response_headers"), keep and req or nil, self._zroute[route]
+end
+
+-- Answer a plain HTTP request (called by the C core; see the file comment).
+local function on_request(self, req)
   local entry, params = self._http:match(req.path)
   if entry then
     local fn = entry[req.method] or (req.method == "HEAD" and entry.GET)
@@ -405,8 +417,9 @@ function M.listen(opts)
   -- a worker (luaws.run{workers}): the k-th listen adopts the sockets the
   -- master bound in its k-th listen, instead of binding
   copts.fds = core.worker_fds()
-  local c, message, token = core.listen(o.host, math.floor(o.port), copts, function(req)
-    return on_request(self, req)
+  local c, message, token = core.listen(o.host, math.floor(o.port), copts, function(req, path, origin)
+    if req then return on_request(self, req) end
+    return on_upgrade(self, path, origin)
   end)
   if not c then return nil, message, token end
   self._c = c

@@ -179,6 +179,12 @@ asyncio.run(main())
       assert.equal(403, (proc.parse_response(two.response)))
     end)
 
+    it("is made only while an upgrade is answered: core.current_request raises outside", function()
+      local ok, err = pcall(h.core.current_request)
+      assert.is_false(ok)
+      assert.matches("current_request: no upgrade request is being answered", err, 1, true)
+    end)
+
     it("reaches a connection whose route has no upgrade hook, and HTTP handlers", function()
       local url = route("/ws", {})
       local ws, sws = connect(url, { headers = { ["X-Trace"] = "t1" } })
