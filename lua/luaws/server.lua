@@ -5,8 +5,9 @@
 -- policy, subprotocol choice, the upgrade hook, HTTP handlers, static
 -- files, and refusals made visible (the reject option, a log line).
 --
--- The C core calls on_request(req) once per request (a plain request's body
--- already read into req.body), after it has answered what it decides by
+-- The C core calls on_request(req) once per plain request (its body already
+-- read into req.body) and on_upgrade(path, origin) once per upgrade request
+-- (its table made only when needed), after it has answered what it decides by
 -- itself (400 for a malformed request or framing, 405, 413, 426, 431, 501:
 -- on_refused tells us). Everything here is app policy, in the order a
 -- request meets it:
