@@ -384,41 +384,65 @@ static const char *lconn_head_protocol(const struct lconn *l, size_t *len)
 }
 
 /*
-** Make sure the box at index ud has its fields table, and push it. Built
-** from the kept request head when there is one (path, query, headers, …,
-** protocol, remote, port) with an empty data table.
+** Make sure the box at index ud has its fields table, and push it. A
+** server connection's is a request table made from the kept head without
+** parsing it again (it is made at the close of every connection a script
+** holds, so that ws.path & co outlive the connection): the request line's
+** parts from the offsets kept at accept, protocol, remote, port, secure,
+** tls, and the head's bytes for headers and origin on first use (the
+** request metatable; data, args, cookies, params too). A client's: remote,
+** port, secure and an empty data table.
 */
 void lws_conn_fields(lua_State *L, int ud)
 {
     struct lbox *box = lua_touserdata(L, ud);
     const struct lconn *l = box->l;
-    struct ws_http_head h;
+    int t;
+    ud = lua_absindex(L, ud);
     if (lua_getiuservalue(L, ud, 1) == LUA_TTABLE)
         return;
     lua_pop(L, 1);
-    if (l && l->head && ws_http_parse_request(l->head, strlen(l->head), &h) > 0) {
-        const char *p;
+    lua_createtable(L, 0, l && l->head ? 10 : 4);
+    t = lua_gettop(L);
+    if (l && l->head) {
+        const char *s = l->head, *target = s + l->method_len + 1, *p;
         size_t plen;
-        lws_push_request(L, &l->c, &h, 1, l->head, strlen(l->head));
-        lua_pushnil(L);
-        lua_setfield(L, -2, "upgrade");
+        if (luaL_getmetatable(L, LWS_REQUEST_MT) == LUA_TTABLE)
+            lua_setmetatable(L, t);
+        else
+            lua_pop(L, 1);
+        lua_pushlstring(L, s, l->method_len);
+        lua_setfield(L, t, "method");
+        lua_pushlstring(L, target, l->target_len);
+        lua_setfield(L, t, "target");
+        lua_pushlstring(L, target, l->path_len);
+        lua_setfield(L, t, "path");
+        if (l->path_len < l->target_len) {
+            lua_pushlstring(L, target + l->path_len + 1, (size_t)(l->target_len - l->path_len - 1));
+            lua_setfield(L, t, "query");
+        }
         if ((p = lconn_head_protocol(l, &plen)) != NULL) {
             lua_pushlstring(L, p, plen);
-            lua_setfield(L, -2, "protocol");
+            lua_setfield(L, t, "protocol");
         }
+        lua_pushstring(L, s);   /* the head, up to the NUL before the protocol */
+        lua_rawsetp(L, t, &head_key);
     } else {
         lua_newtable(L);
-        if (l) {
-            lconn_push_peer(L, &l->c);
-            lua_setfield(L, -3, "port");
-            lua_setfield(L, -2, "remote");
-            lua_pushboolean(L, conn_secure(&l->c));
-            lua_setfield(L, -2, "secure");
+        lua_setfield(L, t, "data");
+    }
+    if (l) {
+        lconn_push_peer(L, &l->c);
+        lua_setfield(L, t, "port");
+        lua_setfield(L, t, "remote");
+        lua_pushboolean(L, conn_secure(&l->c));
+        lua_setfield(L, t, "secure");
+        if (l->head && l->c.tp.ssl) {
+            lws_push_tls(L, &l->c);
+            lua_setfield(L, t, "tls");
         }
     }
-    lua_newtable(L);
-    lua_setfield(L, -2, "data");
-    lua_pushvalue(L, -1);
+    lua_pushvalue(L, t);
     lua_setiuservalue(L, ud, 1);
 }
 

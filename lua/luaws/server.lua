@@ -63,7 +63,8 @@ local function text(status, body, extra)
 end
 
 -- Request tables (req, and a connection's fields) work these out on first
--- use: req.headers (from the head's bytes the core left in the table),
+-- use: req.headers and a connection's origin (from the head's bytes the core
+-- left in the table),
 -- req.args (the query), req.cookies (the Cookie header), req.params (none:
 -- an exact route) and req.data (a table for the app's state).
 core.request_metatable {
@@ -71,6 +72,10 @@ core.request_metatable {
     local v
     if k == "headers" then
       v = core.request_headers(t)
+    elseif k == "origin" then   -- a connection's fields (a request's is set when sent)
+      local headers = t.headers
+      v = headers and headers.origin
+      if v == nil then return nil end
     elseif k == "args" then
       v = util.parse_query(rawget(t, "query"))
     elseif k == "cookies" then

@@ -33,6 +33,31 @@ describe("connection lifetime", function()
     assert.truthy(tostring(kept):find("closed", 1, true))
   end)
 
+  it("makes the fields of a connection first touched after its close from the kept head", function()
+    local kept
+    local s = h.server { protocols = { "p1" } }
+    s:route("/ws", { open = function(ws) kept = ws end })   -- holds the box, reads nothing
+    local c = assert(luaws.connect(s:url("/ws?room=7"), { protocols = { "p1" },
+      headers = { Origin = "https://o.example", ["X-Two"] = "a" } }))
+    h.pump(function() return kept ~= nil end, "the open handler")
+    c:close(4001, "bye")
+    h.pump(function() return kept.state == "closed" end, "the server side to close")
+    collectgarbage()
+    assert.equal("GET", kept.method)
+    assert.equal("/ws", kept.path)
+    assert.equal("/ws?room=7", kept.target)
+    assert.equal("room=7", kept.query)
+    assert.same({ room = "7" }, kept.args)
+    assert.equal("p1", kept.protocol)
+    assert.equal("https://o.example", kept.origin)
+    assert.equal("a", kept.headers["x-two"])
+    assert.equal("127.0.0.1", kept.remote)
+    assert.is_false(kept.secure)
+    assert.same({}, kept.data)
+    assert.is_nil(kept.upgrade)
+    assert.same({ 4001, "bye" }, { kept:close_status() })
+  end)
+
   it("reads the fields of a connection that never had a handler", function()
     local s = h.server()
     local seen = {}
