@@ -51,6 +51,7 @@ struct lbox {
     lua_State *receiver;        /* the coroutine parked in receive(), or NULL */
     lua_State *owner;           /* the coroutine that may park (user value 2) */
     uint8_t parkable;           /* 1 while its queue is empty and it is open */
+    uint8_t in_receive;         /* the receiver parked in receive(), not a timed wait */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -534,6 +535,7 @@ static int lconn_park(lua_State *L, struct lbox *b)
         lconn_own(L, b);
         b->parkable = 1;
         b->receiver = L;
+        b->in_receive = 1;
     }
     lua_settop(L, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
@@ -609,6 +611,7 @@ static int lconn_await(lua_State *L)
         lconn_own(L, b);
         b->receiver = L;
         b->parkable = 1;
+        b->in_receive = 0;
     }
     lua_pushvalue(L, lua_upvalueindex(1));
     return lua_yieldk(L, 1, 0, lconn_await_k);
@@ -796,8 +799,26 @@ void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t
             lua_pushnil(L);
         lconn_end(L, c, h, "close handler", 0);
     }
-    if (l->box && l->box->receiver)
-        lconn_wake(L, l->box, 0);   /* parked in receive(): it returns what closed */
+    if (l->box && l->box->receiver) {
+        if (l->box->in_receive) {
+            /* parked in receive() or messages(): every message went to it
+             * straight, so nothing is queued, and it returns what closed
+             * the connection, in conn.lua's closed_message words */
+            lua_pushnil(L);
+            lua_pushfstring(L, "receive: the connection is closed (%d", (int)code);
+            if (len) {
+                lua_pushliteral(L, " ");
+                lua_pushlstring(L, reason, len);
+                lua_concat(L, 3);
+            }
+            lua_pushliteral(L, ")");
+            lua_concat(L, 2);
+            lua_pushliteral(L, "closed");
+            lconn_wake(L, l->box, 3);
+        } else {
+            lconn_wake(L, l->box, 0);   /* a timed wait: receive_general says what closed */
+        }
+    }
 }
 
 /* Free a connection's Lua-side things and its memory (no hooks). */

@@ -72,6 +72,44 @@ describe("the coroutine message path", function()
     assert.equal("closed", got[3])
   end)
 
+  -- C answers the parked receive itself at the close; receive_general
+  -- answers every later call: the same words from both
+  it("says what closed it in the same words from the parked receive and from a later one", function()
+    local got
+    route(function(ws)
+      ws:send((ws:receive()))
+      got = { table.pack(ws:receive()), table.pack(ws:receive()) }
+    end)
+    local ws = assert(luaws.connect(url))
+    assert.equal("q", (roundtrip(ws, "q")))
+    assert(ws:close(4002, "gone away"))
+    h.pump(function() return got ~= nil end, "both receives to return")
+    for _, r in ipairs(got) do
+      assert.same({ n = 3, nil, "receive: the connection is closed (4002 gone away)", "closed" }, r)
+    end
+    got = nil
+    local ws2 = assert(luaws.connect(url))
+    assert.equal("q", (roundtrip(ws2, "q")))
+    assert(ws2:close(1000))
+    h.pump(function() return got ~= nil end, "both receives to return")
+    for _, r in ipairs(got) do
+      assert.same({ n = 3, nil, "receive: the connection is closed (1000)", "closed" }, r)
+    end
+  end)
+
+  it("returns the close from a receive with a timeout that waits when the peer closes", function()
+    local got
+    route(function(ws)
+      ws:send((ws:receive()))
+      got = table.pack(ws:receive(30))
+    end)
+    local ws = assert(luaws.connect(url))
+    assert.equal("t", (roundtrip(ws, "t")))
+    assert(ws:close(4003, "late"))
+    h.pump(function() return got ~= nil end, "the timed receive to return")
+    assert.same({ n = 3, nil, "receive: the connection is closed (4003 late)", "closed" }, got)
+  end)
+
   it("closes with 1000 when the handler returns after messages handed to it", function()
     route(function(ws)
       for _ = 1, 4 do ws:send((ws:receive())) end
