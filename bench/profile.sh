@@ -16,6 +16,10 @@
 # as one instruction per byte (the copy of a 16 KiB message into its Lua
 # string is then 16,384 of them); GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304
 # in the environment makes it use 32-byte vector moves, counted as such.
+# PROFILE_SIZES=handshake counts a connect -> upgrade -> close cycle instead
+# (issue 14 item 5: loadgen --mode handshake, PROFILE_HS_CONNS=4 at a time,
+# one run per style; "per cycle"), e.g.
+#   PROFILE_SIZES=handshake bench/profile.sh
 # Output: one line per run ("callback 16384 text: N messages, I instructions,
 # K per message"), and callgrind's files in build/profile/ for
 # callgrind_annotate (the functions that cost).
@@ -35,7 +39,9 @@ conns=${PROFILE_CONNS:-20}
 secs=${PROFILE_SECONDS:-4}
 for style in ${PROFILE_STYLES:-callback coroutine}; do
   for size in ${PROFILE_SIZES:-16 16384}; do
-    for kind in ${PROFILE_KINDS:-binary text}; do
+    kinds=${PROFILE_KINDS:-binary text}
+    [ "$size" = handshake ] && kinds=cycle
+    for kind in $kinds; do
       port=$((20000 + $$ % 20000))
       opt=; [ "$style" = coroutine ] && opt=--coroutine
       txt=; [ "$kind" = text ] && txt=--text
@@ -45,11 +51,20 @@ for style in ${PROFILE_STYLES:-callback coroutine}; do
       pid=$!
       i=0; while [ $i -lt 300 ] && ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.1; i=$((i+1)); done
       callgrind_control -z $pid >/dev/null 2>&1 || true   # start-up out of the count
-      ops=$(build/bench/loadgen --url ws://127.0.0.1:$port/ws --conns "$conns" --size "$size" $txt \
+      if [ "$size" = handshake ]; then
+        load=(--mode handshake --conns "${PROFILE_HS_CONNS:-4}"); unit=cycle
+      else
+        load=(--conns "$conns" --size "$size" $txt); unit=message
+      fi
+      ops=$(build/bench/loadgen --url ws://127.0.0.1:$port/ws "${load[@]}" \
               --duration "$secs" --warmup 0 --quiet 2>/dev/null | sed -n 's/.*"ops":\([0-9]*\).*/\1/p')
       kill -INT $pid; wait $pid || true
       ir=$(callgrind_annotate "$file" 2>/dev/null | sed -n 's/^\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
-      echo "$tag $style $size $kind: $ops messages, $ir instructions, $((ir / (ops > 0 ? ops : 1))) per message"
+      if [ "$size" = handshake ]; then
+        echo "$tag $style handshake: $ops cycles, $ir instructions, $((ir / (ops > 0 ? ops : 1))) per cycle"
+      else
+        echo "$tag $style $size $kind: $ops ${unit}s, $ir instructions, $((ir / (ops > 0 ? ops : 1))) per $unit"
+      fi
     done
   done
 done
