@@ -63,10 +63,10 @@ local function text(status, body, extra)
 end
 
 -- Request tables (req, and a connection's fields) work these out on first
--- use: req.headers and a connection's origin (from the head's bytes the core
--- left in the table),
--- req.args (the query), req.cookies (the Cookie header), req.params (none:
--- an exact route) and req.data (a table for the app's state).
+-- use: req.headers and a connection's origin (from the head's bytes the
+-- core left in the table), req.args (the query), req.cookies (the Cookie
+-- header), req.params (none: an exact route) and req.data (a table for the
+-- app's state).
 core.request_metatable {
   __index = function(t, k)
     local v
