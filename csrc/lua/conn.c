@@ -294,14 +294,17 @@ int lws_push_header(lua_State *L, const struct ws_http_head *h, const char *name
         }
         if (j < n)
             continue;
-        if (found)
-            lua_pushliteral(L, ", ");
         lua_pushlstring(L, hd->value, hd->value_len);
-        found += found ? 2 : 1;
+        if (found) {
+            /* one at a time: a head may repeat a header far more often
+             * than the C stack has free slots (LUA_MINSTACK) */
+            lua_pushliteral(L, ", ");
+            lua_insert(L, -2);
+            lua_concat(L, 3);
+        }
+        found = 1;
     }
-    if (found > 1)
-        lua_concat(L, found);
-    return found > 0;
+    return found;
 }
 
 /* Push the request table of a parsed head: method, target, path, query,

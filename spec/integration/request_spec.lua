@@ -179,6 +179,22 @@ asyncio.run(main())
       assert.equal(403, (proc.parse_response(two.response)))
     end)
 
+    it("joins 59 repeated Origin headers (the head's limit) for the policy and the hook", function()
+      local many, want = {}, {}
+      for i = 1, 59 do
+        many[i] = ("Origin: https://o%d.example\r\n"):format(i)
+        want[i] = ("https://o%d.example"):format(i)
+      end
+      route("/ws", { upgrade = function(req) seen.origin = req.origin end })
+      local r = proc.raw(server.port, upgrade_head(table.concat(many)))
+      assert.equal(101, (proc.parse_response(r.response)))
+      assert.equal(table.concat(want, ", "), seen.origin)
+      server = h.server { log_refusals = false, allowed_origins = { "https://o1.example" } }
+      route("/ws", {})
+      local refused = proc.raw(server.port, upgrade_head(table.concat(many)))
+      assert.equal(403, (proc.parse_response(refused.response)))
+    end)
+
     it("is made only while an upgrade is answered: core.current_request raises outside", function()
       local ok, err = pcall(h.core.current_request)
       assert.is_false(ok)
