@@ -280,28 +280,16 @@ static const char head_key = 'h';
 
 int lws_push_header(lua_State *L, const struct ws_http_head *h, const char *name)
 {
-    size_t i, n = strlen(name);
+    const struct ws_http_header *hd = NULL;
     int found = 0;
-    for (i = 0; i < h->num_headers; i++) {
-        const struct ws_http_header *hd = &h->headers[i];
-        size_t j;
-        if (hd->name_len != n)
-            continue;
-        for (j = 0; j < n; j++) {
-            char ch = hd->name[j];
-            if ((char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch) != name[j])
-                break;
-        }
-        if (j < n)
-            continue;
-        lua_pushlstring(L, hd->value, hd->value_len);
-        if (found) {
-            /* one at a time: a head may repeat a header far more often
-             * than the C stack has free slots (LUA_MINSTACK) */
+    while ((hd = ws_http_header_next(h, name, hd)) != NULL) {
+        /* joined as each repeat comes: a head may repeat a header far more
+         * often than the C stack has free slots (LUA_MINSTACK) */
+        if (found)
             lua_pushliteral(L, ", ");
-            lua_insert(L, -2);
+        lua_pushlstring(L, hd->value, hd->value_len);
+        if (found)
             lua_concat(L, 3);
-        }
         found = 1;
     }
     return found;

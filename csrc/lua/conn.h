@@ -82,7 +82,7 @@ void lws_push_tls(lua_State *L, const struct conn *c);
 /* Push a table of a head's headers (lower-case names, repeats joined). */
 void lws_push_headers(lua_State *L, const struct ws_http_head *h);
 
-/* Push the value of the headers called name (lower-case) in h, repeats
+/* Push the value of the headers called name (any case) in h, repeats
  * joined with ", " as lws_push_headers does: 1, or 0 (nothing pushed) if
  * there is none. */
 int lws_push_header(lua_State *L, const struct ws_http_head *h, const char *name);

@@ -66,10 +66,8 @@ static int key_valid(const char *key, size_t len)
 */
 int ws_handshake_check(const struct ws_http_head *req, const char **why)
 {
-    /* the five headers the checks read, found in one pass */
-    static const char *const names[] = { "host", "upgrade", "connection", "sec-websocket-version",
-                                         "sec-websocket-key" };
-    const struct ws_http_header *f[5], *host, *upgrade, *connection, *version, *key;
+    const char *v;
+    size_t len;
     const char *dummy;
 
     if (why == NULL)
@@ -82,28 +80,25 @@ int ws_handshake_check(const struct ws_http_head *req, const char **why)
         *why = "HTTP/1.1 required";
         return 400;
     }
-    ws_http_headers_find(req, names, 5, f);
-    host = f[0], upgrade = f[1], connection = f[2], version = f[3], key = f[4];
-    if (host == NULL) {                                                /* item 2 */
+    if (ws_http_header(req, "Host", NULL) == NULL) {                   /* item 2 */
         *why = "missing Host";
         return 400;
     }
-    /* item 3 */
-    if (!upgrade || !ws_http_has_token(upgrade->value, upgrade->value_len, "websocket")) {
+    if (!header_has_token(req, "Upgrade", "websocket")) {              /* item 3 */
         *why = "Upgrade is not websocket";
         return 400;
     }
-    /* item 4 */
-    if (!connection || !ws_http_has_token(connection->value, connection->value_len, "upgrade")) {
+    if (!header_has_token(req, "Connection", "upgrade")) {             /* item 4 */
         *why = "Connection lacks upgrade";
         return 400;
     }
-    /* item 6 */
-    if (version == NULL || version->value_len != 2 || memcmp(version->value, "13", 2) != 0) {
+    v = ws_http_header(req, "Sec-WebSocket-Version", &len);            /* item 6 */
+    if (v == NULL || len != 2 || memcmp(v, "13", 2) != 0) {
         *why = "unsupported version";
         return 426;
     }
-    if (key == NULL || !key_valid(key->value, key->value_len)) {       /* item 5 */
+    v = ws_http_header(req, "Sec-WebSocket-Key", &len);                /* item 5 */
+    if (v == NULL || !key_valid(v, len)) {
         *why = "invalid Sec-WebSocket-Key";
         return 400;
     }

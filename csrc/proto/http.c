@@ -306,40 +306,28 @@ int ws_http_parse_response(const char *buf, size_t len, struct ws_http_head *h)
 }
 
 /* Field names are case-insensitive (RFC 9110 §5.1); the first one wins. */
-const char *ws_http_header(const struct ws_http_head *h, const char *name, size_t *value_len)
+const struct ws_http_header *ws_http_header_next(const struct ws_http_head *h, const char *name,
+                                                 const struct ws_http_header *prev)
 {
     size_t n = strlen(name);
 
-    for (size_t i = 0; i < h->num_headers; i++) {
+    for (size_t i = prev ? (size_t)(prev - h->headers) + 1 : 0; i < h->num_headers; i++) {
         const struct ws_http_header *hd = &h->headers[i];
-        if (hd->name_len == n && ascii_ieq(hd->name, name, n)) {
-            if (value_len)
-                *value_len = hd->value_len;
-            return hd->value;
-        }
+        if (hd->name_len == n && ascii_ieq(hd->name, name, n))
+            return hd;
     }
     return NULL;
 }
 
-void ws_http_headers_find(const struct ws_http_head *h, const char *const *names, size_t n,
-                          const struct ws_http_header **found)
+const char *ws_http_header(const struct ws_http_head *h, const char *name, size_t *value_len)
 {
-    size_t len[16];
+    const struct ws_http_header *hd = ws_http_header_next(h, name, NULL);
 
-    for (size_t j = 0; j < n && j < 16; j++) {
-        len[j] = strlen(names[j]);
-        found[j] = NULL;
-    }
-    if (n > 16)
-        n = 16;
-    for (size_t i = 0; i < h->num_headers; i++) {
-        const struct ws_http_header *hd = &h->headers[i];
-        for (size_t j = 0; j < n; j++)
-            if (!found[j] && hd->name_len == len[j] && ascii_ieq(hd->name, names[j], len[j])) {
-                found[j] = hd;
-                break;
-            }
-    }
+    if (!hd)
+        return NULL;
+    if (value_len)
+        *value_len = hd->value_len;
+    return hd->value;
 }
 
 /*

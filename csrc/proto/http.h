@@ -50,11 +50,10 @@ int ws_http_parse_response(const char *buf, size_t len, struct ws_http_head *h);
 /* The value of the first header called name (case-insensitive), or NULL. */
 const char *ws_http_header(const struct ws_http_head *h, const char *name, size_t *value_len);
 
-/* The first header called names[j] (case-insensitive) into found[j], NULL
- * where there is none, for j < n: one pass over the head for a handful of
- * lookups. */
-void ws_http_headers_find(const struct ws_http_head *h, const char *const *names, size_t n,
-                          const struct ws_http_header **found);
+/* The next header called name (case-insensitive) after prev, one of h's
+ * (NULL: from the first), or NULL: every repeat of a header in order. */
+const struct ws_http_header *ws_http_header_next(const struct ws_http_head *h, const char *name,
+                                                 const struct ws_http_header *prev);
 
 /* 1 if the comma-separated list value[0..len) holds token (case-insensitive,
  * optional whitespace around elements, as in Connection: keep-alive, Upgrade). */
