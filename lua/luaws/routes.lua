@@ -124,15 +124,6 @@ function methods:get(path)
   end
 end
 
---[[ routes:find(path) -> value [, params] | nil
-  As match, without a table for an exact route (params nil): the
-  server's per-request path. ]]
-function methods:find(path)
-  local v = self.exact[path]
-  if v ~= nil then return v end
-  return self:match(path)
-end
-
 --[[ routes:match(path) -> value, params | nil
   params: the pattern's parameters, percent-decoded (an exact route: {}). ]]
 function methods:match(path)

@@ -336,9 +336,10 @@ end
   params. Returns what on_request returns for an upgrade, the 5th value the
   request table when it becomes the connection's fields. ]]
 local function on_upgrade(self, path, origin)
-  -- an exact route without a call (this runs for every upgrade)
+  -- an exact route without a call (this runs for every upgrade), and
+  -- without the empty params table match gives one
   local route, params = self._ws.exact[path], nil
-  if route == nil then route, params = self._ws:find(path) end
+  if route == nil then route, params = self._ws:match(path) end
   if not route then return refuse(self, core.current_request(), 404, "404 Not Found\n") end
   if origin and not self._origin_ok(origin) then
     return refuse(self, core.current_request(), 403, "403 Forbidden: origin not allowed\n")
