@@ -761,6 +761,36 @@ void lws_conn_on_drain(struct conn *c)
 
 /* close(ws, code, reason, token): token is nil after a close handshake, else
  * what ended the connection ("timeout", "io", "tls", "refused", ...). */
+/* Push what a receive on a closed connection says: "receive: the
+ * connection is closed (code reason)", without the parentheses when code is
+ * negative (none known). The one wording for C's wake of a parked receive
+ * and conn.lua's receive_general (core.closed_message). */
+static void lconn_push_closed(lua_State *L, int code, const char *reason, size_t len)
+{
+    if (code < 0) {
+        lua_pushliteral(L, "receive: the connection is closed");
+        return;
+    }
+    lua_pushfstring(L, "receive: the connection is closed (%d", code);
+    if (len) {
+        lua_pushliteral(L, " ");
+        lua_pushlstring(L, reason, len);
+        lua_concat(L, 3);
+    }
+    lua_pushliteral(L, ")");
+    lua_concat(L, 2);
+}
+
+/* core.closed_message([code [, reason]]) -> the words of lconn_push_closed.
+ * [-0, +1, v] */
+static int lconn_closed_message(lua_State *L)
+{
+    size_t len = 0;
+    const char *reason = luaL_optlstring(L, 2, "", &len);
+    lconn_push_closed(L, lua_isnoneornil(L, 1) ? -1 : (int)luaL_checkinteger(L, 1), reason, len);
+    return 1;
+}
+
 void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t len, int err)
 {
     lua_State *L = lws_main;
@@ -794,16 +824,9 @@ void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t
         if (l->box->in_receive) {
             /* parked in receive() or messages(): every message went to it
              * straight, so nothing is queued, and it returns what closed
-             * the connection, in conn.lua's closed_message words */
+             * the connection, as receive_general would */
             lua_pushnil(L);
-            lua_pushfstring(L, "receive: the connection is closed (%d", (int)code);
-            if (len) {
-                lua_pushliteral(L, " ");
-                lua_pushlstring(L, reason, len);
-                lua_concat(L, 3);
-            }
-            lua_pushliteral(L, ")");
-            lua_concat(L, 2);
+            lconn_push_closed(L, (int)code, reason, len);
             lua_pushliteral(L, "closed");
             lconn_wake(L, l->box, 3);
         } else {
@@ -1359,4 +1382,6 @@ void lws_conn_open(lua_State *L)
     lua_setfield(L, -2, "conn_busy");
     lua_pushcfunction(L, lconn_request_headers);
     lua_setfield(L, -2, "request_headers");
+    lua_pushcfunction(L, lconn_closed_message);
+    lua_setfield(L, -2, "closed_message");
 }

@@ -114,13 +114,10 @@ local function on_close(ws, code, reason)
   wake(q)
 end
 
--- The message for a receive on a closed connection: what closed it.
+-- The message for a receive on a closed connection: what closed it, in the
+-- words C uses for a receive parked at the close.
 local function closed_message(q)
-  if q.close_code then
-    local r = q.close_reason ~= "" and (" " .. q.close_reason) or ""
-    return ("receive: the connection is closed (%d%s)"):format(q.close_code, r)
-  end
-  return "receive: the connection is closed"
+  return core.closed_message(q.close_code, q.close_reason)
 end
 
 M.queue_handlers = { message = on_message, close = on_close }
