@@ -711,12 +711,27 @@ static struct conn_seg *conn_seg_own(const uint8_t *hdr, size_t hlen, const void
     return g;
 }
 
+/* Server, plain TCP, both close frames through and nothing unread: once
+ * the queue is out, the socket is closed (conn_flush). */
+static int conn_closes_at_once(const struct conn *c)
+{
+    return !(c->flags & (CF_CLIENT | CF_FAILED | CF_HTTP_ONLY)) && (c->flags & CF_RX_DRAINED) &&
+           (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD) &&
+           !c->tp.ssl;
+}
+
 void conn_flush(struct conn *c)
 {
+    uint8_t last;
     if (c->state == CONN_CLOSED || (c->flags & (CF_PENDING | CF_CONNECTING)))
         return;
+    /* the close frame that ends a conversation: its FIN goes with it */
+    last = !(c->flags & CF_SHUT_WR) && !c->segs && conn_closes_at_once(c);
     while (c->out.len > 0) {
-        ssize_t n = c->tp.ops->write(&c->tp, ws_buf_head(&c->out), c->out.len);
+        ssize_t n;
+        c->tp.last = last;
+        n = c->tp.ops->write(&c->tp, ws_buf_head(&c->out), c->out.len);
+        c->tp.last = 0;
         if (n > 0) {
             conn_sent(c, (size_t)n);
             continue;
@@ -763,9 +778,7 @@ void conn_flush(struct conn *c)
          * side is shut and what still arrives is read until the peer's EOF
          * (the lingering close above). A client waits for the server's FIN
          * (or close_timeout). */
-        if (!(c->flags & (CF_CLIENT | CF_FAILED | CF_HTTP_ONLY)) && (c->flags & CF_RX_DRAINED) &&
-            (c->flags & (CF_CLOSE_SENT | CF_CLOSE_RCVD)) == (CF_CLOSE_SENT | CF_CLOSE_RCVD) &&
-            !c->tp.ssl) {
+        if (conn_closes_at_once(c)) {
             conn_finish(c);
             return;
         }

@@ -4,7 +4,8 @@
  * transport.h).
  *
  * Plain writes use send/sendmsg with MSG_NOSIGNAL, so a peer that reset
- * gives EPIPE even in a host program that restored SIGPIPE's default. TLS
+ * gives EPIPE even in a host program that restored SIGPIPE's default, and
+ * MSG_MORE when they are the last before the close (transport.h: last). TLS
  * maps OpenSSL's wants onto errno (tls.c does the SSL_get_error part): a
  * read that must write first sets want_write, so conn.c asks for EV_WRITE.
  */
@@ -26,7 +27,7 @@ static ssize_t plain_read(struct transport *t, void *buf, size_t n)
 
 static ssize_t plain_write(struct transport *t, const void *buf, size_t n)
 {
-    return send(t->fd, buf, n, MSG_NOSIGNAL);
+    return send(t->fd, buf, n, MSG_NOSIGNAL | (t->last ? MSG_MORE : 0));
 }
 
 static ssize_t plain_writev(struct transport *t, struct iovec *iov, int cnt)
@@ -37,7 +38,7 @@ static ssize_t plain_writev(struct transport *t, struct iovec *iov, int cnt)
     m.msg_iov = iov;
     m.msg_iovlen = (size_t)cnt;
     do
-        n = sendmsg(t->fd, &m, MSG_NOSIGNAL);
+        n = sendmsg(t->fd, &m, MSG_NOSIGNAL | (t->last ? MSG_MORE : 0));
     while (n < 0 && errno == EINTR);
     return n;
 }
@@ -77,6 +78,7 @@ void transport_plain(struct transport *t, int fd)
     t->want_write = 0;
     t->sniff = 0;
     t->not_tls = TRANSPORT_TLS;
+    t->last = 0;
 }
 
 void transport_discard_input(struct transport *t, size_t max)

@@ -74,6 +74,10 @@ struct transport {
     uint8_t want_write;           /* TLS: the last read waits for writability */
     uint8_t sniff;                /* TLS server: the first byte is still to be looked at */
     uint8_t not_tls;              /* enum transport_not_tls */
+    /* Plain TCP: the writes now are the last before the socket is closed.
+     * They go with MSG_MORE, so the kernel holds a short tail and close()
+     * sends it with the FIN in one segment (conn.c: conn_flush). */
+    uint8_t last;
 };
 
 /* Plain TCP over the connected socket fd. */
