@@ -79,6 +79,24 @@ static void server_refuse(struct server *s, int fd)
     metrics_refused(&s->group.stats.m, 503);
 }
 
+/* TCP_NODELAY on an accepted TCP socket: every message is one write, and
+ * a small one must not wait for the peer's ACK. The listeners have it set
+ * (server_listen, server_adopt), and Linux copies it to the sockets they
+ * accept; the first accept looks, and from then on the call is made only
+ * where it is not inherited. */
+static void server_nodelay(struct server *s, int fd)
+{
+    int one = 1;
+    if (s->nodelay == SERVER_NODELAY_UNKNOWN) {
+        int on = 0;
+        socklen_t len = sizeof on;
+        s->nodelay = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on
+                         ? SERVER_NODELAY_INHERITED : SERVER_NODELAY_SET;
+    }
+    if (s->nodelay == SERVER_NODELAY_SET)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct server *s = w->data;
@@ -87,8 +105,7 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (i = 0; i < SERVER_ACCEPTS_PER_EVENT && !s->closed; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
-        int one = 1, fd = accept4(w->fd, (struct sockaddr *)&peer, &plen,
-                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(w->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct conn *c;
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -108,7 +125,7 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         if (peer.ss_family != AF_UNIX)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            server_nodelay(s, fd);
         c = s->alloc(s);
         if (!c) {
             close(fd);
@@ -193,6 +210,7 @@ int server_listen(struct server *s, const char *host, int port, int backlog,
             goto fail;
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* for what it accepts */
         if (ai->ai_family == AF_INET6)   /* so 0.0.0.0 and :: can both bind */
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
         if (s->nlisten > 0 && port == 0) {
@@ -333,9 +351,11 @@ int server_adopt(struct server *s, const int *fds, int n, char *err, size_t errl
     }
     s->nlisten = 0;
     for (i = 0; i < n; i++) {
-        int fd = fds[i], fl = fcntl(fd, F_GETFL);
+        int one = 1, fd = fds[i], fl = fcntl(fd, F_GETFL);
         if (fl >= 0)
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        /* for what it accepts (server_nodelay); a unix socket refuses it */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         fcntl(fd, F_SETFD, FD_CLOEXEC);   /* what this worker starts must not hold it */
         if (i == 0)
             s->port = server_bound_port(fd);

@@ -20,6 +20,8 @@ struct ssl_ctx_st;
 
 #define SERVER_MAX_LISTEN 4
 
+enum server_nodelay { SERVER_NODELAY_UNKNOWN, SERVER_NODELAY_INHERITED, SERVER_NODELAY_SET };
+
 struct server {
     ev_io listen[SERVER_MAX_LISTEN];
     ev_timer retry;                   /* resumes accepting after EMFILE/ENFILE */
@@ -38,6 +40,7 @@ struct server {
     int listed;                       /* on that list */
     int closed;                       /* no longer accepting */
     int paused;                       /* server_pause_accept: its sockets are not watched */
+    int nodelay;                      /* enum server_nodelay: accepted sockets inherit TCP_NODELAY? */
     /* listen{unix = path}: the socket file this process bound (removed at
      * close, when it is still ours: same device and inode), else "" */
     char unix_path[108];
