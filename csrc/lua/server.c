@@ -25,12 +25,34 @@
 #include "proto/frame.h"
 #include "proto/handshake.h"
 
+/*
+** An upgrade the policy answered from the path alone: server.lua's
+** on_upgrade says so with its 7th result, for an exact route with nothing to
+** negotiate, no upgrade hook and the server's compression. Upgrades to such a
+** path then open without the call, until server:route() changes the routes
+** (it calls forget_upgrades). any_origin: the answer holds whatever the
+** Origin (every origin is allowed); else only for requests without one,
+** which always pass the origin check. A few paths, short ones: a server has
+** few WebSocket routes, and a miss costs no more than before.
+*/
+#define LSERVER_KNOWN_MAX 8
+#define LSERVER_KNOWN_PATH_MAX 120
+
+struct lserver_known {
+    int handlers_ref;   /* the route's handlers (lserver_handlers_ref) */
+    uint8_t len;
+    uint8_t any_origin;
+    char path[LSERVER_KNOWN_PATH_MAX];
+};
+
 struct lserver {
     struct server s;
     struct ws_trust trust;   /* trusted_proxies (s.opt.trust points here), nets malloc'd */
     int anchor;         /* registry ref while listening or with connections */
     struct backplane *bp;   /* its Redis backplane, or NULL */
     int bp_ref;         /* registry ref of the backplane's event function (or LUA_NOREF) */
+    int nknown;
+    struct lserver_known known[LSERVER_KNOWN_MAX];
 };
 
 /* Longest topic name: a name is a key, not a payload. */
@@ -274,30 +296,106 @@ static int lserver_current_request(lua_State *L)
 **   false, status [, headers [, body]]   for any other answer, body a
 **     string, or a function returning the next piece or nil (streamed).
 */
+/* The known answer for an upgrade to path[0..len), or NULL: ask the policy. */
+static const struct lserver_known *lserver_known_find(const struct lserver *ls, const char *path,
+                                                      size_t len, const struct ws_http_head *h)
+{
+    int i;
+    for (i = 0; i < ls->nknown; i++) {
+        const struct lserver_known *k = &ls->known[i];
+        if (k->len == len && memcmp(k->path, path, len) == 0)
+            return k->any_origin || !ws_http_header(h, "origin", NULL) ? k : NULL;
+    }
+    return NULL;
+}
+
+/* Remember the policy's answer for path (see struct lserver_known): scope
+ * is its 7th result, "any" or "bare". Only while there is room. */
+static void lserver_known_add(struct lserver *ls, const char *path, size_t len, int handlers_ref,
+                              const char *scope)
+{
+    struct lserver_known *k;
+    int i;
+    if (len > LSERVER_KNOWN_PATH_MAX || ls->nknown == LSERVER_KNOWN_MAX)
+        return;
+    for (i = 0; i < ls->nknown; i++)
+        if (ls->known[i].len == len && memcmp(ls->known[i].path, path, len) == 0)
+            return;   /* known for requests without Origin; this one had one */
+    k = &ls->known[ls->nknown++];
+    k->handlers_ref = handlers_ref;
+    k->len = (uint8_t)len;
+    k->any_origin = strcmp(scope, "any") == 0;
+    memcpy(k->path, path, len);
+}
+
+/*
+** Open an accepted upgrade: keep the head for ws.path & co, answer 101 (with
+** protocol, the extra header lines, and the route's compression from the
+** table at zi, else the server's), and give the connection the handlers at
+** index hi (ref: their registry ref, or LUA_NOREF to look it up). Returns
+** that ref, or LUA_NOREF when it answered 500 or dropped the connection
+** instead.
+*/
+static int lserver_open(lua_State *L, struct lserver *ls, struct conn *c,
+                        const struct ws_http_head *h, const char *head, size_t head_len, int hi,
+                        int ref, const char *protocol, const char *extra, size_t elen, int zi)
+{
+    struct lconn *l = (struct lconn *)c;
+    struct conn_compression rz;
+    int rc;
+    if (!lws_conn_keep_head(l, h, head, head_len, protocol, protocol ? strlen(protocol) : 0)) {
+        conn_abort(c, WS_ENOMEM, "out of memory");
+        return LUA_NOREF;
+    }
+    if (zi)
+        lws_read_compression(L, zi, &rz);
+    rc = conn_accept(c, h, protocol, extra, elen, zi ? &rz : NULL);
+    if (rc != WS_OK) {
+        conn_respond(c, 500, NULL, 0, NULL, 0, 0);   /* refused once answered or finishing */
+        return LUA_NOREF;
+    }
+    lua_getfield(L, hi, "drain");
+    if (lua_isfunction(L, -1))
+        conn_want_drain(c, 1);
+    lua_getfield(L, hi, "fragment");
+    if (lua_isfunction(L, -1))
+        conn_want_fragments(c, 1);   /* frame by frame, before any frame arrives */
+    lua_pop(L, 2);
+    l->handlers_ref = ref != LUA_NOREF ? ref : lserver_handlers_ref(L, &ls->s, hi);
+    return l->handlers_ref;
+}
+
 static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int upgrade,
                                const char *head, size_t head_len)
 {
     lua_State *L = lws_main;
-    struct lconn *l = (struct lconn *)c;
     struct lserver *ls = lserver_of(c);
     int top = lua_gettop(L), req, ok;
 
     if (upgrade) {
         /* no request table: the policy reads the path and the origin */
         const char *q = memchr(h->target, '?', h->target_len);
+        size_t plen = q ? (size_t)(q - h->target) : h->target_len;
+        const struct lserver_known *k = lserver_known_find(ls, h->target, plen, h);
         struct lserver_current saved = current;   /* a hook may run the loop */
+        if (k) {
+            lws_pushref(L, k->handlers_ref);
+            lserver_open(L, ls, c, h, head, head_len, top + 1, k->handlers_ref, NULL, "", 0, 0);
+            lua_settop(L, top);
+            return;
+        }
         lua_pushboolean(L, 0);
         req = lua_gettop(L);
         lserver_push_handler(L, &ls->s);
         lua_pushboolean(L, 0);
-        lua_pushlstring(L, h->target, q ? (size_t)(q - h->target) : h->target_len);
+        lua_pushlstring(L, h->target, plen);
         if (!lws_push_header(L, h, "origin"))
             lua_pushnil(L);
         current.c = c;
         current.h = h;
         current.head = head;
         current.head_len = head_len;
-        ok = lws_call(L, 3, 6, "on_request");
+        ok = lws_call(L, 3, 7, "on_request");
         current = saved;
         if (!ok) {
             lws_push_request(L, c, h, 1, head, head_len);   /* for the reject option */
@@ -314,7 +412,7 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
         }
         lserver_push_handler(L, &ls->s);
         lua_pushvalue(L, req);
-        ok = lws_call(L, 1, 6, "on_request");
+        ok = lws_call(L, 1, 7, "on_request");
     }
     if (!ok) {
         conn_respond(c, 500, "Content-Type: text/plain\r\n", 26, "500 Internal Server Error\n", 26, 0);
@@ -325,9 +423,9 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     /* results: ok at req+1, then handlers|status, protocol|headers, headers|body */
     if (lua_toboolean(L, req + 1) && upgrade) {
         const char *protocol = lua_tostring(L, req + 3);
-        size_t elen, plen = protocol ? strlen(protocol) : 0;
+        size_t elen;
         const char *extra;
-        int rc;
+        int ref;
         if (!lua_istable(L, req + 2)) {
             lws_log(L, "on_request accepted an upgrade without a handlers table");
             conn_respond(c, 500, NULL, 0, NULL, 0, 0);
@@ -337,33 +435,19 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
         if (lws_header_lines(L, req + 4))
             lws_log(L, "on_request: an invalid response header was left out");
         extra = lua_tolstring(L, -1, &elen);
-        /* keep the head (and the protocol after a NUL) for ws.path & co */
-        if (!lws_conn_keep_head(l, h, head, head_len, protocol, plen)) {
-            conn_abort(c, WS_ENOMEM, "out of memory");
+        /* the route's own compression (options.lua normalized it), or the
+         * server's */
+        ref = lserver_open(L, ls, c, h, head, head_len, req + 2, LUA_NOREF, protocol, extra, elen,
+                           lua_isnil(L, req + 6) ? 0 : req + 6);
+        if (ref == LUA_NOREF) {
             lua_settop(L, top);
             return;
         }
-        {
-            /* the route's own compression (options.lua normalized it), or
-             * the server's */
-            struct conn_compression rz;
-            int own = !lua_isnil(L, req + 6);
-            if (own)
-                lws_read_compression(L, req + 6, &rz);
-            rc = conn_accept(c, h, protocol, extra, elen, own ? &rz : NULL);
+        if (lua_type(L, req + 7) == LUA_TSTRING) {
+            const char *q = memchr(h->target, '?', h->target_len);
+            lserver_known_add(ls, h->target, q ? (size_t)(q - h->target) : h->target_len, ref,
+                              lua_tostring(L, req + 7));
         }
-        if (rc != WS_OK) {
-            conn_respond(c, 500, NULL, 0, NULL, 0, 0);   /* refused once answered or finishing */
-            lua_settop(L, top);
-            return;
-        }
-        lua_getfield(L, req + 2, "drain");
-        if (lua_isfunction(L, -1))
-            conn_want_drain(c, 1);
-        lua_getfield(L, req + 2, "fragment");
-        if (lua_isfunction(L, -1))
-            conn_want_fragments(c, 1);   /* frame by frame, before any frame arrives */
-        l->handlers_ref = lserver_handlers_ref(L, &ls->s, req + 2);
         if (lua_istable(L, req + 5)) {
             /* the upgrade hook gave the connection its data, or the route
              * its params: keep the table */
@@ -697,6 +781,14 @@ static int lserver_port(lua_State *L)
 {
     lua_pushinteger(L, lserver_check(L, 1)->s.port);
     return 1;
+}
+
+/* server:forget_upgrades(): the routes changed; ask the policy again for
+ * every path (struct lserver_known). [-0, +0, -] */
+static int lserver_forget_upgrades(lua_State *L)
+{
+    lserver_check(L, 1)->nknown = 0;
+    return 0;
 }
 
 /* server:close([code [, reason]]) -> true: stop accepting; with a code
@@ -1139,6 +1231,7 @@ static const luaL_Reg lserver_methods[] = {
     { "metrics", lserver_metrics },
     { "connections", lserver_connections },
     { "reload_tls", lserver_reload_tls },
+    { "forget_upgrades", lserver_forget_upgrades },
     { NULL, NULL }
 };
 

@@ -9,8 +9,9 @@
 -- read into req.body) and on_upgrade(path, origin) once per upgrade request
 -- (its table made only when needed), after it has answered what it decides by
 -- itself (400 for a malformed request or framing, 405, 413, 426, 431, 501:
--- on_refused tells us). Everything here is app policy, in the order a
--- request meets it:
+-- on_refused tells us). When on_upgrade says its answer depends on the path
+-- alone, the core keeps it for that path and stops asking until route()
+-- forgets it. Everything here is app policy, in the order a request meets it:
 --   upgrade request:  WebSocket route? (404) -> origin allowed? (403) ->
 --                     subprotocol -> the route's upgrade hook (false,
 --                     status) -> 101
@@ -33,17 +34,19 @@ local M = {}
 M.defaults = options.defaults
 
 -- Is this Origin allowed? No Origin header (not a browser) always passes;
--- Origin is the browser's word, not authentication.
+-- Origin is the browser's word, not authentication. The second result: is
+-- every origin allowed?
 local function origin_policy(allowed)
-  if allowed == nil or allowed == "*" then return function() return true end end
-  if type(allowed) == "function" then return allowed end
+  local function any() return true end
+  if allowed == nil or allowed == "*" then return any, true end
+  if type(allowed) == "function" then return allowed, false end
   if type(allowed) == "string" then allowed = { allowed } end
   local set = {}
   for _, o in ipairs(allowed) do
-    if o == "*" then return function() return true end end
+    if o == "*" then return any, true end
     set[o:lower():gsub("/+$", "")] = true
   end
-  return function(origin) return set[origin:lower()] == true end
+  return function(origin) return set[origin:lower()] == true end, false
 end
 
 -- The first of our protocols (in our order) that the client offered.
@@ -211,6 +214,7 @@ function methods:route(path, handlers, ropts)
     self._zroute[handlers] = z
   end
   self._ws:add(path, handlers, "route", 2)
+  self._c:forget_upgrades()
   return self
 end
 
@@ -346,7 +350,11 @@ local function on_upgrade(self, path, origin)
   end
   local ours = route.protocols or self.options.protocols
   if not (ours or params or route.upgrade) then
-    return true, route, nil, nil, nil, self._zroute[route]
+    -- the answer depends on the path alone: the core may keep it for this
+    -- path (for every Origin when all are allowed, else for requests
+    -- without one) until the routes change (route() forgets it)
+    local z = self._zroute[route]
+    return true, route, nil, nil, nil, z, z == nil and (self._origin_any and "any" or "bare") or nil
   end
   -- fields the core may not have set are read with rawget, which the
   -- request metatable's __index (a Lua call) skips
@@ -414,8 +422,8 @@ function M.listen(opts)
   local o = options.check(opts or {}, "listen", "listen", 2)
   local self = setmetatable({
     options = o, host = o.host, _ws = routes.new(), _http = routes.new(), _zroute = {},
-    _origin_ok = origin_policy(o.allowed_origins),
   }, mt)
+  self._origin_ok, self._origin_any = origin_policy(o.allowed_origins)
   local copts = options.core_options(o)
   copts.tls = o.tls
   copts.unix, copts.unix_mode = o.unix, o.unix_mode

@@ -93,6 +93,74 @@ describe("before the upgrade", function()
     assert.same({ "https://app.example.org", "https://example.org.evil.com" }, seen)
   end)
 
+  -- The core keeps an answer that depends on the path alone (an exact
+  -- route, nothing to negotiate) and stops asking the policy for that path:
+  -- what it kept must never let through what the policy would refuse.
+  describe("an answer kept for a path", function()
+    it("still refuses an Origin not on the list after opens without one", function()
+      local url = start { allowed_origins = { "https://client.com" } }
+      for _ = 1, 3 do assert_echoes(assert(luaws.connect(url))) end
+      h.fails_with("handshake", "403", luaws.connect(url, { origin = "https://evil.com" }))
+      assert_echoes(assert(luaws.connect(url, { origin = "https://client.com" })))
+      h.fails_with("handshake", "403", luaws.connect(url, { origin = "https://evil.com" }))
+      assert_echoes(assert(luaws.connect(url)))
+      assert.equal(5, #opened)
+      assert.equal(2, server:stats().rejected)
+    end)
+
+    it("still asks allowed_origins (a function) about every Origin", function()
+      local seen = {}
+      local url = start { allowed_origins = function(origin)
+        seen[#seen + 1] = origin
+        return origin == "https://ok.example"
+      end }
+      assert_echoes(assert(luaws.connect(url)))
+      assert_echoes(assert(luaws.connect(url)))
+      assert_echoes(assert(luaws.connect(url, { origin = "https://ok.example" })))
+      h.fails_with("handshake", "403", luaws.connect(url, { origin = "https://no.example" }))
+      assert_echoes(assert(luaws.connect(url, { origin = "https://ok.example" })))
+      assert.same({ "https://ok.example", "https://no.example", "https://ok.example" }, seen)
+    end)
+
+    it("follows route() when it replaces the path's handlers", function()
+      local url = start()
+      for _ = 1, 2 do assert_echoes(assert(luaws.connect(url))) end
+      server:route("/ws", { message = function(ws, msg) ws:send("B:" .. msg) end })
+      local ws = assert(luaws.connect(url))
+      assert(ws:send("x"))
+      assert.same({ "B:x", "text" }, { ws:receive(5) })
+      ws:close()
+      server:route("/ws", { upgrade = function() return false, 401 end })
+      h.fails_with("handshake", "401", luaws.connect(url))
+      server:route("/ws", { protocols = { "chat" }, message = function(ws) ws:send(ws.protocol or "none") end })
+      ws = assert(luaws.connect(url, { protocols = { "chat" } }))
+      assert.equal("chat", ws.protocol)
+      assert(ws:send("x"))
+      assert.same({ "chat", "text" }, { ws:receive(5) })
+      ws:close()
+    end)
+
+    it("keeps answers per path, with the query left out", function()
+      local url = start()
+      local paths = {}
+      for i = 1, 12 do   -- more paths than the core keeps: the rest are asked each time
+        local p = "/p" .. i
+        server:route(p, { open = function(ws) paths[#paths + 1] = ws.path end,
+          message = function(ws, msg) ws:send(ws.path .. " " .. msg) end })
+      end
+      for round = 1, 2 do
+        for i = 1, 12 do
+          local ws = assert(luaws.connect(url:gsub("/ws$", "/p" .. i) .. "?r=" .. round))
+          assert(ws:send("m"))
+          assert.same({ "/p" .. i .. " m", "text" }, { ws:receive(5) })
+          ws:close()
+        end
+      end
+      assert.equal(24, #paths)
+      h.fails_with("handshake", "404", luaws.connect((url:gsub("/ws$", "/p13"))))
+    end)
+  end)
+
   describe("the route's upgrade hook", function()
     local url, reqs
     before_each(function()
