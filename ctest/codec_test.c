@@ -379,6 +379,58 @@ static void test_http(void)
     CHECK(ws_handshake_check(&h, NULL) == 0);
 }
 
+/* The index of known header names, and the word-at-a-time scans behind it
+ * (header names, field values): near misses, case, repeats, and a bad byte
+ * at every place in an 8-byte word. */
+static void test_http_known(void)
+{
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHOST: a\r\nSec_WebSocket-Key: x\r\nsec-websocket-kez: x\r\n"
+        "Sec-WebSocket-Key: k1\r\nUpgradE: websocket\r\nupgrade: again\r\nOrigin^: o\r\n"
+        "X-Forwarded-Proto: https\r\nTransfer-Encodinf: no\r\nexpect: 100-continue\r\n\r\n";
+    struct ws_http_head h;
+    size_t n = sizeof req - 1, vlen = 0;
+    char buf[160];
+    const char *v;
+
+    CHECK(ws_http_parse_request((const char *)guard_put(req, n), n, &h) == (int)n);
+    CHECK(ws_http_known(&h, WS_H_HOST) == &h.headers[0]);
+    v = ws_http_known_value(&h, WS_H_SEC_WEBSOCKET_KEY, &vlen);
+    CHECK(v != NULL && vlen == 2 && memcmp(v, "k1", 2) == 0);
+    CHECK(ws_http_known(&h, WS_H_UPGRADE) == &h.headers[4]);
+    CHECK(h.repeated == (1u << WS_H_UPGRADE));
+    CHECK(ws_http_known(&h, WS_H_ORIGIN) == NULL);              /* "Origin^" is another name */
+    CHECK(ws_http_known(&h, WS_H_TRANSFER_ENCODING) == NULL);
+    CHECK(ws_http_known(&h, WS_H_X_FORWARDED_PROTO) == &h.headers[7]);
+    CHECK(ws_http_known(&h, WS_H_EXPECT) == &h.headers[9]);
+    CHECK(ws_http_known(&h, WS_H_CONNECTION) == NULL && ws_http_known(&h, WS_H_FORWARDED) == NULL);
+
+    /* a value of 20 visible bytes with one byte changed at place i */
+    for (int i = 0; i < 20; i++) {
+        static const unsigned char bad[] = { 0x00, 0x01, 0x0b, 0x1f, 0x7f };
+        static const unsigned char good[] = { 0x21, 0x7e, 0x80, 0xff, ' ', '\t' };
+        for (size_t b = 0; b < sizeof bad + sizeof good; b++) {
+            unsigned char ch = b < sizeof bad ? bad[b] : good[b - sizeof bad];
+            int len = snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nX-V: 0123456789abcdefghij\r\n\r\n");
+            buf[21 + i] = (char)ch;
+            int rc = ws_http_parse_request((const char *)guard_put(buf, (size_t)len), (size_t)len, &h);
+            if (b < sizeof bad) {
+                CHECK(rc == WS_EHTTP);
+            } else {
+                CHECK(rc == len && h.num_headers == 1);
+                /* SP or HTAB at either end is not part of the value */
+                CHECK(h.headers[0].value_len == ((ch == ' ' || ch == '\t') && (i == 0 || i == 19) ? 19u : 20u));
+            }
+        }
+    }
+    /* a value cut anywhere in a word is partial */
+    {
+        static const char cut[] = "GET / HTTP/1.1\r\nX-V: 0123456789abcdefghij";
+        for (size_t len = 18; len <= sizeof cut - 1; len++)
+            CHECK(ws_http_parse_request((const char *)guard_put(cut, len), len, &h) == WS_PARTIAL);
+    }
+}
+
 /* Decode body fed in two pieces split at cut (through the guard page):
  * the result, the data gathered, and the raw bytes read in all. */
 static int chunked_split(const char *body, size_t n, size_t cut, uint64_t max, char *data,
@@ -1342,6 +1394,7 @@ int main(void)
     test_reader_rsv1();
     test_mask_utf8();
     test_http();
+    test_http_known();
     test_chunked();
     test_body_framing();
     test_pmd_negotiate();

@@ -20,7 +20,9 @@
  *   - WS_EHTTP stays WS_EHTTP when more bytes are appended (the byte that
  *     decided it does not change);
  *   - ws_http_header finds the first header of each name (checked against a
- *     plain loop), and ws_http_has_token agrees with a plain splitter.
+ *     plain loop), and ws_http_has_token agrees with a plain splitter;
+ *   - the index of known names (ws_http_known, h->repeated) says what a plain
+ *     loop over the headers says, for each of them.
  * For a parsed request, ws_handshake_check answers 0, 400, 405 or 426, with
  * a reason exactly when it is not 0 and the same answer without one; a
  * request it accepts is an upgrade (ws_handshake_is_upgrade) with a 24-byte
@@ -196,6 +198,33 @@ static void check_lookups(const struct ws_http_head *h)
     }
 }
 
+/* ws_http_known against a plain case-blind loop, for every known name. */
+static void check_known(const struct ws_http_head *h)
+{
+    static const char *const names[WS_HTTP_KNOWN] = {
+        [WS_H_HOST] = "host", [WS_H_UPGRADE] = "upgrade", [WS_H_CONNECTION] = "connection",
+        [WS_H_ORIGIN] = "origin", [WS_H_EXPECT] = "expect", [WS_H_CONTENT_LENGTH] = "content-length",
+        [WS_H_TRANSFER_ENCODING] = "transfer-encoding", [WS_H_SEC_WEBSOCKET_KEY] = "sec-websocket-key",
+        [WS_H_SEC_WEBSOCKET_VERSION] = "sec-websocket-version",
+        [WS_H_SEC_WEBSOCKET_PROTOCOL] = "sec-websocket-protocol",
+        [WS_H_SEC_WEBSOCKET_EXTENSIONS] = "sec-websocket-extensions",
+        [WS_H_SEC_WEBSOCKET_ACCEPT] = "sec-websocket-accept", [WS_H_FORWARDED] = "forwarded",
+        [WS_H_X_FORWARDED_FOR] = "x-forwarded-for", [WS_H_X_FORWARDED_PROTO] = "x-forwarded-proto",
+    };
+    for (int k = 0; k < WS_HTTP_KNOWN; k++) {
+        const struct ws_http_header *first = NULL;
+        int count = 0;
+        for (size_t i = 0; i < h->num_headers; i++)
+            if (same_ci(h->headers[i].name, h->headers[i].name_len, names[k], strlen(names[k]))) {
+                if (!first)
+                    first = &h->headers[i];
+                count++;
+            }
+        CHECK(ws_http_known(h, k) == first);
+        CHECK(((h->repeated >> k) & 1) == (count > 1));
+    }
+}
+
 /* RFC 6455 §4.2.1 checks on a parsed request. */
 static void check_handshake(const struct ws_http_head *h)
 {
@@ -249,6 +278,7 @@ static void check_parser(parse_fn parse, const uint8_t *data, size_t size, int r
         CHECK(len <= size && len <= LUAWS_MAX_HEAD_BYTES);
         check_fields(buf, rc, &h, request);
         check_lookups(&h);
+        check_known(&h);
         if (request)
             check_handshake(&h);
 

@@ -357,7 +357,7 @@ int conn_accept(struct conn *c, const struct ws_http_head *req, const char *prot
     int n, deflate = 0;
     if (!http_can_answer(c) || (c->flags & CF_CLIENT))
         return WS_ECLOSED;
-    key = ws_http_header(req, "sec-websocket-key", &key_len);
+    key = ws_http_known_value(req, WS_H_SEC_WEBSOCKET_KEY, &key_len);
     if (!key || ws_accept_key(key, key_len, accept) != WS_OK)
         return WS_EHANDSHAKE;
     if (protocol && strlen(protocol) > 200)
@@ -692,7 +692,7 @@ static long http_head(struct conn *c, uint8_t *p, size_t m, int kept)
     hs->expect = 0;
     if (framing == WS_BODY_CHUNKED)
         ws_chunked_init(&hs->ck, c->opt->max_body_size ? c->opt->max_body_size : 1);
-    v = ws_http_header(&head, "expect", &vlen);
+    v = ws_http_known_value(&head, WS_H_EXPECT, &vlen);
     if (v && head.minor_version >= 1 && ws_http_has_token(v, vlen, "100-continue"))
         hs->expect = 1;
     hs->phase = H_BODY;
@@ -964,17 +964,17 @@ static int conn_client_head(struct conn *c, uint8_t *data, size_t len)
         conn_abort(c, WS_EHANDSHAKE, why);
         return r;
     }
-    v = ws_http_header(&head, "upgrade", &vlen);
+    v = ws_http_known_value(&head, WS_H_UPGRADE, &vlen);
     if (!v || !ws_http_has_token(v, vlen, "websocket")) {
         conn_abort(c, WS_EHANDSHAKE, "handshake: no Upgrade: websocket");
         return r;
     }
-    v = ws_http_header(&head, "connection", &vlen);
+    v = ws_http_known_value(&head, WS_H_CONNECTION, &vlen);
     if (!v || !ws_http_has_token(v, vlen, "upgrade")) {
         conn_abort(c, WS_EHANDSHAKE, "handshake: no Connection: upgrade");
         return r;
     }
-    v = ws_http_header(&head, "sec-websocket-accept", &vlen);
+    v = ws_http_known_value(&head, WS_H_SEC_WEBSOCKET_ACCEPT, &vlen);
     if (ws_accept_key(c->key, strlen(c->key), expect) != WS_OK || !v ||
         vlen != WS_ACCEPT_LEN || memcmp(v, expect, WS_ACCEPT_LEN) != 0) {
         conn_abort(c, WS_EHANDSHAKE, "handshake: wrong Sec-WebSocket-Accept");

@@ -38,7 +38,7 @@ static void lclient_on_response(struct conn *c, const struct ws_http_head *h, in
     lua_setfield(L, -2, "headers");
     lua_pushinteger(L, h->status);
     lua_setfield(L, -2, "status");
-    if ((p = ws_http_header(h, "sec-websocket-protocol", &plen)) != NULL) {
+    if ((p = ws_http_known_value(h, WS_H_SEC_WEBSOCKET_PROTOCOL, &plen)) != NULL) {
         lua_pushlstring(L, p, plen);
         lua_setfield(L, -2, "protocol");
     }

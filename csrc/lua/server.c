@@ -304,7 +304,7 @@ static const struct lserver_known *lserver_known_find(const struct lserver *ls, 
     for (i = 0; i < ls->nknown; i++) {
         const struct lserver_known *k = &ls->known[i];
         if (k->len == len && memcmp(k->path, path, len) == 0)
-            return k->any_origin || !ws_http_header(h, "origin", NULL) ? k : NULL;
+            return k->any_origin || !ws_http_known(h, WS_H_ORIGIN) ? k : NULL;
     }
     return NULL;
 }

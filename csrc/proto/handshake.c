@@ -20,11 +20,11 @@
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 #define WS_GUID_LEN (sizeof ws_guid - 1)
 
-/* The header's value is a list holding token (case-insensitive). */
-static int header_has_token(const struct ws_http_head *h, const char *name, const char *token)
+/* The first header of known name k is a list holding token (case-insensitive). */
+static int header_has_token(const struct ws_http_head *h, int k, const char *token)
 {
     size_t len;
-    const char *v = ws_http_header(h, name, &len);
+    const char *v = ws_http_known_value(h, k, &len);
 
     return v != NULL && ws_http_has_token(v, len, token);
 }
@@ -33,7 +33,7 @@ static int header_has_token(const struct ws_http_head *h, const char *name, cons
  * without it are ordinary HTTP and the caller may serve them otherwise. */
 int ws_handshake_is_upgrade(const struct ws_http_head *req)
 {
-    return header_has_token(req, "Upgrade", "websocket");
+    return header_has_token(req, WS_H_UPGRADE, "websocket");
 }
 
 /* RFC 4648 §4 alphabet, without the pad. */
@@ -80,24 +80,24 @@ int ws_handshake_check(const struct ws_http_head *req, const char **why)
         *why = "HTTP/1.1 required";
         return 400;
     }
-    if (ws_http_header(req, "Host", NULL) == NULL) {                   /* item 2 */
+    if (!ws_http_known(req, WS_H_HOST)) {                              /* item 2 */
         *why = "missing Host";
         return 400;
     }
-    if (!header_has_token(req, "Upgrade", "websocket")) {              /* item 3 */
+    if (!header_has_token(req, WS_H_UPGRADE, "websocket")) {           /* item 3 */
         *why = "Upgrade is not websocket";
         return 400;
     }
-    if (!header_has_token(req, "Connection", "upgrade")) {             /* item 4 */
+    if (!header_has_token(req, WS_H_CONNECTION, "upgrade")) {          /* item 4 */
         *why = "Connection lacks upgrade";
         return 400;
     }
-    v = ws_http_header(req, "Sec-WebSocket-Version", &len);            /* item 6 */
+    v = ws_http_known_value(req, WS_H_SEC_WEBSOCKET_VERSION, &len);    /* item 6 */
     if (v == NULL || len != 2 || memcmp(v, "13", 2) != 0) {
         *why = "unsupported version";
         return 426;
     }
-    v = ws_http_header(req, "Sec-WebSocket-Key", &len);                /* item 5 */
+    v = ws_http_known_value(req, WS_H_SEC_WEBSOCKET_KEY, &len);        /* item 5 */
     if (v == NULL || !key_valid(v, len)) {
         *why = "invalid Sec-WebSocket-Key";
         return 400;

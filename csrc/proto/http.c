@@ -46,30 +46,66 @@ static int out_of_input(const struct cursor *c)
     return c->over ? WS_EHEADERS : WS_PARTIAL;
 }
 
-/* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
- * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. One lookup per
- * byte of every header name (bytes from 0x80 on are none). */
-static const unsigned char tchar_map[128] = {
+/* Byte classes, one lookup per byte. H_TCHAR: RFC 9110 §5.6.2 tchar =
+ * "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" /
+ * "`" / "|" / "~" / DIGIT / ALPHA, the bytes of a header name or method.
+ * H_VCHAR: a visible byte of a field value, VCHAR or obs-text (§5.5), which
+ * is every byte above SP but DEL. */
+enum { H_TCHAR = 1, H_VCHAR = 2 };
+
+#define T (H_TCHAR | H_VCHAR)
+#define V H_VCHAR
+#define V16 V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V
+static const unsigned char hclass[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x00 */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x10 */
-    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,   /* 0x20 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,   /* 0x30 */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x40 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,   /* 0x50 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x60 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,   /* 0x70 */
+    0, T, V, T, T, T, T, T, V, V, T, T, V, T, T, V,   /* 0x20 */
+    T, T, T, T, T, T, T, T, T, T, V, V, V, V, V, V,   /* 0x30 */
+    V, T, T, T, T, T, T, T, T, T, T, T, T, T, T, T,   /* 0x40 */
+    T, T, T, T, T, T, T, T, T, T, T, V, V, V, T, T,   /* 0x50 */
+    T, T, T, T, T, T, T, T, T, T, T, T, T, T, T, T,   /* 0x60 */
+    T, T, T, T, T, T, T, T, T, T, T, V, T, V, T, 0,   /* 0x70 */
+    V16, V16, V16, V16, V16, V16, V16, V16            /* 0x80-0xFF: obs-text */
 };
+#undef T
+#undef V
+#undef V16
 
 static int is_tchar(unsigned char ch)
 {
-    return ch < 128 && tchar_map[ch];
+    return hclass[ch] & H_TCHAR;
 }
 
 /* A byte allowed in a field value or reason phrase: HTAB, SP, VCHAR and
  * obs-text (RFC 9110 §5.5), i.e. no controls but HTAB, no DEL. */
 static int is_field_char(unsigned char ch)
 {
-    return ch == '\t' || (ch >= 0x20 && ch != 0x7F);
+    return ch == '\t' || ch == ' ' || (hclass[ch] & H_VCHAR);
+}
+
+#define ONES 0x0101010101010101u
+#define HIGHS 0x8080808080808080u
+
+/* The first byte of p[0..end) that is not a visible field-value byte, or
+ * end. Eight at a time: a byte below 0x21 or equal to 0x7F sets its high
+ * bit in the word's flags (bytes from 0x80 on never do), and the lowest
+ * flag is always a true one, so on a little-endian CPU it says where. */
+static const char *value_run(const char *p, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t w, del, flags;
+        memcpy(&w, p, 8);
+        del = w ^ (0x7Fu * ONES);
+        flags = ((w - 0x21u * ONES) | (del - ONES)) & ~w & HIGHS;
+        if (flags)
+            return p + (__builtin_ctzll(flags) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && (hclass[(unsigned char)*p] & H_VCHAR))
+        p++;
+    return p;
 }
 
 /* ASCII case-insensitive equality of n bytes (no locale). */
@@ -93,17 +129,18 @@ static int ascii_ieq(const char *a, const char *b, size_t n)
 */
 static int parse_token(struct cursor *c, const char **s, size_t *n, char stop)
 {
-    const char *start = c->p;
+    const char *p = c->p, *start = p, *end = c->end;
 
-    while (c->p < c->end && is_tchar((unsigned char)*c->p))
-        c->p++;                                /* stop is never a tchar */
-    if (c->p == c->end)
+    while (p < end && (hclass[(unsigned char)*p] & H_TCHAR))
+        p++;                                   /* stop is never a tchar */
+    c->p = p;
+    if (p == end)
         return out_of_input(c);
-    if (*c->p != stop || c->p == start)
+    if (*p != stop || p == start)
         return WS_EHTTP;
     *s = start;
-    *n = (size_t)(c->p - start);
-    c->p++;
+    *n = (size_t)(p - start);
+    c->p = p + 1;
     return WS_OK;
 }
 
@@ -177,20 +214,88 @@ static int expect_eol(struct cursor *c)
     return WS_OK;
 }
 
+/* 8 (or 4) bytes of p as a word: read by memcpy, any alignment. */
+static uint64_t load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static uint32_t load4(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/*
+** Is the header name s[0..n) (a token: the parser checked it) lit, a lower
+** case name of n >= 4 bytes? Word at a time, each byte ORed with 0x20: on
+** a letter that is the lower case, and no other tchar becomes a letter,
+** a digit or '-' (only '^' and '_' change, to '~' and DEL).
+*/
+static int name_is(const char *s, size_t n, const char *lit)
+{
+    size_t i;
+    if (n < 8)
+        return (load4(s) | 0x20202020u) == load4(lit) &&
+               (load4(s + n - 4) | 0x20202020u) == load4(lit + n - 4);
+    for (i = 0; i + 8 <= n; i += 8)
+        if ((load8(s + i) | 0x2020202020202020u) != load8(lit + i))
+            return 0;
+    return i == n || (load8(s + n - 8) | 0x2020202020202020u) == load8(lit + n - 8);
+}
+
+/* Which of enum ws_http_known the name s[0..n) is, or -1. */
+static int known_name(const char *s, size_t n)
+{
+    switch (n) {
+    case 4:
+        return name_is(s, n, "host") ? WS_H_HOST : -1;
+    case 6:
+        return name_is(s, n, "origin") ? WS_H_ORIGIN : name_is(s, n, "expect") ? WS_H_EXPECT : -1;
+    case 7:
+        return name_is(s, n, "upgrade") ? WS_H_UPGRADE : -1;
+    case 9:
+        return name_is(s, n, "forwarded") ? WS_H_FORWARDED : -1;
+    case 10:
+        return name_is(s, n, "connection") ? WS_H_CONNECTION : -1;
+    case 14:
+        return name_is(s, n, "content-length") ? WS_H_CONTENT_LENGTH : -1;
+    case 15:
+        return name_is(s, n, "x-forwarded-for") ? WS_H_X_FORWARDED_FOR : -1;
+    case 17:
+        return name_is(s, n, "sec-websocket-key") ? WS_H_SEC_WEBSOCKET_KEY
+             : name_is(s, n, "transfer-encoding") ? WS_H_TRANSFER_ENCODING
+             : name_is(s, n, "x-forwarded-proto") ? WS_H_X_FORWARDED_PROTO : -1;
+    case 20:
+        return name_is(s, n, "sec-websocket-accept") ? WS_H_SEC_WEBSOCKET_ACCEPT : -1;
+    case 21:
+        return name_is(s, n, "sec-websocket-version") ? WS_H_SEC_WEBSOCKET_VERSION : -1;
+    case 22:
+        return name_is(s, n, "sec-websocket-protocol") ? WS_H_SEC_WEBSOCKET_PROTOCOL : -1;
+    case 24:
+        return name_is(s, n, "sec-websocket-extensions") ? WS_H_SEC_WEBSOCKET_EXTENSIONS : -1;
+    default:
+        return -1;
+    }
+}
+
 /*
 ** Header lines up to and including the blank line that ends the head
 ** (RFC 9112 §5: field-name ":" OWS field-value OWS). The value is kept
-** without the whitespace around it.
+** without the whitespace around it; the known names are noted (h->known).
 */
 static int parse_headers(struct cursor *c, struct ws_http_head *h)
 {
     h->num_headers = 0;
     for (;;) {
         struct ws_http_header *hd;
-        const char *vend;
-        int rc;
+        const char *p, *end = c->end, *vend;
+        int rc, k;
 
-        if (c->p == c->end)
+        if (c->p == end)
             return out_of_input(c);
         if (*c->p == '\r' || *c->p == '\n')
             return expect_eol(c);             /* the blank line: done */
@@ -202,28 +307,39 @@ static int parse_headers(struct cursor *c, struct ws_http_head *h)
         rc = parse_token(c, &hd->name, &hd->name_len, ':');
         if (rc != WS_OK)
             return rc;
-        while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
-            c->p++;
-        hd->value = c->p;
-        vend = c->p;
-        for (;;) {
-            if (c->p == c->end)
+        p = c->p;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        hd->value = vend = p;
+        for (;;) {                            /* runs of visible bytes, with SP/HTAB between */
+            const char *run = p;
+            p = value_run(p, end);
+            if (p != run)
+                vend = p;
+            if (p == end) {
+                c->p = p;
                 return out_of_input(c);
-            unsigned char ch = (unsigned char)*c->p;
-            if (ch > ' ' && ch != 0x7F) {     /* VCHAR or obs-text: most bytes */
-                vend = ++c->p;
-                continue;
             }
-            if (ch == '\r' || ch == '\n')
+            if (*p == '\r' || *p == '\n')
                 break;
-            if (!is_field_char(ch))
-                return WS_EHTTP;
-            c->p++;                           /* SP or HTAB: not the value's end */
+            if (*p != ' ' && *p != '\t') {
+                c->p = p;
+                return WS_EHTTP;              /* a control byte or DEL */
+            }
+            p++;
         }
         hd->value_len = (size_t)(vend - hd->value);
+        c->p = p;
         rc = expect_eol(c);
         if (rc != WS_OK)
             return rc;
+        k = known_name(hd->name, hd->name_len);
+        if (k >= 0) {
+            if (!h->known[k])
+                h->known[k] = (uint8_t)(h->num_headers + 1);
+            else
+                h->repeated |= (uint16_t)(1u << k);
+        }
         h->num_headers++;
     }
 }
@@ -243,6 +359,8 @@ static void begin(struct cursor *c, const char *buf, size_t len, struct ws_http_
     h->reason_len = 0;
     h->minor_version = 0;
     h->num_headers = 0;
+    memset(h->known, 0, sizeof h->known);
+    h->repeated = 0;
 }
 
 /*
@@ -442,6 +560,8 @@ int ws_http_body_framing(const struct ws_http_head *h, int *kind, uint64_t *len,
 
     *kind = WS_BODY_NONE;
     *len = 0;
+    if (!h->known[WS_H_CONTENT_LENGTH] && !h->known[WS_H_TRANSFER_ENCODING])
+        goto out;   /* no body (every upgrade request) */
     for (size_t i = 0; i < h->num_headers; i++) {
         const struct ws_http_header *hd = &h->headers[i];
 

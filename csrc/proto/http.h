@@ -30,6 +30,30 @@ struct ws_http_header {
     size_t value_len;
 };
 
+/* The header names the handshake and the body's framing look for. The
+ * parser notes the first header of each, and whether one came again, so
+ * finding it is no scan of the head (ws_http_known). */
+enum ws_http_known {
+    WS_H_HOST,
+    WS_H_UPGRADE,
+    WS_H_CONNECTION,
+    WS_H_ORIGIN,
+    WS_H_EXPECT,
+    WS_H_CONTENT_LENGTH,
+    WS_H_TRANSFER_ENCODING,
+    WS_H_SEC_WEBSOCKET_KEY,
+    WS_H_SEC_WEBSOCKET_VERSION,
+    WS_H_SEC_WEBSOCKET_PROTOCOL,
+    WS_H_SEC_WEBSOCKET_EXTENSIONS,
+    WS_H_SEC_WEBSOCKET_ACCEPT,
+    WS_H_FORWARDED,
+    WS_H_X_FORWARDED_FOR,
+    WS_H_X_FORWARDED_PROTO,
+    WS_HTTP_KNOWN
+};
+
+_Static_assert(LUAWS_MAX_HEADERS < 255, "ws_http_head.known holds 1 + a header's index in a byte");
+
 struct ws_http_head {
     /* request: method + target; response: status + reason */
     const char *method;   size_t method_len;
@@ -38,6 +62,8 @@ struct ws_http_head {
     const char *reason;   size_t reason_len;
     int minor_version;                          /* 1 for HTTP/1.1 */
     size_t num_headers;
+    uint8_t known[WS_HTTP_KNOWN];   /* 1 + the index of the first header of each known name, 0: none */
+    uint16_t repeated;              /* bit k: known name k came more than once */
     struct ws_http_header headers[LUAWS_MAX_HEADERS];
 };
 
@@ -49,6 +75,23 @@ int ws_http_parse_response(const char *buf, size_t len, struct ws_http_head *h);
 
 /* The value of the first header called name (case-insensitive), or NULL. */
 const char *ws_http_header(const struct ws_http_head *h, const char *name, size_t *value_len);
+
+/* The first header of known name k (enum ws_http_known), or NULL. */
+static inline const struct ws_http_header *ws_http_known(const struct ws_http_head *h, int k)
+{
+    return h->known[k] ? &h->headers[h->known[k] - 1] : NULL;
+}
+
+/* Its value, with *value_len (if value_len is not NULL), or NULL. */
+static inline const char *ws_http_known_value(const struct ws_http_head *h, int k, size_t *value_len)
+{
+    const struct ws_http_header *hd = ws_http_known(h, k);
+    if (!hd)
+        return NULL;
+    if (value_len)
+        *value_len = hd->value_len;
+    return hd->value;
+}
 
 /* The next header called name (case-insensitive) after prev, one of h's
  * (NULL: from the first), or NULL: every repeat of a header in order. */
