@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "proto/addr.h"
@@ -377,6 +378,31 @@ static void test_http(void)
     CHECK(key != NULL && ws_accept_key(key, klen, accept) == WS_OK);
     CHECK(strcmp(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
     CHECK(ws_handshake_check(&h, NULL) == 0);
+}
+
+/* The accept key and the client key against OpenSSL's own SHA-1 and base64
+ * (EVP_Digest, EVP_EncodeBlock), for keys of every length up to 40. */
+static void test_keys(void)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char key[41], cat[100], accept[WS_ACCEPT_LEN + 1], want[64], client[WS_KEY_LEN + 1];
+    unsigned char md[EVP_MAX_MD_SIZE], raw[32];
+    unsigned mdlen = 0;
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t i = 0; i < n; i++)
+            key[i] = (char)('A' + (i * 7 + n) % 26);
+        memcpy(cat, key, n);
+        memcpy(cat + n, guid, sizeof guid - 1);
+        CHECK(EVP_Digest(cat, n + sizeof guid - 1, md, &mdlen, EVP_sha1(), NULL) && mdlen == 20);
+        EVP_EncodeBlock((unsigned char *)want, md, 20);
+        CHECK(ws_accept_key(key, n, accept) == WS_OK && strcmp(accept, want) == 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        CHECK(ws_client_key(client) == WS_OK && strlen(client) == WS_KEY_LEN);
+        CHECK(EVP_DecodeBlock(raw, (const unsigned char *)client, WS_KEY_LEN) == 18);
+        EVP_EncodeBlock((unsigned char *)want, raw, 16);   /* the 16 bytes give the same text */
+        CHECK(strcmp(client, want) == 0);
+    }
 }
 
 /* The index of known header names, and the word-at-a-time scans behind it
@@ -1395,6 +1421,7 @@ int main(void)
     test_mask_utf8();
     test_http();
     test_http_known();
+    test_keys();
     test_chunked();
     test_body_framing();
     test_pmd_negotiate();

@@ -36,11 +36,23 @@ int ws_handshake_is_upgrade(const struct ws_http_head *req)
     return header_has_token(req, WS_H_UPGRADE, "websocket");
 }
 
-/* RFC 4648 §4 alphabet, without the pad. */
+/* RFC 4648 §4: the bytes of the alphabet (the pad is not one). */
+#define A1(c) [c] = 1
+static const unsigned char b64_char[256] = {
+    A1('A'), A1('B'), A1('C'), A1('D'), A1('E'), A1('F'), A1('G'), A1('H'), A1('I'), A1('J'),
+    A1('K'), A1('L'), A1('M'), A1('N'), A1('O'), A1('P'), A1('Q'), A1('R'), A1('S'), A1('T'),
+    A1('U'), A1('V'), A1('W'), A1('X'), A1('Y'), A1('Z'),
+    A1('a'), A1('b'), A1('c'), A1('d'), A1('e'), A1('f'), A1('g'), A1('h'), A1('i'), A1('j'),
+    A1('k'), A1('l'), A1('m'), A1('n'), A1('o'), A1('p'), A1('q'), A1('r'), A1('s'), A1('t'),
+    A1('u'), A1('v'), A1('w'), A1('x'), A1('y'), A1('z'),
+    A1('0'), A1('1'), A1('2'), A1('3'), A1('4'), A1('5'), A1('6'), A1('7'), A1('8'), A1('9'),
+    A1('+'), A1('/'),
+};
+#undef A1
+
 static int is_base64_char(char ch)
 {
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')
-        || (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+    return b64_char[(unsigned char)ch];
 }
 
 /*

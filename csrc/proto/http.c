@@ -460,6 +460,8 @@ int ws_http_has_token(const char *value, size_t len, const char *token)
 
     if (tlen == 0)
         return 0;
+    if (len == tlen && ascii_ieq(value, token, tlen))
+        return 1;                               /* the list is the token alone: the common case */
     while (i < len) {
         size_t start, end;
 
