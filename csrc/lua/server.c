@@ -284,18 +284,6 @@ static int lserver_current_request(lua_State *L)
     return 1;
 }
 
-/*
-** A request head arrived: hand it to the server's on_request function,
-**   on_request(req)                 a plain request (req.body holds its body)
-**   on_request(false, path, origin) an upgrade (core.current_request makes
-**                                    its table when the policy needs one)
-** which answers
-**   true, handlers [, protocol [, headers [, fields]]]   to accept the
-**     upgrade (fields: the request table, which becomes the connection's
-**     fields: ws.data, ws.params), or
-**   false, status [, headers [, body]]   for any other answer, body a
-**     string, or a function returning the next piece or nil (streamed).
-*/
 /* The known answer for an upgrade to path[0..len), or NULL: ask the policy. */
 static const struct lserver_known *lserver_known_find(const struct lserver *ls, const char *path,
                                                       size_t len, const struct ws_http_head *h)
@@ -365,6 +353,21 @@ static int lserver_open(lua_State *L, struct lserver *ls, struct conn *c,
     return l->handlers_ref;
 }
 
+/*
+** A request head arrived: hand it to the server's on_request function,
+**   on_request(req)                 a plain request (req.body holds its body)
+**   on_request(false, path, origin) an upgrade (core.current_request makes
+**                                    its table when the policy needs one)
+** which answers
+**   true, handlers [, protocol [, headers [, fields [, compression [, scope]]]]]
+**     to accept the upgrade (fields: the request table, which becomes the
+**     connection's fields: ws.data, ws.params; compression: the route's
+**     own; scope: "any" or "bare" when the answer holds for the path alone,
+**     see struct lserver_known), or
+**   false, status [, headers [, body]]   for any other answer, body a
+**     string, or a function returning the next piece or nil (streamed).
+** An upgrade to a path with a kept answer opens without the call.
+*/
 static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int upgrade,
                                const char *head, size_t head_len)
 {
@@ -377,13 +380,14 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
         const char *q = memchr(h->target, '?', h->target_len);
         size_t plen = q ? (size_t)(q - h->target) : h->target_len;
         const struct lserver_known *k = lserver_known_find(ls, h->target, plen, h);
-        struct lserver_current saved = current;   /* a hook may run the loop */
+        struct lserver_current saved;
         if (k) {
             lws_pushref(L, k->handlers_ref);
             lserver_open(L, ls, c, h, head, head_len, top + 1, k->handlers_ref, NULL, "", 0, 0);
             lua_settop(L, top);
             return;
         }
+        saved = current;   /* a hook may run the loop */
         lua_pushboolean(L, 0);
         req = lua_gettop(L);
         lserver_push_handler(L, &ls->s);
