@@ -759,8 +759,6 @@ void lws_conn_on_drain(struct conn *c)
         lconn_end(L, c, h, "drain handler", 1);
 }
 
-/* close(ws, code, reason, token): token is nil after a close handshake, else
- * what ended the connection ("timeout", "io", "tls", "refused", ...). */
 /* Push what a receive on a closed connection says: "receive: the
  * connection is closed (code reason)", without the parentheses when code is
  * negative (none known). The one wording for C's wake of a parked receive
@@ -791,6 +789,8 @@ static int lconn_closed_message(lua_State *L)
     return 1;
 }
 
+/* close(ws, code, reason, token): token is nil after a close handshake, else
+ * what ended the connection ("timeout", "io", "tls", "refused", ...). */
 void lws_conn_on_close(struct conn *c, unsigned code, const char *reason, size_t len, int err)
 {
     lua_State *L = lws_main;
