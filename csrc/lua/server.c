@@ -374,11 +374,11 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
     lua_State *L = lws_main;
     struct lserver *ls = lserver_of(c);
     int top = lua_gettop(L), req, ok;
+    const char *q = memchr(h->target, '?', h->target_len);
+    size_t plen = q ? (size_t)(q - h->target) : h->target_len;   /* the path's */
 
     if (upgrade) {
         /* no request table: the policy reads the path and the origin */
-        const char *q = memchr(h->target, '?', h->target_len);
-        size_t plen = q ? (size_t)(q - h->target) : h->target_len;
         const struct lserver_known *k = lserver_known_find(ls, h->target, plen, h);
         struct lserver_current saved;
         if (k) {
@@ -447,11 +447,8 @@ static void lserver_on_request(struct conn *c, const struct ws_http_head *h, int
             lua_settop(L, top);
             return;
         }
-        if (lua_type(L, req + 7) == LUA_TSTRING) {
-            const char *q = memchr(h->target, '?', h->target_len);
-            lserver_known_add(ls, h->target, q ? (size_t)(q - h->target) : h->target_len, ref,
-                              lua_tostring(L, req + 7));
-        }
+        if (lua_type(L, req + 7) == LUA_TSTRING)
+            lserver_known_add(ls, h->target, plen, ref, lua_tostring(L, req + 7));
         if (lua_istable(L, req + 5)) {
             /* the upgrade hook gave the connection its data, or the route
              * its params: keep the table */
