@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "io/conn.h"
 #include "io/conn_int.h"
@@ -487,12 +486,10 @@ void conn_http_release(struct conn *c)
 /* Does any Connection header of h list token? (RFC 9110 §7.6.1) */
 static int http_connection_has(const struct ws_http_head *h, const char *token)
 {
-    for (size_t i = 0; i < h->num_headers; i++) {
-        const struct ws_http_header *hd = &h->headers[i];
-        if (hd->name_len == 10 && strncasecmp(hd->name, "connection", 10) == 0 &&
-            ws_http_has_token(hd->value, hd->value_len, token))
+    const struct ws_http_header *hd = NULL;
+    while ((hd = ws_http_header_next(h, "connection", hd)) != NULL)
+        if (ws_http_has_token(hd->value, hd->value_len, token))
             return 1;
-    }
     return 0;
 }
 
